@@ -1,0 +1,77 @@
+"""The ``replay`` command: a thin click layer over the library, one module per command group.
+
+Library errors (:class:`replay.errors.ReplayError`) become one ``Error: ...`` line on
+stderr with the error's exit code (2 for bad input, 3 for a run that did not
+complete); anything unexpected too, except under pytest or with REPLAY_RAISE_ERRORS,
+where the traceback is kept so bugs are never hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from replay import __version__
+
+
+class ReplayClickError(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _raise_errors() -> bool:
+    return bool(os.environ.get("REPLAY_RAISE_ERRORS")) or "pytest" in sys.modules and getattr(sys, "_called_from_test", False)
+
+
+class ReplayGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        from replay.errors import ReplayError
+
+        try:
+            return super().invoke(ctx)
+        except ReplayError as exc:
+            raise ReplayClickError(str(exc), exc.exit_code) from exc
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, BrokenPipeError):
+            raise
+        except Exception as exc:
+            if _raise_errors():
+                raise
+            raise ReplayClickError(f"unexpected {type(exc).__name__}: {exc}", 1) from exc
+
+
+@click.group(cls=ReplayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="replay")
+def cli() -> None:
+    """Replay production LLM traffic against a candidate model, store every outcome, and decide.
+
+    \b
+    Quick start (no API key, no network):
+      replay demo
+    Ad-hoc comparison:
+      replay run --logs prod.jsonl --candidate-url http://127.0.0.1:8000/v1 --candidate-model m
+    """
+
+
+def _register() -> None:
+    from replay.cli import demo, export, logs, run, runs
+
+    for module in (run, runs, export, logs, demo):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli(prog_name="replay")
+    except BrokenPipeError:
+        # The reader went away (``replay export ... | head``): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)

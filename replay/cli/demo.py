@@ -1,0 +1,83 @@
+"""``replay demo`` and ``replay mock-server``: the bundled local endpoint."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+
+from replay.cli.options import open_store, store_option
+
+DEMO_SCENARIO = os.path.join("scenarios", "demo.yaml")
+
+
+@click.command(name="demo")
+@click.option("--scenario", "scenario_path", default=DEMO_SCENARIO, show_default=True, type=click.Path(dir_okay=False))
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@store_option
+def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
+    """Replay the bundled demo log against a local mock endpoint: no key, no network.
+
+    Starts an OpenAI-compatible server on 127.0.0.1 (a free port), points the demo
+    scenario's arms at it, and runs it through the real HTTP path: streaming,
+    rate limits, retries and the store.
+
+    \b
+    Example:
+      replay demo
+    """
+    from replay.config import load_scenario
+    from replay.mockserver import MockServer, ServerConfig, answers_from_log
+    from replay.progress import make_reporter
+    from replay.readers import resolve_log_paths
+    from replay.runner import Engine
+
+    if not os.path.exists(scenario_path):
+        raise click.UsageError(f"{scenario_path} not found: run 'replay demo' from the repository's top folder")
+    scenario = load_scenario(scenario_path)
+    answers: dict[str, str] = {}
+    for path in resolve_log_paths(scenario.logs, scenario.search_dirs):
+        answers.update(answers_from_log(path))
+    with MockServer(ServerConfig(latency_ms=120, answers=answers)) as server:
+        click.echo(f"demo: local OpenAI-compatible endpoint at {server.base_url}", err=True)
+        overrides = {"candidate.base_url": server.base_url}
+        if scenario.production is not None:
+            overrides["production.base_url"] = server.base_url
+        scenario = load_scenario(scenario_path, overrides)
+        store = open_store(store_path)
+        summary = Engine(scenario, store, reporter=make_reporter(quiet)).run()
+    from replay.cli.run import _summary_text
+
+    click.echo(_summary_text(store, summary, store_path))
+    click.echo(f"next: replay export {summary.run_id} --format csv --store {store_path}", err=True)
+
+
+@click.command(name="mock-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--latency-ms", default=50.0, show_default=True, type=float, help="Time to answer each request.")
+@click.option("--rpm", type=float, help="Enforce this many requests per minute (in one-second windows).")
+@click.option("--answers", "answers_log", type=click.Path(exists=True, dir_okay=False), help="Answer with the texts of this shadow log.")
+def mock_server_command(host: str, port: int, latency_ms: float, rpm: float | None, answers_log: str | None) -> None:
+    """Serve a scripted OpenAI-compatible chat endpoint until Ctrl-C (for trying replay out).
+
+    \b
+    Example:
+      replay mock-server --port 8000 --answers fixtures/logs/support.jsonl
+    """
+    from replay.mockserver import MockServer, ServerConfig, answers_from_log
+
+    answers = answers_from_log(answers_log) if answers_log else {}
+    server = MockServer(ServerConfig(latency_ms=latency_ms, rpm=rpm, answers=answers), host=host, port=port).start()
+    click.echo(f"serving {server.base_url} (Ctrl-C to stop)", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+COMMANDS = [demo_command, mock_server_command]

@@ -1,0 +1,309 @@
+"""Scenario files: strict YAML with every key checked, and flags layered on top.
+
+Precedence: command-line flag, then the scenario file, then the defaults below.
+Secrets never appear here: an arm names the environment variable holding its key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from replay.errors import ScenarioError
+from replay.sampling import SampleSpec
+
+DEFAULT_PARAMS: dict[str, Any] = {"temperature": 0, "seed": 1234}
+BASELINE_MODES = ("logged", "fresh")
+
+
+@dataclass(frozen=True)
+class Limits:
+    concurrency: int = 16
+    rpm: float | None = None
+    tpm: float | None = None
+    timeout_s: float = 120.0
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class Arm:
+    """An endpoint to replay against: the candidate, or production for a fresh baseline."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: bool = True
+    limits: Limits = Limits()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    logs: tuple[str, ...]
+    candidate: Arm
+    sample: SampleSpec = SampleSpec()
+    baseline: str = "logged"
+    production: Arm | None = None
+    budget_usd: float | None = None
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    log_format: str = "shadow"
+    search_dirs: tuple[str, ...] = (".",)
+    """Relative log paths resolve against the working directory, then the scenario's folder."""
+    source: str = "<flags>"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The scenario as stored with a run: enough to resume it, and no secret."""
+        return asdict(self)
+
+    def without_streaming(self) -> "Scenario":
+        production = replace(self.production, stream=False) if self.production else None
+        return replace(self, candidate=replace(self.candidate, stream=False), production=production)
+
+    def digest(self) -> str:
+        blob = json.dumps(self.snapshot(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# --- the schema: key -> (accepted types, description used in messages) ---------------
+
+_NUM = (int, float)
+_LIMIT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "concurrency": ((int,), "a positive integer"),
+    "rpm": (_NUM, "a positive number"),
+    "tpm": (_NUM, "a positive number"),
+    "timeout_s": (_NUM, "a positive number"),
+    "max_attempts": ((int,), "a positive integer"),
+    "budget_usd": (_NUM, "a positive number"),
+}
+_ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "base_url": ((str,), "a URL string"),
+    "model": ((str,), "a model name"),
+    "api_key_env": ((str,), "an environment variable name"),
+    "params": ((dict,), "a mapping of request parameters"),
+    "headers": ((dict,), "a mapping of header names to strings"),
+    "stream": ((bool,), "true or false"),
+    "limits": ((dict,), "a mapping of limits"),
+}
+_SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "rate": (_NUM, "a number in (0, 1]"),
+    "max": ((int,), "a positive integer"),
+    "seed": ((int,), "an integer"),
+}
+_TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a string"),
+    "logs": ((str, list), "a path, a glob or a list of them"),
+    "format": ((str,), "a log format name"),
+    "sample": ((dict,), "a mapping with rate, max and seed"),
+    "baseline": ((str,), "'logged' or 'fresh'"),
+    "production": ((dict,), "an endpoint mapping"),
+    "candidate": ((dict,), "an endpoint mapping"),
+    "limits": ((dict,), "a mapping of limits"),
+    "prices": ((dict,), "a mapping of model to {input, output} USD per million tokens"),
+}
+
+
+class _Checker:
+    """Validates one mapping at a time, naming the file and the dotted key in errors."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> ScenarioError:
+        return ScenarioError(f"{self.source}: {key}: {message}")
+
+    def mapping(self, data: Any, prefix: str, schema: dict[str, tuple[tuple[type, ...], str]]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(prefix.rstrip(".") or "(top level)", "expected a mapping")
+        for key, value in data.items():
+            dotted = f"{prefix}{key}"
+            if key not in schema:
+                hint = difflib.get_close_matches(str(key), list(schema), n=1)
+                suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
+                raise self.fail(dotted, f"unknown key{suggestion}")
+            kinds, description = schema[key]
+            if value is None:
+                continue
+            if isinstance(value, bool) and bool not in kinds:
+                raise self.fail(dotted, f"expected {description}, got {value!r}")
+            if not isinstance(value, kinds):
+                raise self.fail(dotted, f"expected {description}, got {value!r}")
+            if description.startswith("a positive") and value <= 0:
+                raise self.fail(dotted, f"expected {description}, got {value!r}")
+        return {key: value for key, value in data.items() if value is not None}
+
+
+def load_scenario_data(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{where}: invalid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (``candidate.model``, ``limits.rpm``) on a copy of ``data``."""
+    merged = json.loads(json.dumps(data, default=str))
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = merged
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[leaf] = value
+    return merged
+
+
+def build_scenario(
+    data: dict[str, Any], source: str = "<flags>", search_dirs: tuple[str, ...] = (".",)
+) -> Scenario:
+    check = _Checker(source)
+    top = check.mapping(data, "", _TOP_KEYS)
+    if "candidate" not in top:
+        raise check.fail("candidate", "missing required key (or pass --candidate-url and --candidate-model)")
+    if "logs" not in top:
+        raise check.fail("logs", "missing required key (or pass --logs)")
+    logs = top["logs"]
+    logs = (logs,) if isinstance(logs, str) else tuple(logs)
+    if not logs or not all(isinstance(item, str) for item in logs):
+        raise check.fail("logs", "expected a path, a glob or a list of them")
+
+    limits_data = check.mapping(top.get("limits", {}), "limits.", _LIMIT_KEYS)
+    budget = limits_data.pop("budget_usd", None)
+    limits = _limits(limits_data, Limits())
+
+    baseline = top.get("baseline", "logged")
+    if baseline not in BASELINE_MODES:
+        raise check.fail("baseline", f"expected 'logged' or 'fresh', got {baseline!r}")
+    candidate = _arm(check, top["candidate"], "candidate.", limits)
+    production = _arm(check, top["production"], "production.", limits) if "production" in top else None
+    if baseline == "fresh" and production is None:
+        raise check.fail("production", "required when baseline is 'fresh'")
+
+    sample = _sample(check, top.get("sample", {}))
+    prices = _prices(check, top.get("prices", {}))
+    name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
+    return Scenario(
+        name=name,
+        logs=logs,
+        candidate=candidate,
+        sample=sample,
+        baseline=baseline,
+        production=production,
+        budget_usd=budget,
+        prices=prices,
+        log_format=top.get("format", "shadow"),
+        search_dirs=search_dirs,
+        source=source,
+    )
+
+
+def _limits(data: dict[str, Any], base: Limits) -> Limits:
+    merged = {**asdict(base), **data}
+    merged["concurrency"] = int(merged["concurrency"])
+    merged["max_attempts"] = int(merged["max_attempts"])
+    return Limits(**merged)
+
+
+def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
+    arm = check.mapping(data, prefix, _ARM_KEYS)
+    for required in ("base_url", "model"):
+        if required not in arm:
+            raise check.fail(f"{prefix}{required}", "missing required key")
+    if not arm["base_url"].startswith(("http://", "https://")):
+        raise check.fail(f"{prefix}base_url", f"expected an http(s) URL, got {arm['base_url']!r}")
+    for name, value in arm.get("headers", {}).items():
+        if not isinstance(value, str):
+            raise check.fail(f"{prefix}headers.{name}", "expected a string")
+        if name.lower() == "authorization" and "${" not in value:
+            raise check.fail(
+                f"{prefix}headers.{name}",
+                "write secrets as ${ENV_VAR} (or use api_key_env), never in the file",
+            )
+    arm_limits = check.mapping(arm.pop("limits", {}), f"{prefix}limits.", _LIMIT_KEYS)
+    if "budget_usd" in arm_limits:
+        raise check.fail(f"{prefix}limits.budget_usd", "the budget is for the whole run: set it under the top-level limits")
+    params = {**DEFAULT_PARAMS, **arm.get("params", {})}
+    return Arm(
+        base_url=arm["base_url"].rstrip("/"),
+        model=arm["model"],
+        api_key_env=arm.get("api_key_env"),
+        params=params,
+        headers=dict(arm.get("headers", {})),
+        stream=arm.get("stream", True),
+        limits=_limits(arm_limits, limits),
+    )
+
+
+def _sample(check: _Checker, data: Any) -> SampleSpec:
+    sample = check.mapping(data, "sample.", _SAMPLE_KEYS)
+    rate = float(sample.get("rate", 1.0))
+    if not 0 < rate <= 1:
+        raise check.fail("sample.rate", f"expected a number in (0, 1], got {rate!r}")
+    return SampleSpec(rate=rate, max=sample.get("max"), seed=int(sample.get("seed", 0)))
+
+
+def _prices(check: _Checker, data: dict[str, Any]) -> dict[str, dict[str, float]]:
+    prices: dict[str, dict[str, float]] = {}
+    for model, entry in data.items():
+        if not isinstance(entry, dict) or set(entry) - {"input", "output"} or not entry:
+            raise check.fail(f"prices.{model}", "expected {input: USD per 1M tokens, output: USD per 1M tokens}")
+        for side, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise check.fail(f"prices.{model}.{side}", f"expected a non-negative number, got {value!r}")
+        prices[str(model)] = {side: float(value) for side, value in entry.items()}
+    return prices
+
+
+def load_scenario(path: str | None, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read a scenario file (or none, for ad-hoc runs) and apply flag overrides."""
+    overrides = dict(overrides or {})
+    cwd = os.getcwd()
+    if path is None:
+        data: dict[str, Any] = {}
+        source, search_dirs = "<flags>", (cwd,)
+    else:
+        data = load_scenario_data(path)
+        source, search_dirs = path, (cwd, os.path.dirname(os.path.abspath(path)))
+    if overrides.get("logs") is not None:
+        overrides["logs"] = [os.path.abspath(p) for p in overrides["logs"]]
+    return build_scenario(apply_overrides(data, overrides), source=source, search_dirs=search_dirs)
+
+
+def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
+    """Rebuild a stored scenario for ``--resume``."""
+    snap = dict(snapshot)
+
+    def arm(data: dict[str, Any] | None) -> Arm | None:
+        if data is None:
+            return None
+        return Arm(**{**data, "limits": Limits(**data["limits"])})
+
+    snap["candidate"] = arm(snap["candidate"])
+    snap["production"] = arm(snap.get("production"))
+    snap["sample"] = SampleSpec(**snap["sample"])
+    snap["logs"] = tuple(snap["logs"])
+    snap["search_dirs"] = tuple(snap["search_dirs"])
+    return Scenario(**snap)

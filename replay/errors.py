@@ -1,0 +1,76 @@
+"""Exceptions raised by the library; the CLI turns them into one-line messages.
+
+    ReplayError
+    ├── InputError          bad input from the user: exit code 2
+    │   ├── LogFormatError      a malformed shadow-log line (carries path and line)
+    │   ├── ScenarioError       a bad scenario key or value (carries path and key)
+    │   └── StoreError          unknown run id, unreadable store
+    └── RunIncomplete       the run stopped before every request had an outcome: exit code 3
+        ├── ArmStopped          a fatal provider answer (401/403, insufficient_quota)
+        ├── EndpointUnreachable an arm never reached its endpoint (exit code 2: a bad URL)
+        ├── BudgetExhausted     the next request would have passed ``budget_usd``
+        └── Interrupted         Ctrl-C or SIGTERM
+"""
+
+from __future__ import annotations
+
+
+class ReplayError(Exception):
+    """Base class of every error the CLI reports without a traceback."""
+
+    exit_code = 1
+
+
+class InputError(ReplayError):
+    """The user's input (a file, a flag, a key) is wrong; nothing was sent."""
+
+    exit_code = 2
+
+
+class LogFormatError(InputError):
+    """A shadow-log line that cannot be read as a record."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path, self.line, self.reason = path, line, reason
+        super().__init__(f"{path}:{line}: {reason}")
+
+
+class ScenarioError(InputError):
+    """A scenario key that is unknown, missing or of the wrong type."""
+
+
+class StoreError(InputError):
+    """The store cannot answer the question asked (unknown run, bad path)."""
+
+
+class RunIncomplete(ReplayError):
+    """The run ended before every sampled request had an outcome; it can be resumed."""
+
+    exit_code = 3
+    status = "failed"
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class ArmStopped(RunIncomplete):
+    """An arm got an answer that retrying cannot fix (bad key, no quota)."""
+
+
+class EndpointUnreachable(RunIncomplete):
+    """An arm failed every request it sent on connection errors: a wrong URL or a dead server."""
+
+    exit_code = 2
+
+
+class BudgetExhausted(RunIncomplete):
+    """Dispatching stopped because the next request could pass ``budget_usd``."""
+
+    status = "budget_exhausted"
+
+
+class Interrupted(RunIncomplete):
+    """Ctrl-C or SIGTERM stopped dispatching."""
+
+    status = "interrupted"

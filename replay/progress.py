@@ -1,0 +1,83 @@
+"""Progress for ``replay run``: a live rich bar on a terminal, plain lines elsewhere.
+
+Everything here goes to stderr, so stdout stays clean for data.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+from replay.runner import Reporter
+from replay.types import Outcome
+
+
+class PlainReporter(Reporter):
+    """For CI logs and pipes: a line at the start, warnings, and nothing per request."""
+
+    def __init__(self, stream: IO[str] | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.errors = 0
+
+    def start(self, run_id: str, planned: int, to_send: int, resumed: bool) -> None:
+        if not self.quiet:
+            verb = "resuming" if resumed else "run"
+            print(f"{verb} {run_id}: {planned} sampled requests, {to_send} to send", file=self.stream)
+
+    def outcome(self, outcome: Outcome, spent_usd: float) -> None:
+        self.errors += outcome.status != "ok"
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=self.stream)
+
+
+class RichReporter(Reporter):
+    """done/total, rate, ETA, errors and spend, redrawn in place on a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>6.1f} req/s"),
+            TextColumn("errors {task.fields[errors]}"),
+            TextColumn("${task.fields[spent]:.4f}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task = None
+        self.errors = 0
+        self.done = 0
+        self.t0 = time.monotonic()
+
+    def start(self, run_id: str, planned: int, to_send: int, resumed: bool) -> None:
+        self.console.print(f"{'resuming' if resumed else 'run'} [bold]{run_id}[/]: {planned} sampled requests, {to_send} to send")
+        self.progress.start()
+        self.task = self.progress.add_task("replaying", total=to_send, rate=0.0, errors=0, spent=0.0)
+        self.t0 = time.monotonic()
+
+    def outcome(self, outcome: Outcome, spent_usd: float) -> None:
+        self.done += 1
+        self.errors += outcome.status != "ok"
+        rate = self.done / max(time.monotonic() - self.t0, 1e-6)
+        if self.task is not None:
+            self.progress.update(self.task, advance=1, rate=rate, errors=self.errors, spent=spent_usd)
+
+    def warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(quiet: bool) -> Reporter:
+    if not quiet and sys.stderr.isatty() and sys.stdout.isatty():
+        return RichReporter()
+    return PlainReporter(quiet=quiet)

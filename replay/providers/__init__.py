@@ -1,0 +1,14 @@
+"""Providers: how one attempt of a request reaches an endpoint.
+
+A provider sends one attempt and returns a :class:`~replay.types.Completion` or raises
+:class:`ProviderError`; retries, pacing and storage belong to the runner. Providers
+register by name; the OpenAI-compatible one is registered the same way future
+providers (Anthropic Messages) will be.
+"""
+
+from __future__ import annotations
+
+from replay.providers.base import PROVIDERS, Provider, ProviderError, get_provider, register_provider
+from replay.providers import openai_compat as _openai_compat  # noqa: F401  registers "openai"
+
+__all__ = ["PROVIDERS", "Provider", "ProviderError", "get_provider", "register_provider"]

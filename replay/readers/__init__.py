@@ -1,0 +1,28 @@
+"""Log readers: turn a source of past production traffic into :class:`LogRecord` objects.
+
+Readers register by format name; the built-in shadow JSON Lines reader uses the same
+registry later sources (OpenAI Batch files, LiteLLM, Langfuse...) will use.
+"""
+
+from __future__ import annotations
+
+from replay.readers.base import (
+    READERS,
+    ReadStats,
+    Reader,
+    get_reader,
+    iter_records,
+    register_reader,
+    resolve_log_paths,
+)
+from replay.readers import shadow as _shadow  # noqa: F401  registers "shadow"
+
+__all__ = [
+    "READERS",
+    "ReadStats",
+    "Reader",
+    "get_reader",
+    "iter_records",
+    "register_reader",
+    "resolve_log_paths",
+]

@@ -1,0 +1,398 @@
+"""The replay engine: sampled log records → paced, retried requests → stored outcomes.
+
+Data flows one way. A dispatcher streams the sampled records (constant memory) into
+one bounded queue per arm; each arm has ``concurrency`` workers that pace through the
+arm's :class:`~replay.ratelimit.Limiter`, retry per :mod:`replay.retry` and commit
+each outcome as it completes. With a fresh baseline, each record goes to both arms
+back to back, so both meet the same conditions. Never prints: progress goes to a
+:class:`Reporter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+from replay.config import Arm, Scenario
+from replay.errors import (
+    ArmStopped,
+    BudgetExhausted,
+    EndpointUnreachable,
+    InputError,
+    Interrupted,
+    RunIncomplete,
+)
+from replay.pricing import PriceTable
+from replay.providers import Provider, ProviderError, get_provider
+from replay.providers.stream import completion_from_body
+from replay.ratelimit import Limiter
+from replay.readers import ReadStats, iter_records, resolve_log_paths
+from replay.retry import decide
+from replay.sampling import select_ids
+from replay.store import Store, new_run_id
+from replay.tokens import count_text_tokens, estimate_prompt_tokens
+from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
+
+PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction"})
+UNREACHABLE_AFTER = 3
+"""Requests that failed on connection errors, with no success yet, before an arm gives up."""
+
+
+class Reporter:
+    """Receives progress events; the CLI renders them. The default ignores them."""
+
+    def start(self, run_id: str, planned: int, to_send: int, resumed: bool) -> None: ...
+    def outcome(self, outcome: Outcome, spent_usd: float) -> None: ...
+    def warn(self, message: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    status: str
+    planned: int
+    sent: int
+    errors: int
+    spent_usd: float
+    invalid_lines: int
+    message: str | None = None
+
+
+@dataclass
+class _ArmState:
+    name: str
+    arm: Arm
+    provider: Provider
+    limiter: Limiter
+    queue: asyncio.Queue[Any]
+    successes: int = 0
+    unreachable: list[Outcome] = field(default_factory=list)
+
+
+ProviderFactory = Callable[[str, Arm], Provider]
+
+
+def default_provider_factory(name: str, arm: Arm) -> Provider:
+    api_key = None
+    if arm.api_key_env:
+        api_key = os.environ.get(arm.api_key_env)
+        if not api_key:
+            raise InputError(f"{name}.api_key_env: the environment variable {arm.api_key_env} is not set")
+    return get_provider("openai")(
+        base_url=arm.base_url,
+        model=arm.model,
+        params=arm.params,
+        api_key=api_key,
+        headers=arm.headers,
+        stream=arm.stream,
+        max_connections=arm.limits.concurrency,
+    )
+
+
+def scan(scenario: Scenario, skip_invalid: bool) -> tuple[list[str], set[str], ReadStats]:
+    """First pass over the logs: validate every line and pick the sample, before sending anything."""
+    paths = resolve_log_paths(scenario.logs, scenario.search_dirs)
+    stats = ReadStats()
+    ids = (record.id for record in iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats))
+    return paths, select_ids(ids, scenario.sample), stats
+
+
+class Engine:
+    def __init__(
+        self,
+        scenario: Scenario,
+        store: Store,
+        *,
+        run_id: str | None = None,
+        skip_invalid: bool = False,
+        reporter: Reporter | None = None,
+        provider_factory: ProviderFactory = default_provider_factory,
+    ) -> None:
+        self.scenario = scenario
+        self.store = store
+        self.resumed = run_id is not None
+        self.run_id = run_id or new_run_id()
+        self.skip_invalid = skip_invalid
+        self.reporter = reporter or Reporter()
+        self.provider_factory = provider_factory
+        self.prices = PriceTable(scenario.prices)
+        self.rng = random.Random()
+        self._stop: RunIncomplete | None = None
+        self._spent = 0.0
+        self._reserved = 0.0
+        self._sent = 0
+        self._errors = 0
+        self._unpriced: set[str] = set()
+
+    # --- public ---------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        """Run (or resume) to the end; raise a :class:`RunIncomplete` if it stopped early."""
+        paths, selected, stats = scan(self.scenario, self.skip_invalid)
+        arms = self._arms()
+        if self.resumed:
+            self.store.set_status(self.run_id, "running", ended=False)
+        else:
+            self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
+        self.store.set_planned(self.run_id, len(selected))
+        self._spent = self.store.spent(self.run_id)
+        try:
+            asyncio.run(self._main(paths, selected, arms))
+        finally:
+            self.reporter.stop()
+        status = "completed" if self._stop is None else self._stop.status
+        message = None if self._stop is None else str(self._stop)
+        self.store.set_status(self.run_id, status, message)
+        summary = RunSummary(self.run_id, status, len(selected), self._sent, self._errors, self._spent, stats.invalid, message)
+        if self._stop is not None:
+            self._stop.run_id = self.run_id
+            raise self._stop
+        return summary
+
+    # --- setup ------------------------------------------------------------------------
+
+    def _arms(self) -> list[tuple[str, Arm]]:
+        arms = [(ARM_CANDIDATE, self.scenario.candidate)]
+        if self.scenario.baseline == "fresh" and self.scenario.production is not None:
+            arms.append((ARM_PRODUCTION, self.scenario.production))
+        return arms
+
+    async def _main(self, paths: list[str], selected: set[str], arms: list[tuple[str, Arm]]) -> None:
+        states = []
+        for name, arm in arms:
+            provider = self.provider_factory(name, arm)
+            limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm)
+            states.append(_ArmState(name, arm, provider, limiter, asyncio.Queue(maxsize=arm.limits.concurrency)))
+        done = self.store.done_keys(self.run_id)
+        to_send = sum(1 for record_id in selected for name, _ in arms if (record_id, name) not in done)
+        self.reporter.start(self.run_id, len(selected), to_send, self.resumed)
+        tasks = [asyncio.ensure_future(self._dispatch(paths, selected, states, done))]
+        for state in states:
+            tasks += [asyncio.ensure_future(self._worker(state)) for _ in range(state.arm.limits.concurrency)]
+        restore = self._install_signal_handlers(tasks)
+        try:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            restore()
+            for state in states:
+                await state.provider.aclose()
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+
+        def interrupt(signame: str) -> None:
+            if self._stop is None or not isinstance(self._stop, Interrupted):
+                self._stop = Interrupted(f"{signame}: stopped dispatching")
+            for task in tasks:
+                task.cancel()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, interrupt, signal.Signals(signum).name)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        return lambda: [loop.remove_signal_handler(signum) for signum in installed] and None
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    def _records(self, paths: list[str], selected: set[str]) -> Iterator[LogRecord]:
+        for record in iter_records(paths, fmt=self.scenario.log_format, skip_invalid=True):
+            if record.id in selected:
+                yield record
+
+    async def _dispatch(
+        self, paths: list[str], selected: set[str], states: list[_ArmState], done: set[tuple[str, str]]
+    ) -> None:
+        try:
+            for seq, record in enumerate(self._records(paths, selected)):
+                if self._stop is not None:
+                    break
+                self.store.add_case(self.run_id, seq, record)
+                if self.scenario.baseline == "logged" and (record.id, ARM_LOGGED) not in done:
+                    self.store.add_outcome(self.run_id, self._logged_outcome(record))
+                pending = [state for state in states if (record.id, state.name) not in done]
+                if not pending:
+                    continue
+                estimate = sum(self._estimate_cost(state, record) for state in pending)
+                budget = self.scenario.budget_usd
+                if budget is not None and self._spent + self._reserved + estimate > budget:
+                    self._stop = BudgetExhausted(
+                        f"budget ${budget:.2f} reached: spent ${self._spent:.4f}, next request would add ~${estimate:.4f}"
+                    )
+                    break
+                for state in pending:
+                    cost = self._estimate_cost(state, record)
+                    self._reserved += cost
+                    await state.queue.put((record, cost))
+        finally:
+            if not isinstance(self._stop, Interrupted):  # interrupted: the workers are cancelled too
+                for state in states:
+                    for _ in range(state.arm.limits.concurrency):
+                        await state.queue.put(None)
+
+    async def _worker(self, state: _ArmState) -> None:
+        while True:
+            item = await state.queue.get()
+            if item is None:
+                return
+            record, reserved = item
+            if self._stop is not None:
+                self._reserved -= reserved
+                continue
+            try:
+                outcome = await self._replay(state, record)
+            except RunIncomplete as stop:
+                self._stop = self._stop or stop
+                self._reserved -= reserved
+                continue
+            self._reserved -= reserved
+            self._record(state, outcome)
+
+    def _record(self, state: _ArmState, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            state.successes += 1
+            for held in state.unreachable:
+                self._commit(held)
+            state.unreachable.clear()
+        elif outcome.error_class == "connection_error" and state.successes == 0:
+            # Hold these back: if the endpoint is dead, they must be re-sent on resume.
+            state.unreachable.append(outcome)
+            if len(state.unreachable) >= UNREACHABLE_AFTER:
+                self._stop = self._stop or EndpointUnreachable(
+                    f"{state.name} endpoint {state.arm.base_url} is unreachable: {outcome.error_message}"
+                )
+            return
+        self._commit(outcome)
+
+    def _commit(self, outcome: Outcome) -> None:
+        self.store.add_outcome(self.run_id, outcome)
+        self._sent += 1
+        self._errors += outcome.status != "ok"
+        self._spent += outcome.cost_usd or 0.0
+        self.reporter.outcome(outcome, self._spent)
+
+    # --- one request ------------------------------------------------------------------------
+
+    async def _replay(self, state: _ArmState, record: LogRecord) -> Outcome:
+        provider, limits = state.provider, state.arm.limits
+        body = provider.build_body(record.request)
+        params = {key: value for key, value in body.items() if key not in PROMPT_KEYS}
+        tokens = estimate_prompt_tokens(body, state.arm.model) + _expected_output_tokens(body, record)
+        attempts: list[Attempt] = []
+        for number in range(1, limits.max_attempts + 1):
+            async with state.limiter.slot(tokens):
+                started = time.time()
+                try:
+                    completion = await asyncio.wait_for(provider.send(body, limits.timeout_s), limits.timeout_s)
+                except asyncio.TimeoutError:
+                    error = ProviderError(f"no complete answer within {limits.timeout_s:g}s", error_class="timeout",
+                                          latency_ms=limits.timeout_s * 1000)
+                except ProviderError as exc:
+                    error = exc
+                else:
+                    attempts.append(Attempt(number, started, completion.latency_ms, 200))
+                    if completion.ratelimit_wait_s:
+                        state.limiter.pause(completion.ratelimit_wait_s)
+                    return self._ok(state, record, body, completion, attempts, params)
+            decision = decide(
+                attempt=number, max_attempts=limits.max_attempts, status=error.status, error_code=error.code,
+                headers=error.headers, transport_error=error.transport, rng=self.rng,
+            )  # fmt: skip
+            attempts.append(
+                Attempt(number, started, error.latency_ms, error.status, error.error_class, error.message,
+                        decision.delay_s if decision.retry else None)
+            )  # fmt: skip
+            if decision.fatal:
+                raise ArmStopped(f"{state.name} endpoint answered {error.status}: {error.message} — not retrying")
+            if not decision.retry:
+                break
+            if decision.hinted:
+                state.limiter.pause(decision.delay_s)
+            await asyncio.sleep(decision.delay_s)
+        return Outcome(
+            request_id=record.id, arm=state.name, status="error", completion=None, attempts=tuple(attempts),
+            params=params, http_status=error.status, error_class=error.error_class, error_message=error.message,
+        )  # fmt: skip
+
+    def _ok(
+        self, state: _ArmState, record: LogRecord, body: dict[str, Any], completion: Completion,
+        attempts: list[Attempt], params: dict[str, Any],
+    ) -> Outcome:  # fmt: skip
+        if completion.usage.prompt_tokens is None or completion.usage.completion_tokens is None:
+            completion = _with_estimated_usage(completion, body, state.arm.model)
+        cost = self._cost(state.arm.model, completion.usage)
+        return Outcome(
+            request_id=record.id, arm=state.name, status="ok", completion=completion, attempts=tuple(attempts),
+            params=params, http_status=200, cost_usd=cost,
+        )  # fmt: skip
+
+    def _cost(self, model: str, usage: Usage) -> float | None:
+        cost = self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+        if cost is None and model not in self._unpriced:
+            self._unpriced.add(model)
+            self.reporter.warn(f"no price for model '{model}': its cost counts as unknown (add it under 'prices')")
+        return cost
+
+    def _estimate_cost(self, state: _ArmState, record: LogRecord) -> float:
+        if self.scenario.budget_usd is None:
+            return 0.0
+        prompt = estimate_prompt_tokens(record.request, state.arm.model)
+        cost = self.prices.cost(state.arm.model, prompt, _expected_output_tokens(record.request, record))
+        return cost or 0.0
+
+    def _logged_outcome(self, record: LogRecord) -> Outcome:
+        """The production answer from the log, stored as the ``logged`` arm."""
+        model = str(record.request.get("model") or (record.response or {}).get("model") or "")
+        failed = record.error is not None or (record.status is not None and record.status >= 400)
+        if failed or record.response is None:
+            message = str(record.error) if record.error is not None else "no response in the log"
+            return Outcome(
+                request_id=record.id, arm=ARM_LOGGED, status="error", completion=None, attempts=(),
+                params={}, http_status=record.status, error_class="logged_error" if failed else "missing",
+                error_message=message,
+            )  # fmt: skip
+        completion = completion_from_body(record.response, 0.0, 0.0)
+        completion = replace(completion, latency_ms=record.latency_ms, ttft_ms=record.ttft_ms)
+        if completion.usage.prompt_tokens is None:
+            completion = _with_estimated_usage(completion, record.request, model)
+        price = self.prices.cost(model, completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        return Outcome(
+            request_id=record.id, arm=ARM_LOGGED, status="ok", completion=completion, attempts=(),
+            params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},
+            http_status=record.status or 200, cost_usd=price,
+        )  # fmt: skip
+
+
+def _expected_output_tokens(body: dict[str, Any], record: LogRecord) -> int:
+    """What the provider will count against the token limit for the answer."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        if isinstance(body.get(key), int):
+            return int(body[key])
+    usage = (record.response or {}).get("usage") or {}
+    logged = usage.get("completion_tokens")
+    return int(logged) if isinstance(logged, int) else 256
+
+
+def _with_estimated_usage(completion: Completion, body: dict[str, Any], model: str) -> Completion:
+    answer = (completion.text or "") + "".join(call.name + call.arguments for call in completion.tool_calls)
+    usage = Usage(
+        prompt_tokens=completion.usage.prompt_tokens
+        if completion.usage.prompt_tokens is not None
+        else estimate_prompt_tokens(body, model),
+        completion_tokens=completion.usage.completion_tokens
+        if completion.usage.completion_tokens is not None
+        else count_text_tokens(answer, model),
+        estimated=True,
+    )
+    return replace(completion, usage=usage)

@@ -1,0 +1,42 @@
+"""Deterministic sampling: a record is in or out by a seeded hash of its id alone.
+
+The same id gets the same draw whatever the file order or the other records, so a
+rerun (or a resume) picks exactly the same requests. With ``max``, the records with
+the smallest draws win: still independent of order, and a uniform random subset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from dataclasses import dataclass
+from typing import Iterable
+
+
+def draw(seed: int, record_id: str) -> float:
+    """A uniform number in [0, 1) fixed by the seed and the id."""
+    digest = hashlib.blake2b(f"{seed}\x00{record_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    rate: float = 1.0
+    max: int | None = None
+    seed: int = 0
+
+
+def select_ids(ids: Iterable[str], spec: SampleSpec) -> set[str]:
+    """Return the sampled ids; memory grows with ``max`` (or the sample), not the log."""
+    if spec.max is None:
+        return {record_id for record_id in ids if draw(spec.seed, record_id) < spec.rate}
+    heap: list[tuple[float, str]] = []  # max-heap by draw, via negation
+    for record_id in ids:
+        u = draw(spec.seed, record_id)
+        if u >= spec.rate:
+            continue
+        if len(heap) < spec.max:
+            heapq.heappush(heap, (-u, record_id))
+        elif -heap[0][0] > u:
+            heapq.heapreplace(heap, (-u, record_id))
+    return {record_id for _, record_id in heap}

@@ -1,0 +1,276 @@
+"""The run store: SQLite (WAL), the only state shared between commands.
+
+Every outcome is committed as it completes, so a ``kill -9`` loses at most the
+requests in flight, and ``--resume`` re-sends only what has no stored outcome.
+No API key or Authorization header is ever written here: runs hold the scenario
+snapshot, which names environment variables, never their values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from replay import __version__
+from replay.errors import StoreError
+from replay.types import LogRecord, Outcome
+
+DEFAULT_STORE = os.path.join(".replay", "replay.db")
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
+migration = MIGRATIONS.append
+
+
+@migration
+def m001_initial(db: sqlite3.Connection) -> None:
+    _statements(
+        db,
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            scenario_json TEXT NOT NULL,
+            scenario_hash TEXT NOT NULL,
+            tool_version TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            status TEXT NOT NULL,
+            planned INTEGER,
+            message TEXT
+        );
+        CREATE TABLE cases (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            request_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            request_json TEXT NOT NULL,
+            metadata_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, request_id)
+        );
+        CREATE TABLE results (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            request_id TEXT NOT NULL,
+            arm TEXT NOT NULL,
+            status TEXT NOT NULL,
+            http_status INTEGER,
+            error_class TEXT,
+            error_message TEXT,
+            text TEXT,
+            tool_calls_json TEXT,
+            refusal TEXT,
+            finish_reason TEXT,
+            latency_ms REAL,
+            ttft_ms REAL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            tokens_estimated INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            attempts INTEGER NOT NULL,
+            attempts_json TEXT NOT NULL,
+            params_json TEXT NOT NULL,
+            model TEXT,
+            system_fingerprint TEXT,
+            completed_at REAL NOT NULL,
+            PRIMARY KEY (run_id, request_id, arm)
+        );
+        """,
+    )
+
+
+def _statements(db: sqlite3.Connection, script: str) -> None:
+    """Run each statement inside the caller's transaction (``executescript`` would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    name: str
+    scenario: dict[str, Any]
+    scenario_hash: str
+    tool_version: str
+    started_at: float
+    ended_at: float | None
+    status: str
+    planned: int | None
+    message: str | None
+
+
+RESULT_COLUMNS = (
+    "request_id", "arm", "status", "http_status", "error_class", "error_message", "text",
+    "tool_calls_json", "refusal", "finish_reason", "latency_ms", "ttft_ms", "prompt_tokens",
+    "completion_tokens", "tokens_estimated", "cost_usd", "attempts", "attempts_json",
+    "params_json", "model", "system_fingerprint", "completed_at",
+)  # fmt: skip
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class Store:
+    def __init__(self, path: str = DEFAULT_STORE) -> None:
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open the store ({exc})") from None
+
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
+        done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+        for step in MIGRATIONS:
+            if step.__name__ not in done:
+                with self.transaction():
+                    step(self.db)
+                    self.db.execute("INSERT INTO _migrations VALUES (?)", (step.__name__,))
+
+    def transaction(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN")
+        return _Tx(self.db)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- runs --------------------------------------------------------------------
+
+    def create_run(self, run_id: str, name: str, scenario: dict[str, Any], scenario_hash: str) -> None:
+        self.db.execute(
+            "INSERT INTO runs (id, name, scenario_json, scenario_hash, tool_version, started_at, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'running')",
+            (run_id, name, json.dumps(scenario, default=str), scenario_hash, __version__, time.time()),
+        )
+
+    def set_status(self, run_id: str, status: str, message: str | None = None, ended: bool = True) -> None:
+        self.db.execute(
+            "UPDATE runs SET status = ?, message = ?, ended_at = ? WHERE id = ?",
+            (status, message, time.time() if ended else None, run_id),
+        )
+
+    def set_planned(self, run_id: str, planned: int) -> None:
+        self.db.execute("UPDATE runs SET planned = ? WHERE id = ?", (planned, run_id))
+
+    def runs(self) -> list[RunRow]:
+        rows = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC, id DESC").fetchall()
+        return [_run_row(row) for row in rows]
+
+    def get_run(self, ref: str) -> RunRow:
+        """A run by id, by unique id prefix, or ``latest``."""
+        if ref == "latest":
+            row = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise StoreError(f"{self.path}: no runs yet")
+            return _run_row(row)
+        rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ? || '%'", (ref,)).fetchall()
+        exact = [row for row in rows if row[0] == ref]
+        if exact:
+            return _run_row(exact[0])
+        if len(rows) == 1:
+            return _run_row(rows[0])
+        if rows:
+            raise StoreError(f"run id '{ref}' is ambiguous: {', '.join(row[0] for row in rows[:5])}")
+        raise StoreError(f"{self.path}: no run '{ref}' (see 'replay runs')")
+
+    # --- cases and results --------------------------------------------------------
+
+    def add_case(self, run_id: str, seq: int, record: LogRecord) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
+            (run_id, record.id, seq, json.dumps(record.request), json.dumps(record.metadata)),
+        )
+
+    def add_outcome(self, run_id: str, outcome: Outcome) -> None:
+        self.db.execute(
+            f"INSERT OR REPLACE INTO results (run_id, {', '.join(RESULT_COLUMNS)})"
+            f" VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)})",
+            (run_id, *outcome_values(outcome)),
+        )
+
+    def done_keys(self, run_id: str) -> set[tuple[str, str]]:
+        rows = self.db.execute("SELECT request_id, arm FROM results WHERE run_id = ?", (run_id,))
+        return {(request_id, arm) for request_id, arm in rows}
+
+    def results(self, run_id: str) -> Iterator[dict[str, Any]]:
+        cursor = self.db.execute(
+            f"SELECT r.{', r.'.join(RESULT_COLUMNS)}, c.seq, c.metadata_json FROM results r"
+            " LEFT JOIN cases c ON c.run_id = r.run_id AND c.request_id = r.request_id"
+            " WHERE r.run_id = ? ORDER BY c.seq, r.arm",
+            (run_id,),
+        )
+        names = [*RESULT_COLUMNS, "seq", "metadata_json"]
+        for row in cursor:
+            yield dict(zip(names, row))
+
+    def counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """Per arm: how many outcomes are ok and how many are errors."""
+        counts: dict[str, dict[str, int]] = {}
+        rows = self.db.execute(
+            "SELECT arm, status, COUNT(*) FROM results WHERE run_id = ? GROUP BY arm, status", (run_id,)
+        )
+        for arm, status, n in rows:
+            counts.setdefault(arm, {})[status] = n
+        return counts
+
+    def spent(self, run_id: str) -> float:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM results WHERE run_id = ? AND arm != 'logged'", (run_id,)
+        ).fetchone()
+        return float(row[0])
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _run_row(row: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        id=row[0], name=row[1], scenario=json.loads(row[2]), scenario_hash=row[3], tool_version=row[4],
+        started_at=row[5], ended_at=row[6], status=row[7], planned=row[8], message=row[9],
+    )  # fmt: skip
+
+
+def outcome_values(outcome: Outcome) -> tuple[Any, ...]:
+    c = outcome.completion
+    return (
+        outcome.request_id,
+        outcome.arm,
+        outcome.status,
+        outcome.http_status,
+        outcome.error_class,
+        outcome.error_message,
+        c.text if c else None,
+        json.dumps([call.as_dict() for call in c.tool_calls]) if c and c.tool_calls else None,
+        c.refusal if c else None,
+        c.finish_reason if c else None,
+        c.latency_ms if c else None,
+        c.ttft_ms if c else None,
+        c.usage.prompt_tokens if c else None,
+        c.usage.completion_tokens if c else None,
+        int(bool(c and c.usage.estimated)),
+        outcome.cost_usd,
+        len(outcome.attempts),
+        json.dumps([attempt.as_dict() for attempt in outcome.attempts]),
+        json.dumps(outcome.params, default=str),
+        c.model if c else None,
+        c.system_fingerprint if c else None,
+        time.time(),
+    )
