@@ -39,6 +39,8 @@ class Arm:
     params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = True
+    transport: str = "aiohttp"
+    """``aiohttp`` (fast, the default) or ``httpx``."""
     limits: Limits = Limits()
 
 
@@ -88,6 +90,7 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "params": ((dict,), "a mapping of request parameters"),
     "headers": ((dict,), "a mapping of header names to strings"),
     "stream": ((bool,), "true or false"),
+    "transport": ((str,), "'aiohttp' or 'httpx'"),
     "limits": ((dict,), "a mapping of limits"),
 }
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -245,6 +248,8 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     arm_limits = check.mapping(arm.pop("limits", {}), f"{prefix}limits.", _LIMIT_KEYS)
     if "budget_usd" in arm_limits:
         raise check.fail(f"{prefix}limits.budget_usd", "the budget is for the whole run: set it under the top-level limits")
+    if arm.get("transport", "aiohttp") not in ("aiohttp", "httpx"):
+        raise check.fail(f"{prefix}transport", f"expected 'aiohttp' or 'httpx', got {arm['transport']!r}")
     params = {**DEFAULT_PARAMS, **arm.get("params", {})}
     return Arm(
         base_url=arm["base_url"].rstrip("/"),
@@ -253,6 +258,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         params=params,
         headers=dict(arm.get("headers", {})),
         stream=arm.get("stream", True),
+        transport=arm.get("transport", "aiohttp"),
         limits=_limits(arm_limits, limits),
     )
 

@@ -266,15 +266,16 @@ class MockServer:
             n = max(1, self.config.chunks)
             step = max(1, -(-len(text) // n))
             pieces = [delta({"content": text[i:i + step]}) for i in range(0, len(text), step)]
-        gap = max(0.0, latency - ttft) / max(1, len(pieces))
-        for index, piece in enumerate(pieces):
+        # The first piece leaves at TTFT, the rest at the full latency: two waits per answer
+        # keep the server cheap enough not to be the bottleneck of a benchmark.
+        writer.write(pieces[0])
+        if truncate:
+            await writer.drain()
+            return False  # close mid-stream: no terminating chunk
+        await writer.drain()
+        await asyncio.sleep(max(0.0, latency - ttft))
+        for piece in pieces[1:]:
             writer.write(piece)
-            if truncate and index >= len(pieces) // 2:
-                await writer.drain()
-                return False  # close mid-stream: no terminating chunk
-            if gap > 0.002:
-                await writer.drain()
-                await asyncio.sleep(gap)
         writer.write(delta({}, "tool_calls" if tool else "stop"))
         if usage and (body.get("stream_options") or {}).get("include_usage"):
             writer.write(event({"choices": [], "usage": usage}))

@@ -1,10 +1,11 @@
 """Per-arm pacing: a concurrency cap plus requests- and tokens-per-minute.
 
-Requests are spaced evenly (a GCRA with no burst) because providers enforce their
-per-minute limits in short windows: 300 rpm means at most 5 in any second, not 300
-at the top of the minute. A server's retry hint pauses the whole arm, so one 429
-slows every worker instead of just the request that got it. No I/O; the clock and
-the sleep are injectable for tests.
+Requests are spaced evenly (no burst) because providers enforce their per-minute
+limits in short windows: 300 rpm means at most 5 in any second, not 300 at the top of
+the minute. The spacing is measured from the moment each request actually leaves, so
+an event-loop stall never releases a burst of overdue requests. A server's retry hint
+pauses the whole arm, so one 429 slows every worker instead of just the request that
+got it. No I/O; the clock and the sleep are injectable for tests.
 """
 
 from __future__ import annotations
@@ -13,27 +14,34 @@ import asyncio
 import time
 from typing import Awaitable, Callable
 
-SAFETY = 1.03
-"""Space requests 3% wider than the limit: scheduling jitter must never tip a window over."""
+SAFETY = 1.02
+"""Space requests 2% wider than the limit, so clock and network jitter never tip a window over."""
 
 
 class Pacer:
-    """Hands out send times; pure arithmetic over an injectable clock."""
+    """Pure arithmetic over an injectable clock: when may the next request leave?"""
 
     def __init__(self, rpm: float | None, tpm: float | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.request_interval = 60.0 / rpm * SAFETY if rpm else 0.0
         self.seconds_per_token = 60.0 / tpm * SAFETY if tpm else 0.0
         self.clock = clock
-        self._next_request = 0.0
-        self._next_token = 0.0
-        self.blocked_until = 0.0
+        self.next_request = float("-inf")
+        self.next_token = float("-inf")
+        self.blocked_until = float("-inf")
 
-    def reserve(self, tokens: int = 0) -> float:
-        """Reserve the earliest send time for a request of ``tokens``, in clock units."""
-        start = max(self.clock(), self._next_request, self._next_token, self.blocked_until)
-        self._next_request = start + self.request_interval
-        self._next_token = start + tokens * self.seconds_per_token
-        return start
+    @property
+    def paces(self) -> bool:
+        return bool(self.request_interval or self.seconds_per_token)
+
+    def earliest(self) -> float:
+        return max(self.next_request, self.next_token, self.blocked_until)
+
+    def take(self, tokens: int = 0) -> float:
+        """Record a request leaving now; returns its send time."""
+        now = self.clock()
+        self.next_request = now + self.request_interval
+        self.next_token = now + tokens * self.seconds_per_token
+        return now
 
     def pause_until(self, when: float) -> None:
         """Hold every new send until ``when`` (a server asked us to wait)."""
@@ -56,16 +64,19 @@ class Limiter:
         self._sleep = sleep
         self._clock = clock
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._turn = asyncio.Lock()  # FIFO: requests leave in the order they asked
 
     async def wait_turn(self, tokens: int = 0) -> None:
-        """Wait until the pacer lets this request go; re-queues if a pause arrived meanwhile."""
-        while True:
-            when = self.pacer.reserve(tokens)
-            delay = when - self._clock()
-            if delay > 0:
+        """Wait until this request may leave, and mark it sent."""
+        if not self.pacer.paces and self._clock() >= self.pacer.blocked_until:
+            return
+        async with self._turn:
+            while True:
+                delay = self.pacer.earliest() - self._clock()
+                if delay <= 0:
+                    break
                 await self._sleep(delay)
-            if self._clock() >= self.pacer.blocked_until:
-                return
+            self.pacer.take(tokens)
 
     def pause(self, seconds: float) -> None:
         self.pacer.pause_until(self._clock() + seconds)

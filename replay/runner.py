@@ -14,9 +14,10 @@ import asyncio
 import os
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 from replay.config import Arm, Scenario
 from replay.errors import (
@@ -39,6 +40,8 @@ from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
 
 PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction"})
+T = TypeVar("T")
+CASE_BATCH = 64
 UNREACHABLE_AFTER = 3
 """Requests that failed on connection errors, with no success yet, before an arm gives up."""
 
@@ -92,6 +95,7 @@ def default_provider_factory(name: str, arm: Arm) -> Provider:
         headers=arm.headers,
         stream=arm.stream,
         max_connections=arm.limits.concurrency,
+        transport=arm.transport,
     )
 
 
@@ -129,6 +133,7 @@ class Engine:
         self._sent = 0
         self._errors = 0
         self._unpriced: set[str] = set()
+        self._unwritten: list[Outcome] = []
 
     # --- public ---------------------------------------------------------------------
 
@@ -179,6 +184,7 @@ class Engine:
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self._flush()
             restore()
             for state in states:
                 await state.provider.aclose()
@@ -214,32 +220,47 @@ class Engine:
     async def _dispatch(
         self, paths: list[str], selected: set[str], states: list[_ArmState], done: set[tuple[str, str]]
     ) -> None:
+        cases: list[tuple[int, LogRecord]] = []
+        logged: list[Outcome] = []
         try:
             for seq, record in enumerate(self._records(paths, selected)):
                 if self._stop is not None:
                     break
-                self.store.add_case(self.run_id, seq, record)
+                # Cases and logged answers come from the log, so they are written in batches:
+                # after a crash, a resume derives them again.
+                cases.append((seq, record))
                 if self.scenario.baseline == "logged" and (record.id, ARM_LOGGED) not in done:
-                    self.store.add_outcome(self.run_id, self._logged_outcome(record))
+                    logged.append(self._logged_outcome(record))
+                if len(cases) >= CASE_BATCH:
+                    self._write_cases(cases, logged)
                 pending = [state for state in states if (record.id, state.name) not in done]
                 if not pending:
                     continue
-                estimate = sum(self._estimate_cost(state, record) for state in pending)
+                estimates = [self._estimate_cost(state, record) for state in pending]
                 budget = self.scenario.budget_usd
-                if budget is not None and self._spent + self._reserved + estimate > budget:
+                if budget is not None and self._spent + self._reserved + sum(estimates) > budget:
                     self._stop = BudgetExhausted(
-                        f"budget ${budget:.2f} reached: spent ${self._spent:.4f}, next request would add ~${estimate:.4f}"
+                        f"budget ${budget:.2f} reached: spent ${self._spent:.4f},"
+                        f" the next request could add ~${sum(estimates):.4f}"
                     )
                     break
-                for state in pending:
-                    cost = self._estimate_cost(state, record)
+                for state, cost in zip(pending, estimates):
                     self._reserved += cost
                     await state.queue.put((record, cost))
         finally:
+            self._write_cases(cases, logged)
             if not isinstance(self._stop, Interrupted):  # interrupted: the workers are cancelled too
                 for state in states:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
+
+    def _write_cases(self, cases: list[tuple[int, LogRecord]], logged: list[Outcome]) -> None:
+        if cases:
+            self.store.add_cases(self.run_id, cases)
+            cases.clear()
+        if logged:
+            self.store.add_outcomes(self.run_id, logged)
+            logged.clear()
 
     async def _worker(self, state: _ArmState) -> None:
         while True:
@@ -276,11 +297,23 @@ class Engine:
         self._commit(outcome)
 
     def _commit(self, outcome: Outcome) -> None:
-        self.store.add_outcome(self.run_id, outcome)
+        """Queue the outcome for the commit at the end of this event-loop turn.
+
+        Outcomes that complete in the same turn share one transaction; nothing waits
+        longer than the turn, so a ``kill -9`` still loses only what is in flight.
+        """
+        self._unwritten.append(outcome)
+        if len(self._unwritten) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
         self._sent += 1
         self._errors += outcome.status != "ok"
         self._spent += outcome.cost_usd or 0.0
         self.reporter.outcome(outcome, self._spent)
+
+    def _flush(self) -> None:
+        if self._unwritten:
+            batch, self._unwritten = self._unwritten, []
+            self.store.add_outcomes(self.run_id, batch)
 
     # --- one request ------------------------------------------------------------------------
 
@@ -288,13 +321,15 @@ class Engine:
         provider, limits = state.provider, state.arm.limits
         body = provider.build_body(record.request)
         params = {key: value for key, value in body.items() if key not in PROMPT_KEYS}
-        tokens = estimate_prompt_tokens(body, state.arm.model) + _expected_output_tokens(body, record)
+        tokens = 0
+        if state.arm.limits.tpm:
+            tokens = estimate_prompt_tokens(body, state.arm.model) + _expected_output_tokens(body, record)
         attempts: list[Attempt] = []
         for number in range(1, limits.max_attempts + 1):
             async with state.limiter.slot(tokens):
                 started = time.time()
                 try:
-                    completion = await asyncio.wait_for(provider.send(body, limits.timeout_s), limits.timeout_s)
+                    completion = await _within(provider.send(body, limits.timeout_s), limits.timeout_s)
                 except asyncio.TimeoutError:
                     error = ProviderError(f"no complete answer within {limits.timeout_s:g}s", error_class="timeout",
                                           latency_ms=limits.timeout_s * 1000)
@@ -372,6 +407,14 @@ class Engine:
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},
             http_status=record.status or 200, cost_usd=price,
         )  # fmt: skip
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """A total deadline for one attempt; ``asyncio.timeout`` (3.11+) spares a task per request."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 def _expected_output_tokens(body: dict[str, Any], record: LogRecord) -> int:

@@ -110,6 +110,12 @@ RESULT_COLUMNS = (
 )  # fmt: skip
 
 
+_INSERT_RESULT = (
+    f"INSERT OR REPLACE INTO results (run_id, {', '.join(RESULT_COLUMNS)})"
+    f" VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)})"
+)
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -185,18 +191,20 @@ class Store:
 
     # --- cases and results --------------------------------------------------------
 
-    def add_case(self, run_id: str, seq: int, record: LogRecord) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
-            (run_id, record.id, seq, json.dumps(record.request), json.dumps(record.metadata)),
-        )
+    def add_cases(self, run_id: str, cases: list[tuple[int, LogRecord]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
+                [(run_id, r.id, seq, json.dumps(r.request), json.dumps(r.metadata)) for seq, r in cases],
+            )
+
+    def add_outcomes(self, run_id: str, outcomes: list[Outcome]) -> None:
+        """Commit outcomes in one transaction (one fsync-free WAL commit for the lot)."""
+        with self.transaction() as db:
+            db.executemany(_INSERT_RESULT, [(run_id, *outcome_values(outcome)) for outcome in outcomes])
 
     def add_outcome(self, run_id: str, outcome: Outcome) -> None:
-        self.db.execute(
-            f"INSERT OR REPLACE INTO results (run_id, {', '.join(RESULT_COLUMNS)})"
-            f" VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)})",
-            (run_id, *outcome_values(outcome)),
-        )
+        self.add_outcomes(run_id, [outcome])
 
     def done_keys(self, run_id: str) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT request_id, arm FROM results WHERE run_id = ?", (run_id,))

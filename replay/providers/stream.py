@@ -38,18 +38,20 @@ class StreamAssembler:
         self.done = False
         self.chunks = 0
 
-    def feed_line(self, line: str, now: float) -> None:
+    def feed_line(self, line: bytes, now: float) -> None:
         """Feed one line of the event stream (``data: ...``, comments and blanks ignored)."""
-        if not line.startswith("data:"):
+        if not line.startswith(b"data:"):
             return
         payload = line[5:].strip()
-        if payload == "[DONE]":
+        if payload == b"[DONE]":
             self.done = True
             return
         try:
             chunk = json.loads(payload)
         except json.JSONDecodeError:
             raise StreamError(f"unreadable stream event: {payload[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            raise StreamError(f"unexpected stream event: {payload[:80]!r}")
         self.feed(chunk, now)
 
     def feed(self, chunk: dict[str, Any], now: float) -> None:

@@ -1,0 +1,138 @@
+"""Engine benchmark: throughput against a local 50 ms endpoint, whole-process cost, rate accuracy.
+
+    python benchmarks/bench_engine.py [--n 2000] [--latency-ms 50]
+
+The mock endpoint runs in its own process (as a real server would), on 127.0.0.1.
+Figures are printed as ratios to the ideal time N x latency / concurrency.
+Targets: <= 1.25x at concurrency 64, <= 2.5x at 256 (2 cores: the server competes for
+CPU); the whole process within engine time + 2.5 s and under 150 MB peak; at rpm 300
+against a server allowing 5 requests in any second, zero 429s and within 5% of the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(latency_ms: float, rpm: float | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "replay", "mock-server", "--port", str(port), "--latency-ms", str(latency_ms)]
+    if rpm:
+        cmd += ["--rpm", str(rpm)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("mock server did not start")
+
+
+def write_log(path: str, n: int) -> None:
+    with open(path, "w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({
+                "id": f"r{i}",
+                "request": {"model": "gpt-4o-mini", "max_tokens": 64,
+                            "messages": [{"role": "system", "content": "Be brief."},
+                                         {"role": "user", "content": f"Question number {i}: where is my parcel?"}]},
+                "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "On its way."},
+                                          "finish_reason": "stop"}]},
+            }) + "\n")  # fmt: skip
+
+
+def engine_time(log: str, url: str, concurrency: int, store: str, rpm: float | None = None) -> tuple[float, int, int]:
+    from replay.config import load_scenario
+    from replay.runner import Engine, Reporter
+    from replay.store import Store
+
+    class Timer(Reporter):
+        started = 0.0
+        errors = 0
+        n = 0
+
+        def start(self, *args: object) -> None:
+            Timer.started = time.perf_counter()
+
+        def outcome(self, outcome, spent):  # type: ignore[no-untyped-def]
+            Timer.n += 1
+            Timer.errors += outcome.status != "ok"
+
+    overrides = {"logs": [log], "candidate.base_url": url, "candidate.model": "gpt-4o-mini",
+                 "limits.concurrency": concurrency, "limits.rpm": rpm}  # fmt: skip
+    engine = Engine(load_scenario(None, overrides), Store(store), reporter=Timer())
+    engine.run()
+    return time.perf_counter() - Timer.started, Timer.n, Timer.errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--rate-seconds", type=float, default=30.0, help="duration of the rpm test")
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="replay-bench-")
+    log = os.path.join(tmp, "log.jsonl")
+    write_log(log, args.n)
+    proc, url = start_server(args.latency_ms)
+    try:
+        for concurrency, target in ((64, 1.25), (256, 2.5)):
+            elapsed, n, errors = engine_time(log, url, concurrency, os.path.join(tmp, f"c{concurrency}.db"))
+            ideal = args.n * args.latency_ms / 1000 / concurrency
+            verdict = "ok" if elapsed <= ideal * target else "SLOW"
+            print(f"concurrency {concurrency:>3}: {n} requests, {errors} errors, engine {elapsed:.2f}s, "
+                  f"ideal {ideal:.2f}s, ratio {elapsed / ideal:.2f}x (target <= {target}x) {verdict}")  # fmt: skip
+
+        store = os.path.join(tmp, "whole.db")
+        t0 = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "replay", "run", "--logs", log, "--candidate-url", url, "--candidate-model",
+             "gpt-4o-mini", "--concurrency", "64", "--store", store, "--quiet"],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        whole = time.perf_counter() - t0
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"whole process (concurrency 64): {whole:.2f}s; peak memory {peak_mb:.0f} MB (target < 150 MB)")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    rpm = 300.0
+    n = int(rpm / 60 * args.rate_seconds)
+    rate_log = os.path.join(tmp, "rate.jsonl")
+    write_log(rate_log, n)
+    proc, url = start_server(args.latency_ms, rpm=rpm)
+    try:
+        elapsed, done, errors = engine_time(rate_log, url, 16, os.path.join(tmp, "rate.db"), rpm=rpm)
+    finally:
+        proc.terminate()
+        proc.wait()
+    import sqlite3
+
+    db = sqlite3.connect(os.path.join(tmp, "rate.db"))
+    throttled = db.execute("SELECT COUNT(*) FROM results WHERE attempts_json LIKE '%429%'").fetchone()[0]
+    # n requests spaced evenly occupy (n - 1) intervals
+    achieved = (done - 1) / (elapsed - args.latency_ms / 1000) * 60
+    print(f"rate: rpm {rpm:.0f}, {done} requests in {elapsed:.1f}s, achieved {achieved:.1f} rpm "
+          f"({achieved / rpm:.1%} of the limit), requests that met a 429: {throttled}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Two interchangeable HTTP sessions for providers: aiohttp (default) and httpx.
+
+Measured against a local 50 ms endpoint on 2 cores, 2,000 streamed requests cost
+about 0.38 ms of client CPU each through aiohttp and 0.6-0.7 ms through httpx (even on
+the ``httpx-aiohttp`` transport), which caps httpx at ~3x the ideal time at
+concurrency 256. So the hot path talks to aiohttp directly; ``transport: httpx`` on an
+arm keeps httpx for what only it offers (``httpx.MockTransport``, proxies via its
+environment handling, vcrpy cassettes recorded through httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Protocol
+
+
+class TransportFailure(Exception):
+    """A request that got no complete HTTP answer; ``kind`` is connection_error, timeout or truncated_stream."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Response(Protocol):
+    status: int
+    headers: dict[str, str]
+    """Lower-cased names."""
+
+    def lines(self) -> AsyncIterator[bytes]: ...
+    async def read(self) -> bytes: ...
+    async def close(self) -> None: ...
+
+
+class Session(Protocol):
+    async def post(self, url: str, content: bytes, timeout_s: float) -> Response: ...
+    async def close(self) -> None: ...
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# --- aiohttp --------------------------------------------------------------------------
+
+
+class _AiohttpResponse:
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = {key.lower(): value for key, value in response.headers.items()}
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for line in self._response.content:
+                yield line
+        except aiohttp.ClientPayloadError as exc:
+            raise TransportFailure("truncated_stream", _describe(exc)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportFailure("connection_error", _describe(exc)) from None
+
+    async def read(self) -> bytes:
+        import aiohttp
+
+        try:
+            return bytes(await self._response.read())
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportFailure("connection_error", _describe(exc)) from None
+
+    async def close(self) -> None:
+        self._response.release()
+
+
+class AiohttpSession:
+    def __init__(self, headers: dict[str, str], max_connections: int) -> None:
+        self._headers = headers
+        self._max_connections = max_connections
+        self._session: Any = None
+
+    async def post(self, url: str, content: bytes, timeout_s: float) -> Response:
+        import aiohttp
+
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0), sock_read=timeout_s)
+        try:
+            response = await self._session.post(url, data=content, timeout=timeout, allow_redirects=False)
+        except asyncio.TimeoutError as exc:
+            raise TransportFailure("timeout", _describe(exc) or "timed out") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportFailure("connection_error", _describe(exc)) from None
+        return _AiohttpResponse(response)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+# --- httpx ---------------------------------------------------------------------------
+
+
+class _HttpxResponse:
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = {key.lower(): value for key, value in response.headers.items()}
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        import httpx
+
+        try:
+            async for line in self._response.aiter_lines():
+                yield line.encode()
+        except httpx.TimeoutException as exc:
+            raise TransportFailure("timeout", _describe(exc)) from None
+        except httpx.RemoteProtocolError as exc:
+            raise TransportFailure("truncated_stream", _describe(exc)) from None
+        except httpx.TransportError as exc:
+            raise TransportFailure("connection_error", _describe(exc)) from None
+
+    async def read(self) -> bytes:
+        import httpx
+
+        try:
+            return bytes(await self._response.aread())
+        except httpx.TransportError as exc:
+            raise TransportFailure("connection_error", _describe(exc)) from None
+
+    async def close(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxSession:
+    def __init__(self, headers: dict[str, str], max_connections: int, transport: Any = None) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client = httpx.AsyncClient(headers=headers, limits=limits, transport=transport)
+
+    async def post(self, url: str, content: bytes, timeout_s: float) -> Response:
+        import httpx
+
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        try:
+            request = self._client.build_request("POST", url, content=content, timeout=timeout)
+            return _HttpxResponse(await self._client.send(request, stream=True))
+        except httpx.TimeoutException as exc:
+            raise TransportFailure("timeout", _describe(exc)) from None
+        except httpx.TransportError as exc:
+            raise TransportFailure("connection_error", _describe(exc)) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+TRANSPORTS = ("aiohttp", "httpx")
+
+
+def make_session(name: str, headers: dict[str, str], max_connections: int, transport: Any = None) -> Session:
+    if name == "httpx" or transport is not None:
+        return HttpxSession(headers, max_connections, transport)
+    return AiohttpSession(headers, max_connections)
