@@ -1,0 +1,82 @@
+"""A real ``replay run`` process, killed (SIGKILL) or cancelled (SIGTERM) mid-run, then resumed."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from conftest import record, write_log
+from replay.cli import cli
+
+N = 40
+CONCURRENCY = 4
+
+
+def start_run(server, log, store_path):
+    cmd = [sys.executable, "-m", "replay", "run", "--logs", log, "--candidate-url", server.base_url,
+           "--candidate-model", "m", "--concurrency", str(CONCURRENCY), "--store", store_path]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "REPLAY_RAISE_ERRORS"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def stored(store_path):
+    if not os.path.exists(store_path):
+        return 0
+    try:
+        db = sqlite3.connect(store_path, timeout=5)
+        return db.execute("SELECT COUNT(*) FROM results WHERE arm = 'candidate'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def wait_for_outcomes(store_path, at_least, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if stored(store_path) >= at_least:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("the run stored too few outcomes in time")
+
+
+def test_kill_9_loses_at_most_the_requests_in_flight(make_server, tmp_path, store_path):
+    server = make_server(latency_ms=150)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
+    proc = start_run(server, log, store_path)
+    wait_for_outcomes(store_path, 8, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = stored(store_path)
+    sent_before = server.stats.requests
+    assert 8 <= kept < N
+    assert sent_before - kept <= CONCURRENCY  # only what was in flight is lost
+
+    result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert stored(store_path) == N
+    resent = server.stats.requests - sent_before
+    assert resent == N - kept  # nothing with a stored outcome is sent again
+    contents = [body["messages"][0]["content"] for body in server.stats.bodies]
+    assert len(set(contents)) == N
+
+
+def test_sigterm_marks_the_run_interrupted_and_prints_the_resume_command(make_server, tmp_path, store_path):
+    server = make_server(latency_ms=150)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
+    proc = start_run(server, log, store_path)
+    wait_for_outcomes(store_path, 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, err
+    db = sqlite3.connect(store_path)
+    run_id, status = db.execute("SELECT id, status FROM runs").fetchone()
+    assert status == "interrupted"
+    assert f"resume with: replay run --resume {run_id} --store {store_path}" in err
+    assert "Traceback" not in err
+    result = CliRunner().invoke(cli, ["run", "--resume", run_id, "--store", store_path, "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert stored(store_path) == N

@@ -1,0 +1,48 @@
+import pytest
+
+from replay.errors import StoreError
+from replay.store import Store
+from replay.types import Attempt, Completion, Outcome, ToolCall, Usage
+
+
+def outcome(request_id, arm="candidate", status="ok"):
+    completion = Completion(text="hi", tool_calls=(ToolCall("c1", "f", '{"a": 1}'),), finish_reason="stop",
+                            usage=Usage(3, 4), latency_ms=12.5, ttft_ms=3.0) if status == "ok" else None  # fmt: skip
+    return Outcome(request_id, arm, status, completion, (Attempt(1, 0.0, 12.5, 200),), {"temperature": 0},
+                   http_status=200 if status == "ok" else 500, cost_usd=0.001 if status == "ok" else None)  # fmt: skip
+
+
+def test_runs_outcomes_and_lookup(tmp_path):
+    store = Store(str(tmp_path / "a" / "r.db"))
+    store.create_run("20260101-000000-aaaaaa", "one", {"k": 1}, "h1")
+    store.create_run("20260102-000000-bbbbbb", "two", {"k": 2}, "h2")
+    store.add_outcomes("20260102-000000-bbbbbb", [outcome("x"), outcome("y", status="error"), outcome("x", "logged")])
+    assert store.done_keys("20260102-000000-bbbbbb") == {("x", "candidate"), ("y", "candidate"), ("x", "logged")}
+    assert store.counts("20260102-000000-bbbbbb") == {"candidate": {"ok": 1, "error": 1}, "logged": {"ok": 1}}
+    assert store.spent("20260102-000000-bbbbbb") == pytest.approx(0.001)  # the logged arm is not spent
+    assert store.get_run("latest").name == "two"
+    assert store.get_run("20260101").name == "one"
+    with pytest.raises(StoreError, match="ambiguous"):
+        store.get_run("2026010")
+    with pytest.raises(StoreError, match="no run 'zzz'"):
+        store.get_run("zzz")
+    store.set_status("20260101-000000-aaaaaa", "interrupted", "SIGTERM")
+    run = store.get_run("20260101-000000-aaaaaa")
+    assert run.status == "interrupted" and run.message == "SIGTERM" and run.ended_at is not None
+
+
+def test_reopening_keeps_data_and_migrations_run_once(tmp_path):
+    path = str(tmp_path / "r.db")
+    store = Store(path)
+    store.create_run("r1", "one", {}, "h")
+    store.close()
+    again = Store(path)
+    assert [run.id for run in again.runs()] == ["r1"]
+    assert again.db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == 1
+
+
+def test_unopenable_store_is_an_input_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store(str(blocker / "r.db"))
