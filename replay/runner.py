@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
+from replay import aio
 from replay.config import Arm, Scenario
 from replay.errors import (
     ArmStopped,
@@ -148,7 +149,7 @@ class Engine:
         self.store.set_planned(self.run_id, len(selected))
         self._spent = self.store.spent(self.run_id)
         try:
-            asyncio.run(self._main(paths, selected, arms))
+            aio.run(self._main(paths, selected, arms))
         finally:
             self.reporter.stop()
         status = "completed" if self._stop is None else self._stop.status

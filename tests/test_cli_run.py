@@ -160,9 +160,12 @@ def test_fresh_baseline_sends_both_arms_with_the_same_parameters(make_server, tm
     assert result.exit_code == 0, result.output
     assert len(results(store_path, "production")) == 8 and len(results(store_path, "candidate")) == 8
     assert results(store_path, "logged") == {}
-    p, c = prod.stats.bodies[0], cand.stats.bodies[0]
-    assert p["model"] == "prod-1" and c["model"] == "cand-1"
-    assert {k: v for k, v in p.items() if k != "model"} == {k: v for k, v in c.items() if k != "model"}
+    assert {b["model"] for b in prod.stats.bodies} == {"prod-1"} and {b["model"] for b in cand.stats.bodies} == {"cand-1"}
+
+    def by_prompt(bodies):
+        return {b["messages"][0]["content"]: {k: v for k, v in b.items() if k != "model"} for b in bodies}
+
+    assert by_prompt(prod.stats.bodies) == by_prompt(cand.stats.bodies)
 
 
 def test_api_key_is_sent_but_never_stored(server, tmp_path, store_path):

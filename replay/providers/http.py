@@ -53,9 +53,16 @@ class _AiohttpResponse:
     async def lines(self) -> AsyncIterator[bytes]:
         import aiohttp
 
+        # Read whatever has arrived and split it here: one await per network read instead
+        # of one per line keeps the per-request CPU down at high concurrency.
+        pending = b""
         try:
-            async for line in self._response.content:
-                yield line
+            async for data in self._response.content.iter_any():
+                *lines, pending = (pending + data).split(b"\n")
+                for line in lines:
+                    yield line
+            if pending:
+                yield pending
         except aiohttp.ClientPayloadError as exc:
             raise TransportFailure("truncated_stream", _describe(exc)) from None
         except (aiohttp.ClientError, OSError) as exc:
