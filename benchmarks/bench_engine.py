@@ -28,9 +28,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(latency_ms: float, rpm: float | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(latency_ms: float, rpm: float | None = None, chunks: int = 1) -> tuple[subprocess.Popen, str]:
+    """A streamed answer: role chunk, ``chunks`` content chunks, finish, usage, [DONE]."""
     port = free_port()
-    cmd = [sys.executable, "-m", "replay", "mock-server", "--port", str(port), "--latency-ms", str(latency_ms)]
+    cmd = [sys.executable, "-m", "replay", "mock-server", "--port", str(port), "--latency-ms", str(latency_ms),
+           "--chunks", str(chunks)]  # fmt: skip
     if rpm:
         cmd += ["--rpm", str(rpm)]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
@@ -54,7 +56,9 @@ def write_log(path: str, n: int) -> None:
                             "messages": [{"role": "system", "content": "Be brief."},
                                          {"role": "user", "content": f"Question number {i}: where is my parcel?"}]},
                 "response": {"choices": [{"index": 0, "message": {"role": "assistant", "content": "On its way."},
-                                          "finish_reason": "stop"}]},
+                                          "finish_reason": "stop"}],
+                             "usage": {"prompt_tokens": 24, "completion_tokens": 4, "total_tokens": 28}},
+                "latency_ms": 620, "metadata": {"category": "shipping"},
             }) + "\n")  # fmt: skip
 
 

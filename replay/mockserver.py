@@ -22,8 +22,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from replay.aio import new_event_loop
-
 _DIRECTIVE = re.compile(r"\[mock:([a-z0-9]+)(?:=(\d+))?(?:\*(\d+))?\]")
 
 
@@ -92,7 +90,7 @@ class MockServer:
         ready = threading.Event()
 
         def run() -> None:
-            self._loop = new_event_loop()
+            self._loop = asyncio.new_event_loop()
             self._loop.run_until_complete(self.serve())
             ready.set()
             self._loop.run_forever()

@@ -14,8 +14,8 @@ import asyncio
 import time
 from typing import Awaitable, Callable
 
-SAFETY = 1.02
-"""Space requests 2% wider than the limit, so clock and network jitter never tip a window over."""
+SAFETY = 1.03
+"""Space requests 3% wider than the limit, so clock and network jitter never tip a window over."""
 
 
 class Pacer:

@@ -57,9 +57,12 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--latency-ms", default=50.0, show_default=True, type=float, help="Time to answer each request.")
+@click.option("--chunks", default=4, show_default=True, type=click.IntRange(1), help="Content chunks per streamed answer.")
 @click.option("--rpm", type=float, help="Enforce this many requests per minute (in one-second windows).")
 @click.option("--answers", "answers_log", type=click.Path(exists=True, dir_okay=False), help="Answer with the texts of this shadow log.")
-def mock_server_command(host: str, port: int, latency_ms: float, rpm: float | None, answers_log: str | None) -> None:
+def mock_server_command(
+    host: str, port: int, latency_ms: float, chunks: int, rpm: float | None, answers_log: str | None
+) -> None:
     """Serve a scripted OpenAI-compatible chat endpoint until Ctrl-C (for trying replay out).
 
     \b
@@ -69,7 +72,7 @@ def mock_server_command(host: str, port: int, latency_ms: float, rpm: float | No
     from replay.mockserver import MockServer, ServerConfig, answers_from_log
 
     answers = answers_from_log(answers_log) if answers_log else {}
-    server = MockServer(ServerConfig(latency_ms=latency_ms, rpm=rpm, answers=answers), host=host, port=port).start()
+    server = MockServer(ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers), host=host, port=port).start()
     click.echo(f"serving {server.base_url} (Ctrl-C to stop)", err=True)
     try:
         while True:

@@ -27,7 +27,9 @@ class Response(Protocol):
     headers: dict[str, str]
     """Lower-cased names."""
 
-    def lines(self) -> AsyncIterator[bytes]: ...
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, in network-sized pieces (one await per read, not per line)."""
+        ...
     async def read(self) -> bytes: ...
     async def close(self) -> None: ...
 
@@ -50,19 +52,12 @@ class _AiohttpResponse:
         self.status = response.status
         self.headers = {key.lower(): value for key, value in response.headers.items()}
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         import aiohttp
 
-        # Read whatever has arrived and split it here: one await per network read instead
-        # of one per line keeps the per-request CPU down at high concurrency.
-        pending = b""
         try:
             async for data in self._response.content.iter_any():
-                *lines, pending = (pending + data).split(b"\n")
-                for line in lines:
-                    yield line
-            if pending:
-                yield pending
+                yield data
         except aiohttp.ClientPayloadError as exc:
             raise TransportFailure("truncated_stream", _describe(exc)) from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -82,17 +77,22 @@ class _AiohttpResponse:
 
 class AiohttpSession:
     def __init__(self, headers: dict[str, str], max_connections: int) -> None:
-        self._headers = headers
-        self._max_connections = max_connections
-        self._session: Any = None
-
-    async def post(self, url: str, content: bytes, timeout_s: float) -> Response:
+        # Import and build everything now, not on the first request: the first request's
+        # send must not be delayed after the pacer released it, or two could arrive together.
         import aiohttp
 
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0), sock_read=timeout_s)
+        self._aiohttp = aiohttp
+        connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
+        # No cookie jar: replayed requests must not carry state from one answer into the next.
+        self._session = aiohttp.ClientSession(connector=connector, headers=headers, cookie_jar=aiohttp.DummyCookieJar())
+        self._timeouts: dict[float, Any] = {}
+
+    async def post(self, url: str, content: bytes, timeout_s: float) -> Response:
+        aiohttp = self._aiohttp
+        timeout = self._timeouts.get(timeout_s)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=min(timeout_s, 10.0), sock_read=timeout_s)
+            self._timeouts[timeout_s] = timeout
         try:
             response = await self._session.post(url, data=content, timeout=timeout, allow_redirects=False)
         except asyncio.TimeoutError as exc:
@@ -102,8 +102,7 @@ class AiohttpSession:
         return _AiohttpResponse(response)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._session.close()
 
 
 # --- httpx ---------------------------------------------------------------------------
@@ -115,12 +114,12 @@ class _HttpxResponse:
         self.status = response.status_code
         self.headers = {key.lower(): value for key, value in response.headers.items()}
 
-    async def lines(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes]:
         import httpx
 
         try:
-            async for line in self._response.aiter_lines():
-                yield line.encode()
+            async for data in self._response.aiter_bytes():
+                yield data
         except httpx.TimeoutException as exc:
             raise TransportFailure("timeout", _describe(exc)) from None
         except httpx.RemoteProtocolError as exc:

@@ -117,8 +117,8 @@ class OpenAICompatProvider(Provider):
         assembler = StreamAssembler(started)
         clock = time.perf_counter
         try:
-            async for line in response.lines():
-                assembler.feed_line(line, clock())
+            async for data in response.chunks():
+                assembler.feed_bytes(data, clock())
                 if assembler.done:
                     break
         except StreamError as exc:

@@ -37,6 +37,16 @@ class StreamAssembler:
         self.first_token_at: float | None = None
         self.done = False
         self.chunks = 0
+        self._partial = b""
+
+    def feed_bytes(self, data: bytes, now: float) -> None:
+        """Feed raw body bytes as they arrive; lines may be split across reads."""
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            if line:
+                self.feed_line(line, now)
+            if self.done:
+                return
 
     def feed_line(self, line: bytes, now: float) -> None:
         """Feed one line of the event stream (``data: ...``, comments and blanks ignored)."""
