@@ -131,7 +131,10 @@ def main() -> None:
     import sqlite3
 
     db = sqlite3.connect(os.path.join(tmp, "rate.db"))
-    throttled = db.execute("SELECT COUNT(*) FROM results WHERE attempts_json LIKE '%429%'").fetchone()[0]
+    throttled = sum(  # parse: a bare LIKE '%429%' also matches timestamps
+        any(attempt["http_status"] == 429 for attempt in json.loads(row[0]))
+        for row in db.execute("SELECT attempts_json FROM results")
+    )
     # n requests spaced evenly occupy (n - 1) intervals
     achieved = (done - 1) / (elapsed - args.latency_ms / 1000) * 60
     print(f"rate: rpm {rpm:.0f}, {done} requests in {elapsed:.1f}s, achieved {achieved:.1f} rpm "

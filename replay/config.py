@@ -15,6 +15,7 @@ from typing import Any
 
 from replay.errors import ScenarioError
 from replay.sampling import SampleSpec
+from replay.settings import check_decision
 
 DEFAULT_PARAMS: dict[str, Any] = {"temperature": 0, "seed": 1234}
 BASELINE_MODES = ("logged", "fresh")
@@ -58,6 +59,9 @@ class Scenario:
     search_dirs: tuple[str, ...] = (".",)
     """Relative log paths resolve against the working directory, then the scenario's folder."""
     source: str = "<flags>"
+    decision: dict[str, Any] = field(default_factory=dict)
+    """compare, gates, on_inconclusive, segment_by, critical_segments: checked plain data
+    (see :mod:`replay.settings`), stored with the run so reports re-decide it the same way."""
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret."""
@@ -108,6 +112,11 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "candidate": ((dict,), "an endpoint mapping"),
     "limits": ((dict,), "a mapping of limits"),
     "prices": ((dict,), "a mapping of model to {input, output} USD per million tokens"),
+    "compare": ((dict,), "a mapping of comparison settings"),
+    "gates": ((list, str), "a list of gates or 'default'"),
+    "on_inconclusive": ((str,), "'fail' or 'pass'"),
+    "segment_by": ((str, list), "a metadata key or a list of them"),
+    "critical_segments": ((list,), "a list of segments"),
 }
 
 
@@ -208,6 +217,7 @@ def build_scenario(
     sample = _sample(check, top.get("sample", {}))
     prices = _prices(check, top.get("prices", {}))
     name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
+    decision = check_decision(top, check.fail, search_dirs)
     return Scenario(
         name=name,
         logs=logs,
@@ -220,6 +230,7 @@ def build_scenario(
         log_format=top.get("format", "shadow"),
         search_dirs=search_dirs,
         source=source,
+        decision=decision,
     )
 
 

@@ -57,6 +57,11 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def messages_key(body: dict[str, Any]) -> str:
+    """The conversation as one string: answers looked up by it match one logged request exactly."""
+    return json.dumps(body.get("messages") or [], sort_keys=True, ensure_ascii=False)
+
+
 def generated_answer(prompt: str) -> str:
     """A deterministic answer that varies with the prompt."""
     words = _DIRECTIVE.sub("", prompt).split()
@@ -213,7 +218,8 @@ class MockServer:
         if kind == "drop":
             await asyncio.sleep(latency / 4)
             return False
-        text = self.config.answers.get(prompt) or generated_answer(prompt)
+        answers = self.config.answers
+        text = answers.get(messages_key(body)) or answers.get(prompt) or generated_answer(prompt)
         model = self.config.model or body.get("model", "mock")
         tool = kind == "tool"
         prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
@@ -309,10 +315,38 @@ def answers_from_log(path: str) -> dict[str, str]:
     """Map each logged request's last user message to its logged answer text."""
     from replay.readers import iter_records
 
-    answers = {}
+    answers: dict[str, str] = {}
     for record in iter_records([path], skip_invalid=True):
         choices = (record.response or {}).get("choices") or [{}]
         content = ((choices[0] or {}).get("message") or {}).get("content")
         if isinstance(content, str):
-            answers[last_user_text(record.request)] = content
+            answers[messages_key(record.request)] = content
+            answers.setdefault(last_user_text(record.request), content)
     return answers
+
+
+def demo_candidate(answers: dict[str, str]) -> dict[str, str]:
+    """The demo's candidate: the logged answers with the regressions a cheaper model shows.
+
+    Deterministic per conversation: about 40% of JSON answers come wrapped in a
+    Markdown code fence (invalid for ``response_format: json_object``), a few JSON
+    answers get a field wrong, some text answers are reworded and a few refused.
+    """
+    import hashlib
+
+    out = {}
+    for key, text in answers.items():
+        roll = int(hashlib.blake2b(key.encode(), digest_size=4).hexdigest(), 16) % 100
+        if text.lstrip().startswith("{"):
+            if roll < 40:
+                text = f"```json\n{text}\n```"
+            elif roll < 50:
+                fields = json.loads(text)
+                fields["urgent"] = not fields.get("urgent")
+                text = json.dumps(fields)
+        elif roll < 20:
+            text = "Thanks for reaching out! " + text
+        elif roll < 23:
+            text = "I'm sorry, but I can't help with that."
+        out[key] = text
+    return out

@@ -81,6 +81,43 @@ def m001_initial(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m002_comparisons_and_reviews(db: sqlite3.Connection) -> None:
+    """Per-pair comparisons (recomputed when the comparison settings change) and human reviews."""
+    _statements(
+        db,
+        """
+        CREATE TABLE comparisons (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            request_id TEXT NOT NULL,
+            baseline_arm TEXT NOT NULL,
+            spec_digest TEXT NOT NULL,
+            divergence REAL NOT NULL,
+            measures_json TEXT NOT NULL,
+            PRIMARY KEY (run_id, request_id)
+        );
+        CREATE TABLE review_items (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            item_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            candidate_is TEXT NOT NULL,
+            exported_at REAL NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        );
+        CREATE TABLE reviews (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            item_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            verdict TEXT NOT NULL,
+            comment TEXT,
+            imported_at REAL NOT NULL,
+            PRIMARY KEY (run_id, item_id, reviewer)
+        );
+        """,
+    )
+
+
 def _statements(db: sqlite3.Connection, script: str) -> None:
     """Run each statement inside the caller's transaction (``executescript`` would commit)."""
     for statement in script.split(";"):
@@ -236,6 +273,71 @@ class Store:
             "SELECT COALESCE(SUM(cost_usd), 0) FROM results WHERE run_id = ? AND arm != 'logged'", (run_id,)
         ).fetchone()
         return float(row[0])
+
+
+    # --- comparisons and reviews ---------------------------------------------------
+
+    def cases(self, run_id: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """request id -> (request body, metadata)."""
+        rows = self.db.execute("SELECT request_id, request_json, metadata_json FROM cases WHERE run_id = ?", (run_id,))
+        return {rid: (json.loads(req), json.loads(meta)) for rid, req, meta in rows}
+
+    def case(self, run_id: str, request_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        row = self.db.execute(
+            "SELECT request_json, metadata_json FROM cases WHERE run_id = ? AND request_id = ?", (run_id, request_id)
+        ).fetchone()
+        return (json.loads(row[0]), json.loads(row[1])) if row else None
+
+    def result_rows(self, run_id: str, request_id: str) -> dict[str, dict[str, Any]]:
+        """arm -> stored result row, for one request."""
+        cursor = self.db.execute(
+            f"SELECT {', '.join(RESULT_COLUMNS)} FROM results WHERE run_id = ? AND request_id = ?", (run_id, request_id)
+        )
+        return {row[1]: dict(zip(RESULT_COLUMNS, row)) for row in cursor}
+
+    def comparison_digests(self, run_id: str) -> dict[str, str]:
+        rows = self.db.execute("SELECT request_id, spec_digest FROM comparisons WHERE run_id = ?", (run_id,))
+        return dict(rows.fetchall())
+
+    def add_comparisons(self, run_id: str, rows: list[tuple[str, str, str, float, str]]) -> None:
+        """Rows of (request_id, baseline_arm, spec_digest, divergence, measures_json)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO comparisons VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+
+    def comparisons(self, run_id: str) -> Iterator[tuple[str, str]]:
+        """(request_id, measures_json) in log order."""
+        yield from self.db.execute(
+            "SELECT m.request_id, m.measures_json FROM comparisons m"
+            " LEFT JOIN cases c ON c.run_id = m.run_id AND c.request_id = m.request_id"
+            " WHERE m.run_id = ? ORDER BY c.seq",
+            (run_id,),
+        )
+
+    def add_review_items(self, run_id: str, items: list[tuple[str, str, str]]) -> None:
+        """Rows of (item_id, request_id, candidate_is 'A' or 'B'): the blinding key."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO review_items VALUES (?, ?, ?, ?, ?)", [(run_id, *item, now) for item in items]
+            )
+
+    def review_key(self, item_id: str) -> tuple[str, str, str] | None:
+        """(run_id, request_id, candidate_is) for an exported item id."""
+        row = self.db.execute(
+            "SELECT run_id, request_id, candidate_is FROM review_items WHERE item_id = ?", (item_id,)
+        ).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    def add_reviews(self, rows: list[tuple[str, str, str, str, str, str | None]]) -> None:
+        """Rows of (run_id, item_id, request_id, reviewer, verdict, comment)."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO reviews VALUES (?, ?, ?, ?, ?, ?, ?)", [(*r, now) for r in rows])
+
+    def reviews(self, run_id: str) -> list[tuple[str, str, str]]:
+        """(request_id, reviewer, verdict) with verdict candidate, baseline or tie."""
+        rows = self.db.execute("SELECT request_id, reviewer, verdict FROM reviews WHERE run_id = ?", (run_id,))
+        return rows.fetchall()
 
 
 class _Tx:

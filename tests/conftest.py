@@ -9,6 +9,8 @@ from replay.mockserver import MockServer, ServerConfig
 sys._called_from_test = True  # the CLI re-raises unexpected errors under tests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUPPORT_LOG = os.path.join(ROOT, "fixtures", "logs", "support.jsonl")
+NO_GATES = os.path.join(ROOT, "tests", "data", "no-gates.yaml")
+"""Engine tests pass this so the exit code reflects the replay, not a verdict on tiny samples."""
 
 
 @pytest.fixture(autouse=True)

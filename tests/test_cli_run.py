@@ -8,17 +8,20 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from conftest import SUPPORT_LOG, record, write_log
+from conftest import NO_GATES, SUPPORT_LOG, record, write_log
 from replay.cli import cli
 
 
 def invoke(*args, env=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+    args = [str(a) for a in args]
+    if args[0] == "run" and "--gates" not in args:
+        args += ["--gates", NO_GATES]
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
 
 
 def adhoc(server, log, store_path, *extra):
     return invoke("run", "--logs", log, "--candidate-url", server.base_url, "--candidate-model", "cand-1",
-                  "--store", store_path, "--quiet", *extra)  # fmt: skip
+                  "--store", store_path, "--quiet", "--gates", NO_GATES, *extra)  # fmt: skip
 
 
 def results(store_path, arm="candidate"):
@@ -37,7 +40,7 @@ def test_adhoc_run_stores_every_outcome(server, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"question {i}") for i in range(12)])
     result = adhoc(server, log, store_path)
     assert result.exit_code == 0, result.output
-    assert "completed" in result.stdout and "candidate: 12 ok, 0 errors" in result.stdout
+    assert "completed" in result.output and "candidate: 12 ok, 0 errors" in result.output
     rows = results(store_path)
     assert len(rows) == 12
     row = rows["r3"]
@@ -90,7 +93,7 @@ def test_exhausted_retries_store_an_error_outcome(server, tmp_path, store_path):
     rows = results(store_path)
     assert rows["bad"]["status"] == "error" and rows["bad"]["http_status"] == 500 and rows["bad"]["attempts"] == 2
     assert rows["c"]["status"] == "error" and rows["c"]["attempts"] == 1  # a 400 is not retried
-    assert "candidate: 1 ok, 2 errors" in result.stdout
+    assert "candidate: 1 ok, 2 errors" in result.output
 
 
 def test_missing_usage_is_estimated(server, tmp_path, store_path):
@@ -224,7 +227,7 @@ def test_resume_sends_only_what_is_missing(server, tmp_path, store_path):
     db.execute("UPDATE runs SET status = 'interrupted'")
     db.commit()
     before = server.stats.requests
-    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
+    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES)
     assert result.exit_code == 0, result.output
     assert server.stats.requests - before == 2
     assert {b["messages"][0]["content"] for b in server.stats.bodies[before:]} == {"q2", "q7"}
@@ -235,7 +238,7 @@ def test_resume_sends_only_what_is_missing(server, tmp_path, store_path):
 def test_resume_rejects_overrides(server, store_path, tmp_path):
     log = write_log(tmp_path / "log.jsonl", [record("a")])
     adhoc(server, log, store_path)
-    result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--rpm", "10", "--store", store_path])
+    result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--rpm", "10", "--store", store_path, "--gates", NO_GATES])
     assert result.exit_code == 2 and "--resume takes no scenario" in result.stderr
 
 

@@ -9,7 +9,7 @@ import time
 
 from click.testing import CliRunner
 
-from conftest import record, write_log
+from conftest import NO_GATES, record, write_log
 from replay.cli import cli
 
 N = 40
@@ -18,7 +18,7 @@ CONCURRENCY = 4
 
 def start_run(server, log, store_path):
     cmd = [sys.executable, "-m", "replay", "run", "--logs", log, "--candidate-url", server.base_url,
-           "--candidate-model", "m", "--concurrency", str(CONCURRENCY), "--store", store_path]  # fmt: skip
+           "--candidate-model", "m", "--concurrency", str(CONCURRENCY), "--store", store_path, "--gates", NO_GATES]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "REPLAY_RAISE_ERRORS"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -55,7 +55,7 @@ def test_kill_9_loses_at_most_the_requests_in_flight(make_server, tmp_path, stor
     assert 8 <= kept < N
     assert sent_before - kept <= CONCURRENCY  # only what was in flight is lost
 
-    result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert stored(store_path) == N
     resent = server.stats.requests - sent_before
@@ -77,6 +77,6 @@ def test_sigterm_marks_the_run_interrupted_and_prints_the_resume_command(make_se
     assert status == "interrupted"
     assert f"resume with: replay run --resume {run_id} --store {store_path}" in err
     assert "Traceback" not in err
-    result = CliRunner().invoke(cli, ["run", "--resume", run_id, "--store", store_path, "--quiet"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["run", "--resume", run_id, "--store", store_path, "--quiet", "--gates", NO_GATES], catch_exceptions=False)
     assert result.exit_code == 0
     assert stored(store_path) == N

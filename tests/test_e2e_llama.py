@@ -12,7 +12,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import NO_GATES, ROOT
 from replay.cli import cli
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ def test_replay_against_llama_cpp(llama_url, tmp_path, stream_flag):
     result = CliRunner().invoke(
         cli,
         ["run", "--logs", E2E_LOG, "--candidate-url", llama_url, "--candidate-model", "gemma-3-270m",
-         "--concurrency", "2", "--timeout", "120", "--store", store, "--quiet", *stream_flag],
+         "--concurrency", "2", "--timeout", "120", "--store", store, "--quiet", "--gates", NO_GATES, *stream_flag],
         catch_exceptions=False,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -71,7 +71,7 @@ def test_deterministic_settings_give_the_same_answer_twice(llama_url, tmp_path):
     for attempt in range(2):
         store = str(tmp_path / f"d{attempt}.db")
         CliRunner().invoke(cli, ["run", "--logs", E2E_LOG, "--candidate-url", llama_url, "--candidate-model",
-                                 "gemma-3-270m", "--max", "2", "--store", store, "--quiet"], catch_exceptions=False)  # fmt: skip
+                                 "gemma-3-270m", "--max", "2", "--store", store, "--quiet", "--gates", NO_GATES], catch_exceptions=False)  # fmt: skip
         db = sqlite3.connect(store)
         texts.append(dict(db.execute("SELECT request_id, text FROM results WHERE arm = 'candidate'").fetchall()))
     assert texts[0] == texts[1] and len(texts[0]) == 2

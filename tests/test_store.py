@@ -1,7 +1,7 @@
 import pytest
 
 from replay.errors import StoreError
-from replay.store import Store
+from replay.store import MIGRATIONS, Store
 from replay.types import Attempt, Completion, Outcome, ToolCall, Usage
 
 
@@ -38,7 +38,7 @@ def test_reopening_keeps_data_and_migrations_run_once(tmp_path):
     store.close()
     again = Store(path)
     assert [run.id for run in again.runs()] == ["r1"]
-    assert again.db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == 1
+    assert again.db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_unopenable_store_is_an_input_error(tmp_path):

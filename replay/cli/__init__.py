@@ -57,9 +57,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from replay.cli import demo, export, logs, run, runs
+    from replay.cli import decide, demo, export, logs, review, run, runs
 
-    for module in (run, runs, export, logs, demo):
+    for module in (run, runs, decide, review, export, logs, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -28,7 +28,7 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
       replay demo
     """
     from replay.config import load_scenario
-    from replay.mockserver import MockServer, ServerConfig, answers_from_log
+    from replay.mockserver import MockServer, ServerConfig, answers_from_log, demo_candidate
     from replay.progress import make_reporter
     from replay.readers import resolve_log_paths
     from replay.runner import Engine
@@ -39,7 +39,7 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
     answers: dict[str, str] = {}
     for path in resolve_log_paths(scenario.logs, scenario.search_dirs):
         answers.update(answers_from_log(path))
-    with MockServer(ServerConfig(latency_ms=120, answers=answers)) as server:
+    with MockServer(ServerConfig(latency_ms=120, answers=demo_candidate(answers))) as server:
         click.echo(f"demo: local OpenAI-compatible endpoint at {server.base_url}", err=True)
         overrides = {"candidate.base_url": server.base_url}
         if scenario.production is not None:
@@ -47,10 +47,12 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
         scenario = load_scenario(scenario_path, overrides)
         store = open_store(store_path)
         summary = Engine(scenario, store, reporter=make_reporter(quiet)).run()
-    from replay.cli.run import _summary_text
+    from replay.cli.run import _summary_text, decide_and_report
 
-    click.echo(_summary_text(store, summary, store_path))
-    click.echo(f"next: replay export {summary.run_id} --format csv --store {store_path}", err=True)
+    click.echo(_summary_text(store, summary, store_path), err=True)
+    code = decide_and_report(store, summary.run_id, None, None, None)
+    click.echo(f"the demo exits 0 whatever the verdict; 'replay run' would exit {code} here", err=True)
+    click.echo(f"next: replay disagreements {summary.run_id} --store {store_path}", err=True)
 
 
 @click.command(name="mock-server")
@@ -69,7 +71,7 @@ def mock_server_command(
     Example:
       replay mock-server --port 8000 --answers fixtures/logs/support.jsonl
     """
-    from replay.mockserver import MockServer, ServerConfig, answers_from_log
+    from replay.mockserver import MockServer, ServerConfig, answers_from_log, demo_candidate
 
     answers = answers_from_log(answers_log) if answers_log else {}
     server = MockServer(ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers), host=host, port=port).start()

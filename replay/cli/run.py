@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from replay.cli.decide import print_terminal, report_file_options, write_reports
 from replay.cli.options import open_store, store_option
 from replay.store import DEFAULT_STORE
 
@@ -60,10 +61,21 @@ OVERRIDES = {
 @click.option("--resume", "resume", metavar="RUN_ID", help="Finish an interrupted run (RUN_ID or 'latest').")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed log lines (counted and reported) instead of stopping.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False),
+              help="Decide with the gates of this YAML file (a 'gates:' list) instead of the scenario's.")
+@click.option("--on-inconclusive", type=click.Choice(["fail", "pass"]), help="Exit code of an INCONCLUSIVE verdict: 1 (fail) or 0 (pass).")
+@report_file_options
 @store_option
-def run_command(scenario: str | None, resume: str | None, skip_invalid: bool, quiet: bool, store_path: str,
-                no_stream: bool, **flags: Any) -> None:  # fmt: skip
-    """Replay a sample of logged requests against the candidate and store every outcome.
+@click.pass_context
+def run_command(ctx: click.Context, scenario: str | None, resume: str | None, skip_invalid: bool, quiet: bool,
+                store_path: str, no_stream: bool, gates_file: str | None, on_inconclusive: str | None,
+                report_json: str | None, report_md: str | None, report_junit: str | None,
+                **flags: Any) -> None:  # fmt: skip
+    """Replay a sample of logged requests against the candidate, store every outcome, and decide.
+
+    Ends with the report and the gates' verdict: exit code 0 for PASS, 1 for FAIL
+    (and for INCONCLUSIVE unless on_inconclusive: pass), 2 for bad input, 3 when the
+    run did not complete.
 
     \b
     Examples:
@@ -71,6 +83,7 @@ def run_command(scenario: str | None, resume: str | None, skip_invalid: bool, qu
       replay run --logs prod.jsonl --candidate-url http://127.0.0.1:8000/v1 --candidate-model m
       replay run --resume latest
     """
+    from replay.cli.decide import load_gates_file
     from replay.config import load_scenario, scenario_from_snapshot
     from replay.progress import make_reporter
     from replay.runner import Engine
@@ -78,6 +91,7 @@ def run_command(scenario: str | None, resume: str | None, skip_invalid: bool, qu
     overrides = {OVERRIDES[key]: value for key, value in flags.items() if value not in (None, ())}
     if "logs" in overrides:
         overrides["logs"] = list(overrides["logs"])
+    gates = load_gates_file(gates_file) if gates_file else None
     store = open_store(store_path)
     if resume:
         if scenario or overrides:
@@ -85,7 +99,8 @@ def run_command(scenario: str | None, resume: str | None, skip_invalid: bool, qu
         row = store.get_run(resume)
         config, run_id = scenario_from_snapshot(row.scenario), row.id
     else:
-        config, run_id = load_scenario(scenario, overrides), None
+        decision = {"gates": gates, "on_inconclusive": on_inconclusive}
+        config, run_id = load_scenario(scenario, {**overrides, **decision}), None
         if no_stream:
             config = config.without_streaming()
     engine = Engine(config, store, run_id=run_id, skip_invalid=skip_invalid, reporter=make_reporter(quiet))
@@ -101,7 +116,19 @@ def run_command(scenario: str | None, resume: str | None, skip_invalid: bool, qu
         raise
     if summary.invalid_lines:
         click.echo(f"skipped {summary.invalid_lines} invalid log line(s)", err=True)
-    click.echo(_summary_text(store, summary, store_path))
+    click.echo(_summary_text(store, summary, store_path), err=True)
+    ctx.exit(decide_and_report(store, summary.run_id, report_json, report_md, report_junit, gates, on_inconclusive))
+
+
+def decide_and_report(store: Any, run_id: str, report_json: str | None, report_md: str | None,
+                      report_junit: str | None, gates: Any = None, on_inconclusive: str | None = None) -> int:  # fmt: skip
+    """Print the terminal report, write the report files; the verdict's exit code."""
+    from replay.evaluate import evaluate
+
+    evaluation = evaluate(store, run_id, gates, on_inconclusive=on_inconclusive)
+    print_terminal(evaluation)
+    write_reports(evaluation, report_json, report_md, report_junit)
+    return evaluation.decision.exit_code
 
 
 def _summary_text(store: Any, summary: Any, store_path: str) -> str:

@@ -1,0 +1,191 @@
+"""From stored outcomes to a decision: compare pairs, aggregate, gate.
+
+Comparisons are stored with the digest of the settings that produced them, so a
+report or a re-gate of an unchanged run reads them back instead of recomputing, and
+changing the comparison settings recomputes them. Nothing here sends a request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from replay.gates import Decision, SegmentSpec, decide, segment_mask
+from replay.metrics import METRICS, MetricValue, Pairs
+from replay.settings import DecisionSettings, decision_from
+from replay.stats import Estimate, wilson
+from replay.store import RunRow, Store
+from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION
+
+WRITE_BATCH = 2000
+
+
+def baseline_arm(run: RunRow) -> str:
+    return ARM_PRODUCTION if run.scenario.get("baseline") == "fresh" else ARM_LOGGED
+
+
+def settings_for(run: RunRow, gates_override: Any = None, on_inconclusive: str | None = None) -> DecisionSettings:
+    raw = dict(run.scenario.get("decision") or {})
+    if on_inconclusive:
+        raw["on_inconclusive"] = on_inconclusive
+    return decision_from(raw, gates_override)
+
+
+def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[dict[str, Any]]:
+    """Per-pair measures for every request answered on both arms, computing what is missing."""
+    from replay.compare import Side, compare_pair
+
+    digest = settings.compare_digest()
+    have = store.comparison_digests(run.id)
+    base_arm = baseline_arm(run)
+    if _needs_compare(store, run.id, base_arm, have, digest):
+        cases = store.cases(run.id)
+        batch: list[tuple[str, str, str, float, str]] = []
+        for request_id, arms in _pairs(store.results(run.id)):
+            if have.get(request_id) == digest or base_arm not in arms or ARM_CANDIDATE not in arms:
+                continue
+            request, metadata = cases.get(request_id, ({}, {}))
+            measures = compare_pair(request, Side.from_row(arms[base_arm]), Side.from_row(arms[ARM_CANDIDATE]),
+                                    settings.compare)  # fmt: skip
+            measures["metadata"] = metadata
+            batch.append((request_id, base_arm, digest, float(measures["divergence"]), json.dumps(measures)))
+            if len(batch) >= WRITE_BATCH:
+                store.add_comparisons(run.id, batch)
+                batch = []
+        if batch:
+            store.add_comparisons(run.id, batch)
+    rows = []
+    for request_id, measures_json in store.comparisons(run.id):
+        row = json.loads(measures_json)
+        row["request_id"] = request_id
+        rows.append(row)
+    return rows
+
+
+def _needs_compare(store: Store, run_id: str, base_arm: str, have: dict[str, str], digest: str) -> bool:
+    (pairs,) = store.db.execute(
+        "SELECT COUNT(*) FROM results c JOIN results b ON b.run_id = c.run_id AND b.request_id = c.request_id"
+        " WHERE c.run_id = ? AND c.arm = ? AND b.arm = ?",
+        (run_id, ARM_CANDIDATE, base_arm),
+    ).fetchone()
+    return pairs != len(have) or any(value != digest for value in have.values())
+
+
+def _pairs(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
+    """Group result rows (ordered by request) into request id -> {arm: row}."""
+    current: str | None = None
+    arms: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["request_id"] != current:
+            if current is not None:
+                yield current, arms
+            current, arms = row["request_id"], {}
+        arms[row["arm"]] = row
+    if current is not None:
+        yield current, arms
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    request_id: str
+    divergence: float
+    reasons: tuple[str, ...]
+    segment: str
+    similarity: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything a report shows, computed once; renderers only format it."""
+
+    run: RunRow
+    settings: DecisionSettings
+    decision: Decision
+    metrics: dict[str, MetricValue]
+    segments: dict[str, dict[str, dict[str, MetricValue]]]
+    """segment key -> value -> metric name -> value."""
+    disagreements: tuple[Disagreement, ...]
+    counts: dict[str, dict[str, int]]
+    pairs: int
+    reviews: Estimate | None = None
+    review_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def baseline_arm(self) -> str:
+        return baseline_arm(self.run)
+
+
+def evaluate(store: Store, run_ref: str, gates_override: Any = None, top: int = 10,
+             on_inconclusive: str | None = None) -> Evaluation:  # fmt: skip
+    run = store.get_run(run_ref)
+    settings = settings_for(run, gates_override, on_inconclusive)
+    rows = compare_run(store, run, settings)
+    pairs = Pairs(rows)
+    cache: dict[str, dict[str, MetricValue]] = {}
+    decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache)
+    whole = cache.setdefault("", {})
+    for name, definition in METRICS.items():
+        if name not in whole:
+            whole[name] = definition.compute(pairs)
+    segments = segment_metrics(pairs, settings.segments, cache)
+    reviews, review_counts = human_win_rate(store, run.id)
+    return Evaluation(
+        run=run, settings=settings, decision=decision, metrics={name: whole[name] for name in METRICS},
+        segments=segments, disagreements=tuple(top_disagreements(rows, settings.segments, top)),
+        counts=store.counts(run.id), pairs=len(rows), reviews=reviews, review_counts=review_counts,
+    )  # fmt: skip
+
+
+def segment_metrics(
+    pairs: Pairs, segments: SegmentSpec, cache: dict[str, dict[str, MetricValue]]
+) -> dict[str, dict[str, dict[str, MetricValue]]]:
+    out: dict[str, dict[str, dict[str, MetricValue]]] = {}
+    for key in segments.by:
+        values = sorted({str((row.get("metadata") or {}).get(key)) for row in pairs.rows})
+        for value in values:
+            subset = pairs.subset(segment_mask(pairs, key, value))
+            known = cache.setdefault(f"{key}={value}", {})
+            for name, definition in METRICS.items():
+                if name not in known:
+                    known[name] = definition.compute(subset)
+            out.setdefault(key, {})[value] = {name: known[name] for name in METRICS}
+    return out
+
+
+def top_disagreements(rows: list[dict[str, Any]], segments: SegmentSpec, top: int | None,
+                      segment: str | None = None) -> list[Disagreement]:  # fmt: skip
+    """Pairs ranked by how sharply they diverge, most divergent first; identical pairs left out."""
+    key, value = segments.resolve(segment) if segment else (None, None)
+    chosen = []
+    for row in rows:
+        metadata = row.get("metadata") or {}
+        if key is not None and str(metadata.get(key)) != value:
+            continue
+        if row.get("divergence", 0) <= 0:
+            continue
+        label = ", ".join(f"{k}={metadata.get(k)}" for k in segments.by if k in metadata)
+        chosen.append(Disagreement(row["request_id"], float(row["divergence"]), tuple(row.get("reasons") or ()),
+                                   label, row.get("similarity")))  # fmt: skip
+    chosen.sort(key=lambda d: (-d.divergence, d.request_id))
+    return chosen[:top] if top is not None else chosen
+
+
+def human_win_rate(store: Store, run_id: str) -> tuple[Estimate | None, dict[str, int]]:
+    """Candidate wins over decided verdicts, ties counted as half a win each way."""
+    verdicts = [verdict for _, _, verdict in store.reviews(run_id)]
+    if not verdicts:
+        return None, {}
+    counts = {v: verdicts.count(v) for v in ("candidate", "baseline", "tie")}
+    n = len(verdicts)
+    wins = counts["candidate"] + counts["tie"] / 2
+    return wilson_half(wins, n), counts
+
+
+def wilson_half(wins: float, n: int) -> Estimate:
+    """Wilson interval allowing half wins (ties), by interpolating the integer bounds."""
+    low_k, high_k = int(wins), min(n, int(wins) + 1)
+    low, high = wilson(low_k, n), wilson(high_k, n)
+    frac = wins - low_k
+    assert low.low is not None and low.high is not None and high.low is not None and high.high is not None
+    return Estimate(wins / n, low.low + frac * (high.low - low.low), low.high + frac * (high.high - low.high), n)

@@ -1,0 +1,277 @@
+"""Gates: non-inferiority tests declared before the run, decided on intervals.
+
+A gate bounds the candidate-minus-baseline delta of a metric (``max_delta``,
+``min_delta``, ``max_delta_pct``, ``min_delta_pct``) or the candidate's own value
+(``min``, ``max``). It PASSES when the whole 95% interval lies on the good side of
+its threshold, FAILS when the whole interval lies on the bad side, and is
+INCONCLUSIVE otherwise, or when it has fewer results than its ``min_n``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from replay.metrics import METRICS, MetricValue, Pairs
+from replay.stats import Estimate, more_needed
+
+PASS, FAIL, INCONCLUSIVE, SKIPPED = "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"
+BOUNDS = ("max_delta", "min_delta", "max_delta_pct", "min_delta_pct", "max", "min")
+DEFAULT_PRESET: tuple[dict[str, Any], ...] = (
+    {"metric": "error_rate", "max_delta": 0.005},
+    {"metric": "latency_p99_ms", "max_delta": 200},
+    {"metric": "format_compliance", "min_delta": -0.01},
+    {"metric": "cost_per_request_usd", "max_delta_pct": 20},
+    {"metric": "judge_win_rate", "min": 0.5},
+)
+"""The usual release gates. Entries whose metric does not exist yet (the judge) are left out."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    bound: str
+    threshold: float
+    segment: str | None = None
+    """``key=value`` of a metadata key, or a bare value of the run's ``segment_by`` key."""
+    min_n: int | None = None
+    preset: bool = False
+    """From ``gates: default``: a gate with no applicable requests is skipped, not inconclusive."""
+
+    @property
+    def upper(self) -> bool:
+        return self.bound.startswith("max")
+
+    @property
+    def on_delta(self) -> bool:
+        return "delta" in self.bound
+
+    def describe(self) -> str:
+        sign = "<=" if self.upper else ">="
+        what = {"max_delta": "delta", "min_delta": "delta", "max_delta_pct": "delta %", "min_delta_pct": "delta %"}
+        return f"{what.get(self.bound, 'value')} {sign} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    status: str
+    n: int
+    estimate: Estimate
+    """What the gate tested: the delta (or delta %) or the candidate's value."""
+    metric: MetricValue | None
+    note: str = ""
+    more_needed: int | None = None
+    segments: tuple["GateResult", ...] = field(default_factory=tuple)
+    """Results of the same gate in the critical segments."""
+
+
+def parse_gates(items: Any, fail: Callable[[str, str], Exception]) -> tuple[Gate, ...]:
+    """Validate a scenario's ``gates:`` (a list, or ``default``) into gates."""
+    if items is None:
+        items = "default"
+    if items == "default":
+        return tuple(
+            _parse_gate(item, f"gates[{i}]", fail, preset=True)
+            for i, item in enumerate(DEFAULT_PRESET)
+            if item["metric"] in METRICS
+        )
+    if not isinstance(items, list):
+        raise fail("gates", "expected a list of gates or 'default'")
+    gates: list[Gate] = []
+    for i, item in enumerate(items):
+        if item == "default":
+            gates.extend(parse_gates("default", fail))
+            continue
+        gates.append(_parse_gate(item, f"gates[{i}]", fail))
+    return tuple(gates)
+
+
+def _parse_gate(item: Any, where: str, fail: Callable[[str, str], Exception], preset: bool = False) -> Gate:
+    import difflib
+
+    if not isinstance(item, dict):
+        raise fail(where, "expected a mapping such as {metric: error_rate, max_delta: 0.005}")
+    for key in item:
+        if key not in ("metric", "segment", "min_n", *BOUNDS):
+            hint = difflib.get_close_matches(str(key), ["metric", "segment", "min_n", *BOUNDS], n=1)
+            raise fail(f"{where}.{key}", "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+    metric = item.get("metric")
+    if metric not in METRICS:
+        hint = difflib.get_close_matches(str(metric), list(METRICS), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else f"; known: {', '.join(METRICS)}"
+        raise fail(f"{where}.metric", f"unknown metric {metric!r}{suggestion}")
+    bounds = [key for key in BOUNDS if key in item]
+    if len(bounds) != 1:
+        raise fail(where, f"expected exactly one of {', '.join(BOUNDS)}")
+    bound = bounds[0]
+    threshold = item[bound]
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise fail(f"{where}.{bound}", f"expected a number, got {threshold!r}")
+    if "delta" in bound and not METRICS[metric].paired:
+        raise fail(f"{where}.{bound}", f"{metric} has no baseline side: bound it with min or max")
+    min_n = item.get("min_n")
+    if min_n is not None and (isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1):
+        raise fail(f"{where}.min_n", f"expected a positive integer, got {min_n!r}")
+    segment = item.get("segment")
+    if segment is not None and not isinstance(segment, str):
+        raise fail(f"{where}.segment", f"expected a segment such as 'category=billing', got {segment!r}")
+    return Gate(metric, bound, float(threshold), segment, min_n, preset)
+
+
+def gate_dicts(gates: tuple[Gate, ...]) -> list[dict[str, Any]]:
+    """Gates back in the form users write, for snapshots and reports."""
+    out = []
+    for gate in gates:
+        item: dict[str, Any] = {"metric": gate.metric, gate.bound: gate.threshold}
+        if gate.segment:
+            item["segment"] = gate.segment
+        if gate.min_n:
+            item["min_n"] = gate.min_n
+        out.append(item)
+    return out
+
+
+# --- deciding ---------------------------------------------------------------------------
+
+
+def tested_estimate(gate: Gate, value: MetricValue) -> Estimate:
+    if gate.bound in ("max_delta", "min_delta"):
+        return value.delta or Estimate.empty(value.n)
+    if gate.bound in ("max_delta_pct", "min_delta_pct"):
+        return value.delta_pct or Estimate.empty(value.n)
+    return value.candidate
+
+
+def judge(gate: Gate, estimate: Estimate) -> str:
+    """PASS, FAIL or INCONCLUSIVE from where the interval lies relative to the threshold."""
+    assert estimate.low is not None and estimate.high is not None
+    if gate.upper:
+        if estimate.high <= gate.threshold:
+            return PASS
+        return FAIL if estimate.low > gate.threshold else INCONCLUSIVE
+    if estimate.low >= gate.threshold:
+        return PASS
+    return FAIL if estimate.high < gate.threshold else INCONCLUSIVE
+
+
+def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
+    estimate = tested_estimate(gate, value)
+    n = value.n
+    if n == 0 or not estimate.known:
+        if gate.preset:
+            return GateResult(gate, SKIPPED, n, estimate, value, "no applicable requests")
+        return GateResult(gate, INCONCLUSIVE, n, estimate, value, "no data")
+    if gate.min_n and n < gate.min_n:
+        return GateResult(gate, INCONCLUSIVE, n, estimate, value, f"n={n} is below min_n={gate.min_n}",
+                          more_needed=gate.min_n - n)  # fmt: skip
+    status = judge(gate, estimate)
+    if status != INCONCLUSIVE:
+        return GateResult(gate, status, n, estimate, value)
+    needed = more_needed(estimate, gate.threshold)
+    note = f"interval straddles {gate.threshold:g}"
+    if needed is not None:
+        note += f"; about {needed:,} more requests would settle it"
+    return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, needed)
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    by: tuple[str, ...] = ()
+    critical: tuple[str, ...] = ()
+
+    def resolve(self, segment: str) -> tuple[str, str]:
+        """``category=billing`` -> (category, billing); a bare value uses the first ``by`` key."""
+        if "=" in segment:
+            key, value = segment.split("=", 1)
+            return key.strip(), value.strip()
+        if not self.by:
+            raise ValueError(f"segment {segment!r}: write it as key=value (no segment_by is set)")
+        return self.by[0], segment
+
+
+def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:
+    return np.array([str((row.get("metadata") or {}).get(key)) == value for row in pairs.rows], dtype=bool)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    results: tuple[GateResult, ...]
+    on_inconclusive: str
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict == PASS:
+            return 0
+        if self.verdict == INCONCLUSIVE and self.on_inconclusive == "pass":
+            return 0
+        return 1
+
+
+def decide(
+    gates: tuple[Gate, ...],
+    pairs: Pairs,
+    segments: SegmentSpec = SegmentSpec(),
+    on_inconclusive: str = "fail",
+    metric_cache: dict[str, dict[str, MetricValue]] | None = None,
+) -> Decision:
+    """Evaluate every gate on the whole run, its own segment, and the critical segments."""
+    cache = metric_cache if metric_cache is not None else {}
+    subsets: dict[str, Pairs] = {"": pairs}
+
+    def value(metric: str, segment: str) -> MetricValue:
+        if segment not in subsets:
+            key, val = segments.resolve(segment)
+            subsets[segment] = pairs.subset(segment_mask(pairs, key, val))
+        per_segment = cache.setdefault(segment, {})
+        if metric not in per_segment:
+            per_segment[metric] = METRICS[metric].compute(subsets[segment])
+        return per_segment[metric]
+
+    results = []
+    for gate in gates:
+        own = gate.segment or ""
+        result = evaluate_gate(gate, value(gate.metric, _canonical(own, segments)))
+        if not gate.segment and segments.critical:
+            result = _with_critical(result, gate, segments, value)
+        results.append(result)
+    statuses = {result.status for result in results}
+    verdict = FAIL if FAIL in statuses else INCONCLUSIVE if INCONCLUSIVE in statuses else PASS
+    return Decision(verdict, tuple(results), on_inconclusive)
+
+
+def _canonical(segment: str, segments: SegmentSpec) -> str:
+    if not segment:
+        return ""
+    key, value = segments.resolve(segment)
+    return f"{key}={value}"
+
+
+def _with_critical(result: GateResult, gate: Gate, segments: SegmentSpec, value: Callable[[str, str], MetricValue]) -> GateResult:
+    """A regression beyond the threshold in a critical segment fails the gate even when the
+    whole passes; one that is likely but unproven there makes a passing gate inconclusive."""
+    parts = []
+    for critical in segments.critical:
+        name = _canonical(critical, segments)
+        parts.append(evaluate_gate(Gate(**{**gate.__dict__, "segment": name, "preset": False}), value(gate.metric, name)))
+    failed = [part for part in parts if part.status == FAIL]
+    if failed:
+        names = ", ".join(part.gate.segment or "" for part in failed)
+        note = f"{'also ' if result.status == FAIL else ''}fails in critical segment {names}"
+        return GateResult(gate, FAIL, result.n, result.estimate, result.metric, note, None, tuple(parts))
+    doubtful = [part for part in parts if part.status == INCONCLUSIVE and _beyond(gate, part.estimate)]
+    if result.status == PASS and doubtful:
+        names = ", ".join(part.gate.segment or "" for part in doubtful)
+        note = f"may regress in critical segment {names}"
+        return GateResult(gate, INCONCLUSIVE, result.n, result.estimate, result.metric, note, None, tuple(parts))
+    return GateResult(gate, result.status, result.n, result.estimate, result.metric, result.note, result.more_needed,
+                      tuple(parts))  # fmt: skip
+
+
+def _beyond(gate: Gate, estimate: Estimate) -> bool:
+    if estimate.value is None:
+        return False
+    return estimate.value > gate.threshold if gate.upper else estimate.value < gate.threshold

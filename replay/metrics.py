@@ -1,0 +1,277 @@
+"""Aggregates over compared pairs: every metric a gate can name, with n and a 95% interval.
+
+Metrics register by the name users write in gates. Each reads the per-pair measures
+the comparators produced (``b_*`` for the baseline, ``c_*`` for the candidate) from a
+:class:`Pairs` table and returns a :class:`MetricValue`. Populations are explicit:
+
+* ``error_rate`` counts every pair whose baseline exists (a log line without a
+  response has nothing to compare with and is left out of every metric);
+* the other per-side rates count pairs where *both* arms answered, so that an error
+  is charged once, to ``error_rate``, and not again as a format failure;
+* latency and TTFT percentiles use pairs where both arms answered and timed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from replay import stats
+from replay.stats import Estimate
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    name: str
+    n: int
+    candidate: Estimate
+    baseline: Estimate | None = None
+    """None for measures of the pair itself (similarity, agreement)."""
+    delta: Estimate | None = None
+    delta_pct: Estimate | None = None
+    flips: stats.Flips | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    label: str
+    unit: str
+    """``rate`` (0..1, shown in percent), ``ms``, ``tokens``, ``usd`` or ``score`` (0..1)."""
+    higher_is_better: bool
+    paired: bool
+    """True when there is a baseline side and gates may bound the delta."""
+    compute: Callable[["Pairs"], MetricValue]
+    group: str = ""
+    """Metrics computed together (p50/p95/p99 share one bootstrap) share a group."""
+
+
+METRICS: dict[str, MetricDef] = {}
+
+
+def register_metric(
+    name: str, label: str, unit: str, higher_is_better: bool, paired: bool = True, group: str = ""
+) -> Callable[[Callable[["Pairs"], MetricValue]], Callable[["Pairs"], MetricValue]]:
+    def decorate(compute: Callable[["Pairs"], MetricValue]) -> Callable[["Pairs"], MetricValue]:
+        METRICS[name] = MetricDef(name, label, unit, higher_is_better, paired, compute, group or name)
+        return compute
+
+    return decorate
+
+
+class Pairs:
+    """Column access over a list of per-pair measure dicts, with cached numpy arrays."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+        self._columns: dict[str, np.ndarray] = {}
+        self._cache: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, key: str) -> np.ndarray:
+        """Values as an object array (None kept), built once per key."""
+        if key not in self._columns:
+            self._columns[key] = np.array([row.get(key) for row in self.rows], dtype=object)
+        return self._columns[key]
+
+    def present(self, key: str) -> np.ndarray:
+        values = self.column(key)
+        return np.array([value is not None for value in values], dtype=bool)
+
+    def numbers(self, key: str) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in self.column(key)], dtype=float)
+
+    def truthy(self, key: str) -> np.ndarray:
+        return np.array([bool(v) for v in self.column(key)], dtype=bool)
+
+    @property
+    def comparable(self) -> np.ndarray:
+        """Pairs with a baseline to compare against (the log had a response)."""
+        if "comparable" not in self._cache:
+            missing = np.array([v == "missing" for v in self.column("b_error_class")], dtype=bool)
+            self._cache["comparable"] = ~missing
+        return self._cache["comparable"]
+
+    @property
+    def both_ok(self) -> np.ndarray:
+        if "both_ok" not in self._cache:
+            self._cache["both_ok"] = self.comparable & ~self.truthy("b_error") & ~self.truthy("c_error")
+        return self._cache["both_ok"]
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def subset(self, mask: np.ndarray) -> "Pairs":
+        return Pairs([row for row, keep in zip(self.rows, mask) if keep])
+
+
+def _side_rate(pairs: Pairs, name: str, key: str, population: np.ndarray, *, passing: bool) -> MetricValue:
+    """A per-side rate and its paired delta. ``passing`` says which value is the good one
+    for McNemar's flips (True: the measure is a pass, e.g. format compliance)."""
+    base = pairs.truthy(f"b_{key}")[population]
+    cand = pairs.truthy(f"c_{key}")[population]
+    n = int(population.sum())
+    good_b, good_c = (base, cand) if passing else (~base, ~cand)
+    return MetricValue(
+        name=name,
+        n=n,
+        baseline=stats.wilson(int(base.sum()), n),
+        candidate=stats.wilson(int(cand.sum()), n),
+        delta=stats.paired_rate_delta(base, cand),
+        delta_pct=_rate_delta_pct(base, cand),
+        flips=stats.mcnemar(good_b, good_c),
+    )
+
+
+def _rate_delta_pct(base: np.ndarray, cand: np.ndarray) -> Estimate:
+    """The rate delta in percent of the baseline rate (its interval scaled by the baseline point)."""
+    delta = stats.paired_rate_delta(base, cand)
+    rate = base.mean() if base.size else 0.0
+    if not delta.known or not rate:
+        return Estimate.empty(delta.n)
+    assert delta.value is not None and delta.low is not None and delta.high is not None
+    return Estimate(delta.value / rate * 100, delta.low / rate * 100, delta.high / rate * 100, delta.n)
+
+
+@register_metric("error_rate", "Error rate", "rate", higher_is_better=False)
+def error_rate(pairs: Pairs) -> MetricValue:
+    return _side_rate(pairs, "error_rate", "error", pairs.comparable, passing=False)
+
+
+@register_metric("refusal_rate", "Refusal rate", "rate", higher_is_better=False)
+def refusal_rate(pairs: Pairs) -> MetricValue:
+    return _side_rate(pairs, "refusal_rate", "refused", pairs.both_ok, passing=False)
+
+
+@register_metric("format_compliance", "Format compliance (JSON)", "rate", higher_is_better=True)
+def format_compliance(pairs: Pairs) -> MetricValue:
+    population = pairs.both_ok & pairs.truthy("json_required")
+    return _side_rate(pairs, "format_compliance", "json_valid", population, passing=True)
+
+
+@register_metric("schema_validity", "Schema validity", "rate", higher_is_better=True)
+def schema_validity(pairs: Pairs) -> MetricValue:
+    population = pairs.both_ok & pairs.truthy("schema_required")
+    return _side_rate(pairs, "schema_validity", "schema_valid", population, passing=True)
+
+
+@register_metric("policy_pass_rate", "Policy pass rate", "rate", higher_is_better=True)
+def policy_pass_rate(pairs: Pairs) -> MetricValue:
+    return _side_rate(pairs, "policy_pass_rate", "policy_pass", pairs.both_ok, passing=True)
+
+
+@register_metric("tool_call_agreement", "Tool-call agreement", "rate", higher_is_better=True, paired=False)
+def tool_call_agreement(pairs: Pairs) -> MetricValue:
+    population = pairs.comparable & pairs.present("tools_agree")
+    agree = pairs.truthy("tools_agree")[population]
+    n = int(population.sum())
+    return MetricValue("tool_call_agreement", n, stats.wilson(int(agree.sum()), n))
+
+
+@register_metric("key_field_accuracy", "Key-field accuracy", "rate", higher_is_better=True, paired=False)
+def key_field_accuracy(pairs: Pairs) -> MetricValue:
+    matched, compared, per_field = [], [], {}
+    for row, keep in zip(pairs.rows, pairs.comparable):
+        fields = row.get("fields") if keep else None
+        if not fields:
+            continue
+        matched.append(sum(1 for ok in fields.values() if ok))
+        compared.append(len(fields))
+        for path, ok in fields.items():
+            tally = per_field.setdefault(path, [0, 0])
+            tally[0] += bool(ok)
+            tally[1] += 1
+    estimate = stats.bootstrap_ratio(np.array(matched), np.array(compared))
+    fields_out = {path: stats.wilson(ok, total) for path, (ok, total) in sorted(per_field.items())}
+    return MetricValue("key_field_accuracy", len(matched), estimate, extra={"fields": fields_out})
+
+
+@register_metric("similarity", "Similarity (mean)", "score", higher_is_better=True, paired=False)
+def similarity(pairs: Pairs) -> MetricValue:
+    values = pairs.numbers("similarity")[pairs.both_ok]
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return MetricValue("similarity", 0, Estimate.empty())
+    mean_est, p10 = stats.bootstrap_one(values, _mean_and_p10)
+    exact = pairs.truthy("exact_match")[pairs.both_ok]
+    normalised = pairs.truthy("normalized_match")[pairs.both_ok]
+    return MetricValue(
+        "similarity", int(values.size), mean_est,
+        extra={"p10": p10, "exact_match": stats.wilson(int(exact.sum()), int(exact.size)),
+               "normalized_match": stats.wilson(int(normalised.sum()), int(normalised.size))},
+    )  # fmt: skip
+
+
+def _mean_and_p10(rows: np.ndarray) -> np.ndarray:
+    return np.vstack([rows.mean(axis=1), np.percentile(rows, 10, axis=1)])
+
+
+def _paired_numbers(pairs: Pairs, key: str) -> tuple[np.ndarray, np.ndarray]:
+    base, cand = pairs.numbers(f"b_{key}"), pairs.numbers(f"c_{key}")
+    keep = pairs.both_ok & ~np.isnan(base) & ~np.isnan(cand)
+    return base[keep], cand[keep]
+
+
+def _quantile_metrics(pairs: Pairs, key: str, prefix: str) -> dict[str, MetricValue]:
+    def build() -> dict[str, MetricValue]:
+        base, cand = _paired_numbers(pairs, key)
+        results = stats.paired_bootstrap(base, cand, stats.percentiles(50, 95, 99))
+        out = {}
+        for q, (b, c, d, pct) in zip((50, 95, 99), results):
+            name = f"{prefix}_p{q}_ms"
+            out[name] = MetricValue(name, int(base.size), c, b, d, pct)
+        return out
+
+    return pairs.cached(f"quantiles:{key}", build)
+
+
+def _register_quantiles(key: str, prefix: str, label: str) -> None:
+    for q in (50, 95, 99):
+        name = f"{prefix}_p{q}_ms"
+
+        def compute(pairs: Pairs, name: str = name) -> MetricValue:
+            return _quantile_metrics(pairs, key, prefix)[name]
+
+        register_metric(name, f"{label} p{q}", "ms", higher_is_better=False, group=prefix)(compute)
+
+
+_register_quantiles("latency_ms", "latency", "Latency")
+_register_quantiles("ttft_ms", "ttft", "Time to first token")
+
+
+def _mean_metric(pairs: Pairs, name: str, key: str) -> MetricValue:
+    base, cand = _paired_numbers(pairs, key)
+    [(b, c, d, pct)] = stats.paired_bootstrap(base, cand, stats.mean)
+    extra = {"total_baseline": float(base.sum()), "total_candidate": float(cand.sum())}
+    return MetricValue(name, int(base.size), c, b, d, pct, extra=extra)
+
+
+@register_metric("tokens_out", "Output tokens (mean)", "tokens", higher_is_better=False)
+def tokens_out(pairs: Pairs) -> MetricValue:
+    return _mean_metric(pairs, "tokens_out", "tokens_out")
+
+
+@register_metric("tokens_in", "Input tokens (mean)", "tokens", higher_is_better=False)
+def tokens_in(pairs: Pairs) -> MetricValue:
+    return _mean_metric(pairs, "tokens_in", "tokens_in")
+
+
+@register_metric("cost_per_request_usd", "Cost per request", "usd", higher_is_better=False)
+def cost_per_request(pairs: Pairs) -> MetricValue:
+    value = _mean_metric(pairs, "cost_per_request_usd", "cost_usd")
+    per_1k = {side: (est.value * 1000 if est and est.value is not None else None)
+              for side, est in (("baseline", value.baseline), ("candidate", value.candidate))}  # fmt: skip
+    return MetricValue(**{**value.__dict__, "extra": {**value.extra, "per_1000_requests": per_1k}})
+
+
+def compute_all(pairs: Pairs, names: Iterable[str] | None = None) -> dict[str, MetricValue]:
+    """Every registered metric (or those named), in registry order."""
+    wanted = list(METRICS) if names is None else [name for name in METRICS if name in set(names)]
+    return {name: METRICS[name].compute(pairs) for name in wanted}

@@ -1,0 +1,215 @@
+"""Number formatting shared by the renderers, by metric unit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from replay.gates import Gate, GateResult
+from replay.metrics import METRICS, MetricValue
+from replay.stats import Estimate
+
+
+def value(unit: str, x: float | None) -> str:
+    if x is None:
+        return "—"
+    if unit == "rate":
+        return f"{x * 100:.1f}%"
+    if unit == "ms":
+        return f"{x:,.0f} ms"
+    if unit == "usd":
+        return f"${x:.5f}" if abs(x) < 0.1 else f"${x:,.2f}"
+    if unit == "tokens":
+        return f"{x:,.1f}"
+    return f"{x:.3f}"
+
+
+def delta(unit: str, x: float | None, pct: bool = False) -> str:
+    if x is None:
+        return "—"
+    if pct:
+        return f"{x:+.1f}%"
+    if unit == "rate":
+        return f"{x * 100:+.1f} pt"
+    if unit == "ms":
+        return f"{x:+,.0f} ms"
+    if unit == "usd":
+        return f"{x:+.5f}"
+    if unit == "tokens":
+        return f"{x:+,.1f}"
+    return f"{x:+.3f}"
+
+
+def interval(unit: str, estimate: Estimate | None, signed: bool, pct: bool = False) -> str:
+    """``[low, high]`` in the unit of the value beside it, the unit itself left out
+    (points for rate deltas, percent for relative deltas) so that columns stay narrow."""
+    if estimate is None or estimate.low is None or estimate.high is None:
+        return "—"
+    return f"[{bare(unit, estimate.low, signed, pct)}, {bare(unit, estimate.high, signed, pct)}]"
+
+
+def bare(unit: str, x: float, signed: bool, pct: bool = False) -> str:
+    sign = "+" if signed else ""
+    if pct:
+        return f"{x:{sign}.1f}"
+    if unit == "rate":
+        return f"{x * 100:{sign}.1f}" + ("" if signed else "%")
+    if unit == "ms":
+        return f"{x:{sign},.0f}"
+    if unit == "usd":
+        return f"{x:{sign}.5f}"
+    if unit == "tokens":
+        return f"{x:{sign},.1f}"
+    return f"{x:{sign}.3f}"
+
+
+def threshold(gate: Gate) -> str:
+    unit = METRICS[gate.metric].unit
+    sign = "≤" if gate.upper else "≥"
+    if gate.bound.endswith("_pct"):
+        return f"Δ {sign} {gate.threshold:+g}%"
+    if gate.on_delta:
+        return f"Δ {sign} {delta(unit, gate.threshold)}"
+    return f"{sign} {value(unit, gate.threshold)}"
+
+
+def gate_name(gate: Gate) -> str:
+    return gate.metric + (f" [{gate.segment}]" if gate.segment else "")
+
+
+def gate_cells(result: GateResult) -> dict[str, str]:
+    """The gate table's cells for one gate, as text."""
+    gate = result.gate
+    unit = METRICS[gate.metric].unit
+    metric: MetricValue | None = result.metric
+    pct = gate.bound.endswith("_pct")
+    base = metric.baseline.value if metric and metric.baseline else None
+    cand = metric.candidate.value if metric else None
+    if gate.on_delta:
+        shown = result.estimate.value
+        delta_text = delta(unit, shown, pct)
+        ci = interval(unit, result.estimate, signed=True, pct=pct)
+    else:
+        delta_text = delta(unit, metric.delta.value if metric and metric.delta else None)
+        ci = interval(unit, result.estimate, signed=False)
+    return {
+        "gate": gate_name(gate),
+        "label": f"{gate_name(gate)}\n{value(unit, base)} → {value(unit, cand)}",
+        "baseline": value(unit, base),
+        "candidate": value(unit, cand),
+        "delta": delta_text,
+        "ci": ci,
+        "threshold": threshold(gate),
+        "n": f"{result.n:,}",
+        "status": result.status,
+    }
+
+
+def metric_cells(name: str, metric: MetricValue) -> dict[str, str]:
+    unit = METRICS[name].unit
+    return {
+        "metric": name,
+        "n": f"{metric.n:,}",
+        "baseline": value(unit, metric.baseline.value) if metric.baseline else "—",
+        "candidate": value(unit, metric.candidate.value),
+        "delta": delta(unit, metric.delta.value) if metric.delta else "—",
+        "ci": interval(unit, metric.delta, signed=True) if metric.delta else interval(unit, metric.candidate, False),
+    }
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "—"
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def header_items(evaluation: "Evaluation") -> list[tuple[str, str]]:  # noqa: F821
+    run = evaluation.run
+    scenario = run.scenario
+    sample = scenario.get("sample") or {}
+    candidate = (scenario.get("candidate") or {}).get("model", "?")
+    if evaluation.baseline_arm == "production":
+        baseline = f"fresh: {(scenario.get('production') or {}).get('model', '?')}"
+    else:
+        baseline = "logged production answers"
+    max_part = f", max {sample.get('max')}" if sample.get("max") else ""
+    return [
+        ("Run", f"{run.id} ({run.name}, {run.status})"),
+        ("Logs", ", ".join(scenario.get("logs") or [])),
+        ("Sample", f"rate {sample.get('rate', 1)}{max_part}, seed {sample.get('seed', 0)}"),
+        ("Pairs", f"{evaluation.pairs:,} compared of {run.planned or 0:,} sampled"),
+        ("Candidate", candidate),
+        ("Baseline", baseline),
+    ]
+
+
+def verdict_line(evaluation: "Evaluation") -> str:  # noqa: F821
+    decision = evaluation.decision
+    counts = {status: sum(1 for r in decision.results if r.status == status)
+              for status in ("PASS", "FAIL", "INCONCLUSIVE", "SKIPPED")}  # fmt: skip
+    parts = [f"{n} {status.lower()}" for status, n in counts.items() if n]
+    text = f"{decision.verdict} ({', '.join(parts) or 'no gates'})"
+    if decision.verdict == "INCONCLUSIVE":
+        text += f"; on_inconclusive: {decision.on_inconclusive}"
+    return text
+
+
+def gate_notes(evaluation: "Evaluation") -> list[str]:  # noqa: F821
+    notes = []
+    for result in evaluation.decision.results:
+        if result.note and result.status != "PASS":
+            notes.append(f"{gate_name(result.gate)}: {result.status.lower()}, {result.note}")
+    return notes
+
+
+SHORT_NAMES = {
+    "error_rate": "errors Δ", "format_compliance": "format Δ", "similarity": "similarity",
+    "latency_p95_ms": "p95 Δ", "refusal_rate": "refusals Δ",
+}  # fmt: skip
+
+
+def segment_cell(name: str, metric: MetricValue) -> str:
+    unit = METRICS[name].unit
+    if metric.n == 0:
+        return "—"
+    if metric.delta is not None:
+        return delta(unit, metric.delta.value)
+    return value(unit, metric.candidate.value)
+
+
+def summary_lines(evaluation: "Evaluation") -> list[str]:  # noqa: F821
+    lines = []
+    cost = evaluation.metrics.get("cost_per_request_usd")
+    if cost and cost.n:
+        per_1k = cost.extra.get("per_1000_requests", {})
+        pct = f" ({cost.delta_pct.value:+.1f}%)" if cost.delta_pct and cost.delta_pct.value is not None else ""
+        lines.append(
+            f"Cost: {value('usd', cost.extra['total_candidate'])} candidate vs "
+            f"{value('usd', cost.extra['total_baseline'])} baseline over {cost.n:,} pairs{pct}; "
+            f"per 1,000 requests {value('usd', per_1k.get('candidate'))} vs {value('usd', per_1k.get('baseline'))}"
+        )
+    similarity = evaluation.metrics.get("similarity")
+    if similarity and similarity.n:
+        p10 = similarity.extra["p10"].value
+        exact = similarity.extra["exact_match"].value
+        norm = similarity.extra["normalized_match"].value
+        lines.append(f"Similarity: mean {value('score', similarity.candidate.value)}, p10 {value('score', p10)}; "
+                     f"exact match {value('rate', exact)}, normalised {value('rate', norm)}")  # fmt: skip
+    for name in ("error_rate", "format_compliance", "schema_validity", "refusal_rate", "policy_pass_rate"):
+        metric = evaluation.metrics.get(name)
+        if metric and metric.flips and (metric.flips.to_fail or metric.flips.to_pass):
+            flips = metric.flips
+            lines.append(f"{name}: {flips.to_fail} pass→fail, {flips.to_pass} fail→pass (McNemar p = {flips.p_value:.3g})")
+    fields = evaluation.metrics.get("key_field_accuracy")
+    if fields and fields.n:
+        worst = sorted(fields.extra["fields"].items(), key=lambda kv: kv[1].value if kv[1].value is not None else 1)[:3]
+        lines.append("Key fields: " + ", ".join(f"{path} {value('rate', est.value)}" for path, est in worst))
+    return lines
+
+
+def review_line(evaluation: "Evaluation") -> str:  # noqa: F821
+    est = evaluation.reviews
+    counts = evaluation.review_counts
+    assert est is not None
+    return (f"Human review: candidate win rate {value('rate', est.value)} {interval('rate', est, False)} "
+            f"(n={est.n}: {counts.get('candidate', 0)} candidate, {counts.get('baseline', 0)} baseline, "
+            f"{counts.get('tie', 0)} ties)")  # fmt: skip

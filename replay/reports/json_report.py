@@ -1,0 +1,102 @@
+"""The JSON report: a documented, versioned schema (see README, "JSON report").
+
+``schema_version`` changes only when a field changes meaning or disappears; new
+fields may be added within a version.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from replay import __version__
+from replay.reports import register_renderer
+from replay.stats import Estimate
+
+SCHEMA_VERSION = 1
+
+
+def _est(estimate: Estimate | None) -> dict[str, Any] | None:
+    if estimate is None:
+        return None
+    return {"value": estimate.value, "ci": [estimate.low, estimate.high], "n": estimate.n}
+
+
+def _metric(metric: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "n": metric.n,
+        "baseline": _est(metric.baseline),
+        "candidate": _est(metric.candidate),
+        "delta": _est(metric.delta),
+        "delta_pct": _est(metric.delta_pct),
+    }
+    if metric.flips is not None:
+        out["flips"] = {"pass_to_fail": metric.flips.to_fail, "fail_to_pass": metric.flips.to_pass,
+                        "mcnemar_p": metric.flips.p_value}  # fmt: skip
+    for key, extra in metric.extra.items():
+        if isinstance(extra, Estimate):
+            out[key] = _est(extra)
+        elif isinstance(extra, dict):
+            out[key] = {k: _est(v) if isinstance(v, Estimate) else v for k, v in extra.items()}
+        else:
+            out[key] = extra
+    return out
+
+
+def _gate(result: Any) -> dict[str, Any]:
+    gate, metric = result.gate, result.metric
+    return {
+        "metric": gate.metric,
+        "bound": gate.bound,
+        "threshold": gate.threshold,
+        "segment": gate.segment,
+        "min_n": gate.min_n,
+        "baseline": metric.baseline.value if metric is not None and metric.baseline else None,
+        "candidate": metric.candidate.value if metric is not None else None,
+        "delta": result.estimate.value if gate.on_delta else (metric.delta.value if metric and metric.delta else None),
+        "ci": [result.estimate.low, result.estimate.high],
+        "n": result.n,
+        "status": result.status,
+        "note": result.note or None,
+        "more_needed": result.more_needed,
+        "critical_segments": [_gate(part) for part in result.segments],
+    }
+
+
+def report_data(evaluation: Any, top: int = 20) -> dict[str, Any]:
+    run = evaluation.run
+    scenario = run.scenario
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "replay", "version": __version__},
+        "run_id": run.id,
+        "run": {
+            "name": run.name, "status": run.status, "started_at": run.started_at, "ended_at": run.ended_at,
+            "scenario_hash": run.scenario_hash, "logs": scenario.get("logs"), "sample": scenario.get("sample"),
+            "baseline": evaluation.baseline_arm, "planned": run.planned,
+            "candidate_model": (scenario.get("candidate") or {}).get("model"),
+            "production_model": (scenario.get("production") or {}).get("model"),
+        },
+        "verdict": evaluation.decision.verdict,
+        "exit_code": evaluation.decision.exit_code,
+        "on_inconclusive": evaluation.decision.on_inconclusive,
+        "pairs": evaluation.pairs,
+        "gates": [_gate(result) for result in evaluation.decision.results],
+        "metrics": {name: _metric(metric) for name, metric in evaluation.metrics.items()},
+        "segments": {key: {value: {name: _metric(m) for name, m in metrics.items()} for value, metrics in values.items()}
+                     for key, values in evaluation.segments.items()},  # fmt: skip
+        "disagreements": [
+            {"request_id": d.request_id, "divergence": d.divergence, "reasons": list(d.reasons), "segment": d.segment}
+            for d in evaluation.disagreements[:top]
+        ],
+        "human_review": None if evaluation.reviews is None else {**_est(evaluation.reviews), **evaluation.review_counts},  # type: ignore[dict-item]
+    }  # fmt: skip
+
+
+@register_renderer("json")
+def render_json(evaluation: Any, top: int = 20) -> str:
+    return json.dumps(report_data(evaluation, top), indent=2, ensure_ascii=False, allow_nan=False, default=_finite) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    return str(value)

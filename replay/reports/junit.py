@@ -1,0 +1,46 @@
+"""JUnit XML: one test case per gate, so CI systems show gates as tests.
+
+FAIL is a <failure>; INCONCLUSIVE is a <failure> too when ``on_inconclusive`` is
+``fail`` (CI stays strict) and a <skipped> otherwise; SKIPPED gates are <skipped>.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from replay.reports import format as fmt
+from replay.reports import register_renderer
+
+
+@register_renderer("junit")
+def render_junit(evaluation: Any) -> str:
+    decision = evaluation.decision
+    suite = ET.Element("testsuite", name=f"replay.{evaluation.run.name}")
+    failures = skipped = 0
+    for result in decision.results:
+        cells = fmt.gate_cells(result)
+        case = ET.SubElement(suite, "testcase", classname=f"replay.gates.{evaluation.run.name}", name=cells["gate"])
+        detail = (f"{cells['gate']}: baseline {cells['baseline']}, candidate {cells['candidate']}, "
+                  f"delta {cells['delta']}, 95% CI {cells['ci']}, threshold {cells['threshold']}, n {cells['n']}")  # fmt: skip
+        if result.note:
+            detail += f"; {result.note}"
+        strict = result.status == "INCONCLUSIVE" and decision.on_inconclusive == "fail"
+        if result.status == "FAIL" or strict:
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{result.status}: {detail}", type=result.status).text = detail
+        elif result.status in ("INCONCLUSIVE", "SKIPPED"):
+            skipped += 1
+            ET.SubElement(case, "skipped", message=f"{result.status}: {detail}")
+        else:
+            ET.SubElement(case, "system-out").text = detail
+    suite.set("tests", str(len(decision.results)))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", str(skipped))
+    properties = ET.Element("properties")
+    for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict)):
+        ET.SubElement(properties, "property", name=name, value=value)
+    suite.insert(0, properties)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

@@ -1,0 +1,61 @@
+"""Build stored runs without a server: deterministic pairs for decision and report tests."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from replay.config import build_scenario
+from replay.store import Store
+from replay.types import Completion, LogRecord, Outcome, ToolCall, Usage
+
+CATEGORIES = ("billing", "shipping", "account")
+
+
+def scenario_snapshot(**decision_keys):
+    data = {"name": "golden", "logs": "fixtures/logs/support.jsonl", "sample": {"rate": 1.0, "seed": 7},
+            "candidate": {"base_url": "http://127.0.0.1:9/v1", "model": "cand-mini"}, **decision_keys}  # fmt: skip
+    return build_scenario(data, source="golden.yaml").snapshot()
+
+
+def outcome(request_id, arm, text, latency, ttft=None, tokens=(20, 10), cost=0.001, finish="stop", tool_calls=(),
+            error=None):  # fmt: skip
+    if error:
+        return Outcome(request_id, arm, "error", None, (), {}, 500, error, "scripted failure")
+    completion = Completion(text=text, tool_calls=tuple(tool_calls), finish_reason=finish,
+                            usage=Usage(*tokens), latency_ms=latency, ttft_ms=ttft or latency / 3)  # fmt: skip
+    return Outcome(request_id, arm, "ok", completion, (), {"temperature": 0}, 200, cost_usd=cost)
+
+
+def golden_run(store_path, run_id="golden-run", n=60, **decision_keys):
+    """A run where the candidate breaks JSON on some extraction requests and errs once."""
+    decision_keys.setdefault("segment_by", "category")
+    decision_keys.setdefault("critical_segments", ["billing"])
+    store = Store(str(store_path))
+    store.create_run(run_id, "golden", scenario_snapshot(**decision_keys), "h")
+    store.db.execute("UPDATE runs SET started_at = 1764000000, ended_at = 1764000060, status = 'completed',"
+                     " planned = ? WHERE id = ?", (n, run_id))  # fmt: skip
+    rng = random.Random(3)
+    cases, outcomes = [], []
+    for i in range(n):
+        rid = f"req-{i:03d}"
+        category = CATEGORIES[i % 3]
+        extract = i % 4 == 0
+        request = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"Question {i} about {category}"}]}
+        if extract:
+            request["response_format"] = {"type": "json_object"}
+            base_text = json.dumps({"category": category, "order_id": str(1000 + i), "urgent": i % 8 == 0})
+            cand_text = f"```json\n{base_text}\n```" if i % 12 == 0 else base_text
+        else:
+            base_text = f"Your order {1000 + i} ships within {2 + i % 3} days."
+            cand_text = base_text if i % 5 else f"Thanks! Your order {1000 + i} should ship in {2 + i % 3} days."
+        cases.append((i, LogRecord(rid, request, metadata={"category": category})))
+        base_latency = 600 + rng.randint(0, 300)
+        outcomes.append(outcome(rid, "logged", base_text, base_latency, cost=0.002))
+        if i == 7:
+            outcomes.append(outcome(rid, "candidate", None, None, error="http_error"))
+        else:
+            outcomes.append(outcome(rid, "candidate", cand_text, base_latency - 200 + rng.randint(0, 100), cost=0.0004))
+    store.add_cases(run_id, cases)
+    store.add_outcomes(run_id, outcomes)
+    return store

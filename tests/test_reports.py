@@ -1,0 +1,91 @@
+"""Golden files for the four report formats (terminal at 80 columns with NO_COLOR).
+
+Regenerate after an intended change with ``REPLAY_UPDATE_GOLDEN=1 pytest tests/test_reports.py``
+and review the diff.
+"""
+
+import io
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from replay import __version__
+from replay.evaluate import evaluate
+from replay.reports import render
+from stored_runs import golden_run
+
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+
+
+def check_golden(name, text):
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("REPLAY_UPDATE_GOLDEN"):
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    with open(path, encoding="utf-8") as handle:
+        assert text == handle.read(), f"{name} differs from the golden file (REPLAY_UPDATE_GOLDEN=1 to accept)"
+
+
+@pytest.fixture
+def evaluation(tmp_path):
+    golden_run(tmp_path / "golden.db")
+    from replay.store import Store
+
+    return evaluate(Store(str(tmp_path / "golden.db")), "golden-run")
+
+
+def terminal_text(evaluation):
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, color_system=None, force_terminal=False, highlight=False)
+    for renderable in render("terminal", evaluation):
+        console.print(renderable)
+    return buffer.getvalue()
+
+
+def test_terminal_report_matches_golden(evaluation, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    text = terminal_text(evaluation)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    check_golden("report-terminal.txt", text)
+
+
+def test_markdown_report_matches_golden(evaluation):
+    check_golden("report.md", render("markdown", evaluation))
+
+
+def test_json_report_matches_golden_and_schema(evaluation):
+    text = render("json", evaluation)
+    data = json.loads(text)
+    assert data["schema_version"] == 1 and data["run_id"] == "golden-run"
+    assert data["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    for gate in data["gates"]:
+        assert {"metric", "threshold", "baseline", "candidate", "delta", "ci", "n", "status"} <= set(gate)
+    data["tool"]["version"] = "VERSION"
+    check_golden("report.json", json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    assert __version__ in text
+
+
+def test_junit_report_matches_golden(evaluation):
+    text = render("junit", evaluation)
+    suite = ET.fromstring(text.split("\n", 1)[1])
+    assert int(suite.get("tests")) == len(evaluation.decision.results)
+    failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert "format_compliance" in failed
+    check_golden("report-junit.xml", text)
+
+
+def test_golden_run_decides_what_it_was_built_to_show(evaluation):
+    """The data has a JSON regression (code fences on extraction answers) and one candidate error."""
+    results = {r.gate.metric: r for r in evaluation.decision.results}
+    assert evaluation.decision.verdict == "FAIL"
+    assert results["format_compliance"].status == "FAIL"
+    assert results["latency_p99_ms"].status == "PASS"
+    assert results["error_rate"].status == "INCONCLUSIVE" and results["error_rate"].more_needed > 0
+    metrics = evaluation.metrics
+    assert metrics["error_rate"].candidate.value == pytest.approx(1 / 60)
+    assert metrics["format_compliance"].n == 15  # extraction requests answered on both sides
+    assert evaluation.disagreements[0].request_id == "req-007"  # the candidate error ranks first
