@@ -39,6 +39,7 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
     digest = settings.compare_digest()
     have = store.comparison_digests(run.id)
     base_arm = baseline_arm(run)
+    fresh: dict[str, dict[str, Any]] = {}
     if _needs_compare(store, run.id, base_arm, have, digest):
         cases = store.cases(run.id)
         batch: list[tuple[str, str, str, float, str]] = []
@@ -48,16 +49,19 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
             request, metadata = cases.get(request_id, ({}, {}))
             measures = compare_pair(request, Side.from_row(arms[base_arm]), Side.from_row(arms[ARM_CANDIDATE]),
                                     settings.compare)  # fmt: skip
+            measures = {key: value for key, value in measures.items() if value is not None}
             measures["metadata"] = metadata
             batch.append((request_id, base_arm, digest, float(measures["divergence"]), json.dumps(measures)))
+            fresh[request_id] = measures
             if len(batch) >= WRITE_BATCH:
                 store.add_comparisons(run.id, batch)
                 batch = []
         if batch:
             store.add_comparisons(run.id, batch)
     rows = []
+    decode = json.JSONDecoder().decode
     for request_id, measures_json in store.comparisons(run.id):
-        row = json.loads(measures_json)
+        row = fresh.get(request_id) or decode(measures_json)  # just computed: no need to parse it back
         row["request_id"] = request_id
         rows.append(row)
     return rows

@@ -193,7 +193,9 @@ class SegmentSpec:
 
 
 def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:
-    return np.array([str((row.get("metadata") or {}).get(key)) == value for row in pairs.rows], dtype=bool)
+    labels = pairs.cached(f"segment:{key}", lambda: np.array(
+        [str((row.get("metadata") or {}).get(key)) for row in pairs.rows], dtype=object))  # fmt: skip
+    return labels == value
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ def decide(
 ) -> Decision:
     """Evaluate every gate on the whole run, its own segment, and the critical segments."""
     cache = metric_cache if metric_cache is not None else {}
+    if len(pairs) == 0:  # nothing compared at all: a preset gate must not pass by being skipped
+        gates = tuple(Gate(**{**gate.__dict__, "preset": False}) for gate in gates)
     subsets: dict[str, Pairs] = {"": pairs}
 
     def value(metric: str, segment: str) -> MetricValue:

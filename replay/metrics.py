@@ -63,45 +63,64 @@ def register_metric(
 
 
 class Pairs:
-    """Column access over a list of per-pair measure dicts, with cached numpy arrays."""
+    """Columns over per-pair measure dicts: each key becomes a numpy array once, and
+    segments are masks over the whole table, so no array is built twice."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        self.rows = rows
+    def __init__(self, rows: list[dict[str, Any]], mask: np.ndarray | None = None,
+                 parent: "Pairs | None" = None) -> None:  # fmt: skip
+        self._all = rows if parent is None else parent._all
+        self._root = self if parent is None else parent._root
+        self._mask = mask
         self._columns: dict[str, np.ndarray] = {}
         self._cache: dict[str, Any] = {}
 
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        if self._mask is None:
+            return self._all
+        return self.cached("rows", lambda: [row for row, keep in zip(self._all, self._mask) if keep])
+
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self._all) if self._mask is None else int(self._mask.sum())
+
+    def _whole(self, key: str, kind: str) -> np.ndarray:
+        root = self._root
+        name = f"{kind}:{key}"
+        if name not in root._columns:
+            values = [row.get(key) for row in root._all]
+            if kind == "object":
+                column = np.array(values, dtype=object)
+            elif kind == "present":
+                column = np.array([v is not None for v in values], dtype=bool)
+            elif kind == "numbers":
+                column = np.array([np.nan if v is None else v for v in values], dtype=float)
+            else:
+                column = np.array([bool(v) for v in values], dtype=bool)
+            root._columns[name] = column
+        column = root._columns[name]
+        return column if self._mask is None else column[self._mask]
 
     def column(self, key: str) -> np.ndarray:
-        """Values as an object array (None kept), built once per key."""
-        if key not in self._columns:
-            self._columns[key] = np.array([row.get(key) for row in self.rows], dtype=object)
-        return self._columns[key]
+        """Values as an object array (None kept)."""
+        return self._whole(key, "object")
 
     def present(self, key: str) -> np.ndarray:
-        values = self.column(key)
-        return np.array([value is not None for value in values], dtype=bool)
+        return self._whole(key, "present")
 
     def numbers(self, key: str) -> np.ndarray:
-        return np.array([np.nan if v is None else float(v) for v in self.column(key)], dtype=float)
+        return self._whole(key, "numbers")
 
     def truthy(self, key: str) -> np.ndarray:
-        return np.array([bool(v) for v in self.column(key)], dtype=bool)
+        return self._whole(key, "truthy")
 
     @property
     def comparable(self) -> np.ndarray:
         """Pairs with a baseline to compare against (the log had a response)."""
-        if "comparable" not in self._cache:
-            missing = np.array([v == "missing" for v in self.column("b_error_class")], dtype=bool)
-            self._cache["comparable"] = ~missing
-        return self._cache["comparable"]
+        return self.cached("comparable", lambda: self.column("b_error_class") != "missing")
 
     @property
     def both_ok(self) -> np.ndarray:
-        if "both_ok" not in self._cache:
-            self._cache["both_ok"] = self.comparable & ~self.truthy("b_error") & ~self.truthy("c_error")
-        return self._cache["both_ok"]
+        return self.cached("both_ok", lambda: self.comparable & ~self.truthy("b_error") & ~self.truthy("c_error"))
 
     def cached(self, key: str, build: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -109,7 +128,12 @@ class Pairs:
         return self._cache[key]
 
     def subset(self, mask: np.ndarray) -> "Pairs":
-        return Pairs([row for row, keep in zip(self.rows, mask) if keep])
+        """The pairs where ``mask`` (over this table's rows) is true."""
+        if self._mask is None:
+            return Pairs(self._all, mask, self)
+        whole = np.zeros(len(self._all), dtype=bool)
+        whole[np.flatnonzero(self._mask)[mask]] = True
+        return Pairs(self._all, whole, self)
 
 
 def _side_rate(pairs: Pairs, name: str, key: str, population: np.ndarray, *, passing: bool) -> MetricValue:
@@ -199,7 +223,8 @@ def similarity(pairs: Pairs) -> MetricValue:
     values = values[~np.isnan(values)]
     if values.size == 0:
         return MetricValue("similarity", 0, Estimate.empty())
-    mean_est, p10 = stats.bootstrap_one(values, _mean_and_p10)
+    [mean_est] = stats.bootstrap_one(values, stats.mean)
+    [p10] = stats.bootstrap_one(values, stats.percentiles(10))
     exact = pairs.truthy("exact_match")[pairs.both_ok]
     normalised = pairs.truthy("normalized_match")[pairs.both_ok]
     return MetricValue(
@@ -207,10 +232,6 @@ def similarity(pairs: Pairs) -> MetricValue:
         extra={"p10": p10, "exact_match": stats.wilson(int(exact.sum()), int(exact.size)),
                "normalized_match": stats.wilson(int(normalised.sum()), int(normalised.size))},
     )  # fmt: skip
-
-
-def _mean_and_p10(rows: np.ndarray) -> np.ndarray:
-    return np.vstack([rows.mean(axis=1), np.percentile(rows, 10, axis=1)])
 
 
 def _paired_numbers(pairs: Pairs, key: str) -> tuple[np.ndarray, np.ndarray]:

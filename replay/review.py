@@ -67,9 +67,10 @@ def export_review(store: Store, run_ref: str, n: int, out_prefix: str, seed: int
     for request_id in chosen:
         case = store.case(run.id, request_id)
         answers = store.result_rows(run.id, request_id)
-        candidate_is = rng.choice("AB")
+        digest = hashlib.blake2b(f"{run.id}:{request_id}:{seed}".encode(), digest_size=6).digest()
+        item_id = "i" + digest[:5].hex()
+        candidate_is = "AB"[digest[5] % 2]  # fixed per item: a second export never changes a key already sent
         cand, base = _answer(answers[ARM_CANDIDATE]), _answer(answers[base_arm])
-        item_id = "i" + hashlib.blake2b(f"{run.id}:{request_id}:{seed}".encode(), digest_size=5).hexdigest()
         items.append({
             "item_id": item_id, "segment": segment_of[request_id] if key else "",
             "prompt": _prompt(case[0] if case else {}),
@@ -145,7 +146,7 @@ def import_reviews(store: Store, path: str, reviewer: str = "reviewer") -> Impor
 
 def _read(path: str) -> Any:
     try:
-        handle = open(path, encoding="utf-8", newline="")
+        handle = open(path, encoding="utf-8-sig", newline="")  # -sig: Excel's "CSV UTF-8" starts with a BOM
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     with handle:

@@ -160,8 +160,10 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
     store = open_store(store_path)
     run = store.get_run(run_ref)
     settings = settings_for(run)
+    rows = compare_run(store, run, settings)
     try:
-        items = top_disagreements(compare_run(store, run, settings), settings.segments, top, segment)
+        items = top_disagreements(rows, settings.segments, top, segment)
+        key, value = settings.segments.resolve(segment) if segment else (None, None)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--segment") from None
     if as_json:
@@ -170,7 +172,13 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
                                    "reasons": list(item.reasons), "segment": item.segment}))  # fmt: skip
         return
     if not items:
-        click.echo("no disagreements: every compared pair matches", err=True)
+        if not rows:
+            message = "no pairs compared: the run has no request answered on both arms"
+        elif segment and not any(str((r.get("metadata") or {}).get(key)) == value for r in rows):
+            message = f"no request has segment {key}={value}"
+        else:
+            message = "no disagreements: every compared pair" + (f" in {key}={value}" if segment else "") + " matches"
+        click.echo(message, err=True)
         return
     from rich import box
     from rich.table import Table

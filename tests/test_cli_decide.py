@@ -1,0 +1,425 @@
+"""``replay report``, ``gate``, ``disagreements`` and ``show`` through the CLI, on stored runs (no server).
+
+The golden run (tests/stored_runs.py) has 60 pairs: the candidate wraps some JSON answers in
+code fences (format_compliance fails, in billing too), rewords every fifth text answer, is
+faster and cheaper, and errs once (req-007, an inconclusive error_rate at n=60).
+"""
+
+import json
+import re
+import sqlite3
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from replay.cli import cli
+from replay.types import LogRecord
+from stored_runs import golden_run, outcome, scenario_snapshot
+
+RUN = "golden-run"
+GATE_KEYS = {"metric", "threshold", "baseline", "candidate", "delta", "ci", "n", "status"}
+
+
+def invoke(*args, env=None):
+    """Run the CLI wide enough that rich does not wrap table rows; crashes are re-raised, not hidden."""
+    result = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", **(env or {})}).invoke(cli, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def flat(text):
+    """Whitespace collapsed, for sentences that a narrow console may have wrapped."""
+    return " ".join(text.split())
+
+
+def gate_row(output, metric):
+    rows = [line.strip() for line in output.splitlines() if line.strip().startswith(metric + " ")]
+    assert len(rows) == 1, output
+    return rows[0]
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "replay.db"
+    golden_run(path)
+    return str(path)
+
+
+def write_gates(path, text):
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# --- replay gate: exit codes --------------------------------------------------------------
+
+
+def test_gate_default_gates_fail_exit_1(store):
+    result = invoke("gate", RUN, "--store", store)
+    assert result.exit_code == 1
+    assert "Verdict: FAIL (2 pass, 1 fail, 1 inconclusive)" in result.stdout
+    assert gate_row(result.stdout, "format_compliance").split()[-1] == "FAIL"
+    assert gate_row(result.stdout, "latency_p99_ms").split()[-1] == "PASS"
+    assert "format_compliance: fail, also fails in critical segment category=billing" in flat(result.stdout)
+    assert result.stderr == ""
+
+
+def test_gate_passing_gate_exit_0(tmp_path):
+    golden_run(tmp_path / "s.db", gates=[{"metric": "latency_p99_ms", "max_delta": 200}])
+    result = invoke("gate", RUN, "--store", tmp_path / "s.db")
+    assert result.exit_code == 0
+    assert "Verdict: PASS (1 pass)" in result.stdout
+    assert gate_row(result.stdout, "latency_p99_ms").split()[-1] == "PASS"
+    assert "format_compliance" not in result.stdout
+
+
+@pytest.mark.parametrize("on_inconclusive, code", [(None, 1), ("pass", 0)])
+def test_gate_inconclusive_exit_follows_on_inconclusive(tmp_path, on_inconclusive, code):
+    keys = {"on_inconclusive": on_inconclusive} if on_inconclusive else {}
+    golden_run(tmp_path / "s.db", gates=[{"metric": "error_rate", "max_delta": 0.005}], **keys)
+    result = invoke("gate", RUN, "--store", tmp_path / "s.db")
+    assert result.exit_code == code
+    assert f"Verdict: INCONCLUSIVE (1 inconclusive); on_inconclusive: {on_inconclusive or 'fail'}" in result.stdout
+    assert gate_row(result.stdout, "error_rate").split()[-1] == "INCONCLUSIVE"
+    found = re.search(r"about ([\d,]+) more requests would settle it", flat(result.stdout))
+    assert found, result.stdout
+    report = json.loads(invoke("report", RUN, "--store", tmp_path / "s.db", "--format", "json").stdout)
+    (gate,) = report["gates"]
+    assert int(found.group(1).replace(",", "")) == gate["more_needed"]
+    assert 1_000 < gate["more_needed"] < 10_000  # 1 error in 60 against a 0.5 pt margin: thousands, not tens
+    assert report["exit_code"] == code
+
+
+def test_gate_unknown_run_exit_2(store):
+    result = invoke("gate", "nosuch", "--store", store)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {store}: no run 'nosuch' (see 'replay runs')\n"
+
+
+# --- replay gate --gates FILE -------------------------------------------------------------
+
+
+def test_gates_file_overrides_the_runs_gates(tmp_path, store):
+    latency = write_gates(tmp_path / "latency.yaml", "gates:\n  - metric: latency_p99_ms\n    max_delta: 200\n")
+    result = invoke("gate", RUN, "--store", store, "--gates", latency)
+    assert result.exit_code == 0  # the run's own (default) gates fail
+    assert "Verdict: PASS (1 pass)" in result.stdout
+    assert "format_compliance" not in result.stdout
+
+    golden_run(tmp_path / "p.db", gates=[{"metric": "latency_p99_ms", "max_delta": 200}])  # exits 0 on its own gates
+    strict = write_gates(tmp_path / "strict.yaml", "gates:\n  - metric: format_compliance\n    min_delta: -0.01\n")
+    result = invoke("gate", RUN, "--store", tmp_path / "p.db", "--gates", strict)
+    assert result.exit_code == 1
+    assert gate_row(result.stdout, "format_compliance").split()[-1] == "FAIL"
+    assert "latency_p99_ms" not in result.stdout
+
+
+def test_gates_file_typo_names_file_and_key_with_hint(tmp_path, store):
+    path = write_gates(tmp_path / "gates.yaml", "gates:\n  - metric: latency_p99_ms\n    max_detla: 200\n")
+    result = invoke("gate", RUN, "--store", store, "--gates", path)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"Error: {path}: gates[0].max_detla: unknown key (did you mean 'max_delta'?)\n"
+
+
+def test_gates_file_unknown_metric_exit_2(tmp_path, store):
+    path = write_gates(tmp_path / "gates.yaml", "gates:\n  - metric: latency_p999\n    max_delta: 200\n")
+    result = invoke("gate", RUN, "--store", store, "--gates", path)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"Error: {path}: gates[0].metric: unknown metric 'latency_p999'")
+
+
+def test_gates_file_without_gates_key_exit_2(tmp_path, store):
+    path = write_gates(tmp_path / "gates.yaml", "gate:\n  - metric: latency_p99_ms\n    max_delta: 200\n")
+    result = invoke("gate", RUN, "--store", store, "--gates", path)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}: gates: missing required key\n"
+
+
+def test_gates_file_missing_exit_2(tmp_path, store):
+    missing = tmp_path / "nope.yaml"
+    result = invoke("gate", RUN, "--store", store, "--gates", missing)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert f"'{missing}' does not exist" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: Invalid value for '--gates'")
+
+
+# --- replay report: formats and files -----------------------------------------------------
+
+
+def test_report_json_schema(store):
+    result = invoke("report", RUN, "--store", store, "--format", "json")
+    assert result.exit_code == 0  # report shows the verdict; only 'gate' turns it into an exit code
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == 1
+    assert data["run_id"] == RUN
+    assert data["verdict"] == "FAIL" and data["exit_code"] == 1
+    assert data["pairs"] == 60
+    assert [g["metric"] for g in data["gates"]] == ["error_rate", "latency_p99_ms", "format_compliance",
+                                                     "cost_per_request_usd"]  # fmt: skip
+    for gate in data["gates"]:
+        assert GATE_KEYS <= set(gate)
+        assert len(gate["ci"]) == 2 and gate["ci"][0] <= gate["ci"][1]
+    by_metric = {g["metric"]: g for g in data["gates"]}
+    assert by_metric["format_compliance"]["status"] == "FAIL" and by_metric["format_compliance"]["n"] == 15
+    assert by_metric["format_compliance"]["delta"] == pytest.approx(-1 / 3)
+    assert by_metric["error_rate"]["candidate"] == pytest.approx(1 / 60)
+    assert data["human_review"] is None
+    assert [d["request_id"] for d in data["disagreements"]][:2] == ["req-007", "req-000"]
+    assert len(data["disagreements"]) == 5  # --top defaults to 5
+
+
+def test_report_markdown(store):
+    result = invoke("report", RUN, "--store", store, "--format", "markdown")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("## replay: ❌ FAIL (2 pass, 1 fail, 1 inconclusive)\n")
+    assert "| `format_compliance` |" in result.stdout
+
+
+def test_report_junit_one_testcase_per_gate(store):
+    result = invoke("report", RUN, "--store", store, "--format", "junit")
+    assert result.exit_code == 0
+    header, body = result.stdout.split("\n", 1)
+    assert header == '<?xml version="1.0" encoding="UTF-8"?>'
+    suite = ET.fromstring(body)
+    cases = list(suite.iter("testcase"))
+    assert [c.get("name") for c in cases] == ["error_rate", "latency_p99_ms", "format_compliance", "cost_per_request_usd"]
+    assert suite.get("tests") == "4"
+    # format_compliance fails; error_rate is inconclusive and on_inconclusive is 'fail': a failure too
+    assert [c.get("name") for c in cases if c.find("failure") is not None] == ["error_rate", "format_compliance"]
+    assert suite.get("failures") == "2"
+
+
+def test_report_writes_report_files(tmp_path, store):
+    out = tmp_path / "out"
+    paths = {"json": out / "r.json", "md": out / "r.md", "junit": out / "r.xml"}
+    result = invoke("report", RUN, "--store", store, "--format", "json", "--report-json", paths["json"],
+                    "--report-md", paths["md"], "--report-junit", paths["junit"])  # fmt: skip
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [f"wrote {paths['json']}", f"wrote {paths['md']}", f"wrote {paths['junit']}"]
+    written = json.loads(paths["json"].read_text(encoding="utf-8"))
+    shown = json.loads(result.stdout)
+    assert written["gates"] == shown["gates"] and written["verdict"] == "FAIL"
+    assert paths["md"].read_text(encoding="utf-8").startswith("## replay: ❌ FAIL")
+    suite = ET.fromstring(paths["junit"].read_text(encoding="utf-8").split("\n", 1)[1])
+    assert len(list(suite.iter("testcase"))) == 4
+    assert not list(out.glob("*.tmp"))
+
+
+def test_gate_writes_report_files(tmp_path, store):
+    paths = [tmp_path / "g.json", tmp_path / "g.md", tmp_path / "g.xml"]
+    result = invoke("gate", RUN, "--store", store, "--report-json", paths[0], "--report-md", paths[1],
+                    "--report-junit", paths[2])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"wrote {p}" for p in paths]
+    assert json.loads(paths[0].read_text(encoding="utf-8"))["verdict"] == "FAIL"
+    assert paths[1].read_text(encoding="utf-8").startswith("## replay:")
+    assert ET.fromstring(paths[2].read_text(encoding="utf-8").split("\n", 1)[1]).get("tests") == "4"
+
+
+def test_gate_appends_markdown_to_github_step_summary(tmp_path, store):
+    summary = tmp_path / "summary.md"
+    summary.write_text("## earlier step\n\n", encoding="utf-8")
+    result = invoke("gate", RUN, "--store", store, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert result.exit_code == 1
+    markdown = invoke("report", RUN, "--store", store, "--format", "markdown", "--top", "10").stdout
+    assert markdown.startswith("## replay:")
+    assert summary.read_text(encoding="utf-8") == "## earlier step\n\n" + markdown
+
+
+# --- comparisons are kept, and recomputed when their settings change ----------------------
+
+
+def comparison_rows(store):
+    db = sqlite3.connect(store)
+    try:
+        return db.execute("SELECT rowid, request_id, spec_digest, divergence, measures_json FROM comparisons"
+                          " ORDER BY request_id").fetchall()  # fmt: skip
+    finally:
+        db.close()
+
+
+def test_report_reuses_stored_comparisons(store):
+    first = invoke("report", RUN, "--store", store, "--format", "json")
+    rows = comparison_rows(store)
+    assert len(rows) == 60
+    second = invoke("report", RUN, "--store", store, "--format", "json")
+    # INSERT OR REPLACE would give rewritten rows new rowids: equal rowids mean nothing was recomputed
+    assert comparison_rows(store) == rows
+    assert json.loads(first.stdout)["gates"] == json.loads(second.stdout)["gates"]
+
+
+def test_report_recomputes_when_comparison_settings_change(store):
+    from replay.evaluate import compare_run, settings_for
+    from replay.store import Store
+
+    invoke("report", RUN, "--store", store, "--format", "json")
+    before = comparison_rows(store)
+    assert {row[2] for row in before} == {before[0][2]}
+    db = sqlite3.connect(store)
+    (scenario_json,) = db.execute("SELECT scenario_json FROM runs WHERE id = ?", (RUN,)).fetchone()
+    scenario = json.loads(scenario_json)
+    scenario["decision"]["compare"] = {"json": "never", "policies": []}
+    db.execute("UPDATE runs SET scenario_json = ? WHERE id = ?", (json.dumps(scenario), RUN))
+    db.commit()
+    db.close()
+
+    data = json.loads(invoke("report", RUN, "--store", store, "--format", "json").stdout)
+    after = comparison_rows(store)
+    reopened = Store(store)
+    settings = settings_for(reopened.get_run(RUN))
+    assert len(after) == 60
+    assert {row[2] for row in after} == {settings.compare_digest()} != {before[0][2]}
+    rows = {row["request_id"]: row for row in compare_run(reopened, reopened.get_run(RUN), settings)}
+    assert rows["req-000"]["json_required"] is False  # a json_object request, but json: never
+    assert "JSON valid → invalid" not in rows["req-000"]["reasons"]
+    assert not any(row["json_required"] for row in rows.values())
+    assert data["metrics"]["format_compliance"]["n"] == 0
+    assert {g["metric"]: g["status"] for g in data["gates"]}["format_compliance"] == "SKIPPED"
+    assert data["verdict"] == "INCONCLUSIVE"  # only error_rate is left undecided
+
+
+# --- replay disagreements -----------------------------------------------------------------
+
+
+def table_rows(output):
+    """(rank, request id, segment) of each table row."""
+    return re.findall(r"^\s*(\d+)\s+(req-\d{3})\s+(\S+)", output, re.MULTILINE)
+
+
+def json_lines(output):
+    return [json.loads(line) for line in output.splitlines()]
+
+
+def test_disagreements_top_3(store):
+    result = invoke("disagreements", RUN, "--store", store, "--top", "3")
+    assert result.exit_code == 0
+    assert table_rows(result.stdout) == [("1", "req-007", "category=shipping"), ("2", "req-000", "category=billing"),
+                                         ("3", "req-024", "category=billing")]  # fmt: skip
+    assert "candidate failed (http_error), baseline answered" in result.stdout
+
+
+def test_disagreements_json_lines_ordered_by_divergence(store):
+    result = invoke("disagreements", RUN, "--store", store, "--json", "--top", "100")
+    assert result.exit_code == 0
+    items = json_lines(result.stdout)
+    divergences = [item["divergence"] for item in items]
+    assert divergences == sorted(divergences, reverse=True)
+    assert items[0] == {"request_id": "req-007", "divergence": 100.0,
+                        "reasons": ["candidate failed (http_error), baseline answered"], "segment": "category=shipping"}  # fmt: skip
+    assert all(d > 0 for d in divergences)  # identical pairs are left out
+    # the golden run differs on req-007, JSON in fences (i % 12 == 0) and rewording (i % 5 == 0, not extraction)
+    expected = {7} | {i for i in range(60) if i % 12 == 0} | {i for i in range(60) if i % 5 == 0 and i % 4}
+    assert {int(item["request_id"][4:]) for item in items} == expected
+    top3 = json_lines(invoke("disagreements", RUN, "--store", store, "--json", "--top", "3").stdout)
+    assert top3 == items[:3]
+
+
+@pytest.mark.parametrize("segment", ["category=billing", "billing"])
+def test_disagreements_segment(store, segment):
+    every = json_lines(invoke("disagreements", RUN, "--store", store, "--json", "--top", "100").stdout)
+    billing = [item["request_id"] for item in every if item["segment"] == "category=billing"]
+    assert billing and all(int(rid[4:]) % 3 == 0 for rid in billing)
+    result = invoke("disagreements", RUN, "--store", store, "--segment", segment)
+    assert result.exit_code == 0
+    rows = table_rows(result.stdout)
+    assert [rid for _, rid, _ in rows] == billing
+    assert {seg for _, _, seg in rows} == {"category=billing"}
+
+
+def test_disagreements_unknown_segment_lists_nothing(store):
+    result = invoke("disagreements", RUN, "--store", store, "--segment", "nosuch=x")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert result.stderr.strip()
+    as_json = invoke("disagreements", RUN, "--store", store, "--segment", "nosuch=x", "--json")
+    assert as_json.exit_code == 0 and as_json.stdout == ""
+
+
+
+def test_disagreements_unknown_segment_says_so(store):
+    result = invoke("disagreements", RUN, "--store", store, "--segment", "nosuch=x")
+    assert "every compared pair matches" not in result.stderr
+    assert "nosuch=x" in result.stderr
+
+
+# --- replay show --------------------------------------------------------------------------
+
+
+def test_show_json_pair(store):
+    result = invoke("show", RUN, "req-000", "--store", store)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.splitlines()[0] == "req-000  category=billing"
+    assert "user: Question 0 about billing" in out
+    assert 'response_format: {"type": "json_object"}' in out
+    assert "Baseline (logged)" in out and "Candidate (cand-mini)" in out
+    answer = '{"category": "billing", "order_id": "1000", "urgent": true}'
+    assert out.count(answer) == 2  # unchanged on both sides
+    assert "{+```json" in out and "```+}" in out  # the fences the candidate added
+    assert "[-" not in out  # nothing was removed
+    assert "divergence 51.85, similarity 0.908: JSON valid → invalid; text similarity 0.91" in out
+
+
+def test_show_text_pair_marks_words(store):
+    result = invoke("show", RUN, "req-005", "--store", store)
+    assert result.exit_code == 0
+    assert "user: Question 5 about account" in result.stdout
+    assert "Your order 1005 [-ships-] [-within-] 4 days." in result.stdout
+    assert "{+Thanks! +}Your order 1005 {+should+} {+ship in+} 4 days." in result.stdout
+
+
+def test_show_unknown_request_exit_2(store):
+    result = invoke("show", RUN, "nosuch", "--store", store)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"Error: run {RUN} has no request 'nosuch' (see 'replay disagreements {RUN}')\n"
+
+
+# --- a run whose candidate never answered --------------------------------------------------
+
+
+def logged_only_run(path, **decision_keys):
+    from replay.store import Store
+
+    store = Store(str(path))
+    store.create_run("empty-run", "golden", scenario_snapshot(segment_by="category", **decision_keys), "h")
+    store.set_planned("empty-run", 5)
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    store.add_cases("empty-run", [(i, LogRecord(f"req-{i:03d}", request, metadata={"category": "billing"}))
+                                  for i in range(5)])  # fmt: skip
+    store.add_outcomes("empty-run", [outcome(f"req-{i:03d}", "logged", "hello", 500) for i in range(5)])
+    store.close()
+    return str(path)
+
+
+def test_report_on_run_without_candidate_results(tmp_path):
+    store = logged_only_run(tmp_path / "e.db")
+    result = invoke("report", "empty-run", "--store", store)
+    assert result.exit_code == 0
+    assert re.search(r"^Pairs\s+0 compared of 5 sampled\s*$", result.stdout, re.MULTILINE), result.stdout
+    data = json.loads(invoke("report", "empty-run", "--store", store, "--format", "json").stdout)
+    assert data["pairs"] == 0
+    assert {g["status"] for g in data["gates"]} == {"INCONCLUSIVE"}  # nothing compared: never a silent pass
+    assert {g["note"] for g in data["gates"]} == {"no data"}
+    assert all(g["n"] == 0 for g in data["gates"])
+    assert data["disagreements"] == []
+
+
+def test_gate_with_explicit_gates_on_run_without_candidate_results(tmp_path):
+    store = logged_only_run(tmp_path / "e.db", gates=[{"metric": "error_rate", "max_delta": 0.005}])
+    result = invoke("gate", "empty-run", "--store", store)
+    assert result.exit_code == 1
+    assert "Verdict: INCONCLUSIVE (1 inconclusive)" in result.stdout
+    assert "error_rate: inconclusive, no data" in flat(result.stdout)
+
+
+def test_gate_with_default_gates_on_run_without_candidate_results_does_not_pass(tmp_path):
+    store = logged_only_run(tmp_path / "e.db")
+    result = invoke("gate", "empty-run", "--store", store)
+    assert "Verdict: PASS" not in result.stdout
+    assert result.exit_code == 1
