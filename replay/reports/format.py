@@ -26,17 +26,8 @@ def value(unit: str, x: float | None) -> str:
 def delta(unit: str, x: float | None, pct: bool = False) -> str:
     if x is None:
         return "—"
-    if pct:
-        return f"{x:+.1f}%"
-    if unit == "rate":
-        return f"{x * 100:+.1f} pt"
-    if unit == "ms":
-        return f"{x:+,.0f} ms"
-    if unit == "usd":
-        return f"{x:+.5f}"
-    if unit == "tokens":
-        return f"{x:+,.1f}"
-    return f"{x:+.3f}"
+    suffix = "%" if pct else {"rate": " pt", "ms": " ms"}.get(unit, "")
+    return bare(unit, x, True, pct) + suffix
 
 
 def interval(unit: str, estimate: Estimate | None, signed: bool, pct: bool = False) -> str:
