@@ -121,19 +121,6 @@ def _parse_gate(item: Any, where: str, fail: Callable[[str, str], Exception], pr
     return Gate(metric, bound, float(threshold), segment, min_n, preset)
 
 
-def gate_dicts(gates: tuple[Gate, ...]) -> list[dict[str, Any]]:
-    """Gates back in the form users write, for snapshots and reports."""
-    out = []
-    for gate in gates:
-        item: dict[str, Any] = {"metric": gate.metric, gate.bound: gate.threshold}
-        if gate.segment:
-            item["segment"] = gate.segment
-        if gate.min_n:
-            item["min_n"] = gate.min_n
-        out.append(item)
-    return out
-
-
 # --- deciding ---------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ the comparators produced (``b_*`` for the baseline, ``c_*`` for the candidate) f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -290,9 +290,3 @@ def cost_per_request(pairs: Pairs) -> MetricValue:
     per_1k = {side: (est.value * 1000 if est and est.value is not None else None)
               for side, est in (("baseline", value.baseline), ("candidate", value.candidate))}  # fmt: skip
     return MetricValue(**{**value.__dict__, "extra": {**value.extra, "per_1000_requests": per_1k}})
-
-
-def compute_all(pairs: Pairs, names: Iterable[str] | None = None) -> dict[str, MetricValue]:
-    """Every registered metric (or those named), in registry order."""
-    wanted = list(METRICS) if names is None else [name for name in METRICS if name in set(names)]
-    return {name: METRICS[name].compute(pairs) for name in wanted}

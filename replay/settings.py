@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from replay.gates import Gate, SegmentSpec, gate_dicts, parse_gates
+from replay.gates import Gate, SegmentSpec, parse_gates
 
 Fail = Callable[[str, str], Exception]
 
-DECISION_KEYS = ("compare", "gates", "on_inconclusive", "segment_by", "critical_segments")
 _COMPARE_KEYS = ("json", "schema", "key_fields", "ignore_paths", "number_tolerance", "refusal_phrases", "policies")
 
 
@@ -63,6 +62,10 @@ def check_decision(top: dict[str, Any], fail: Fail, base_dirs: tuple[str, ...]) 
         if "=" not in item and not by:
             raise fail("critical_segments", f"{item!r}: write key=value, or set segment_by")
     raw["critical_segments"] = critical
+    try:  # the comparison settings check their own paths and patterns: fail now, not at report time
+        decision_from(raw, fail=fail)
+    except ValueError as exc:
+        raise fail("compare", str(exc)) from None
     return raw
 
 
@@ -163,4 +166,4 @@ def decision_from(raw: dict[str, Any], gates_override: Any = None, fail: Fail | 
     return DecisionSettings(CompareSpec(**spec_args), gates, segments, raw.get("on_inconclusive", "fail"))
 
 
-__all__ = ["DECISION_KEYS", "DecisionSettings", "check_decision", "decision_from", "gate_dicts"]
+__all__ = ["DecisionSettings", "check_decision", "decision_from"]

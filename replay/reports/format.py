@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
 from replay.gates import Gate, GateResult
 from replay.metrics import METRICS, MetricValue
@@ -105,12 +104,6 @@ def metric_cells(name: str, metric: MetricValue) -> dict[str, str]:
         "delta": delta(unit, metric.delta.value) if metric.delta else "—",
         "ci": interval(unit, metric.delta, signed=True) if metric.delta else interval(unit, metric.candidate, False),
     }
-
-
-def when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "—"
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def header_items(evaluation: "Evaluation") -> list[tuple[str, str]]:  # noqa: F821
