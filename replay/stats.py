@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -125,35 +125,96 @@ def resample_count(n: int) -> int:
     return int(min(1000, max(200, BOOTSTRAP_WORK // max(n, 1))))
 
 
-def index_slices(n: int, seed: int = BOOTSTRAP_SEED) -> Iterator[np.ndarray]:
-    """``resample_count(n)`` rows of ``n`` request indices drawn with replacement, a few
-    rows at a time so that memory stays bounded (1,000 x 100,000 would be 400 MB)."""
-    rng = np.random.default_rng(seed)
-    total = resample_count(n)
-    rows = max(1, 4_000_000 // n)
-    for start in range(0, total, rows):
-        yield rng.integers(0, n, size=(min(rows, total - start), n), dtype=np.int32)
+_WEIGHTS: dict[tuple[int, int], np.ndarray] = {}
+WEIGHT_CACHE_BYTES = 100_000_000
+
+
+def resample_weights(n: int, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """(resamples x n) counts: how often each request appears in each bootstrap resample.
+
+    Drawn exactly as the classic bootstrap (n indices with replacement per resample),
+    then counted, so a statistic reads a resample as weights over the sorted sample
+    (a running sum and a binary search) instead of selecting from n values each time:
+    about ten times faster for percentiles. Every metric over the same number of
+    requests reuses the same counts, cached here with the seed fixed.
+    """
+    key = (n, seed)
+    if key not in _WEIGHTS:
+        rng = np.random.default_rng(seed)
+        weights = np.empty((resample_count(n), n), dtype=np.uint16)
+        if n >= 10_000:
+            for row in weights:
+                row[:] = np.bincount(rng.integers(0, n, n), minlength=n)
+        for part in _row_slices(weights) if n < 10_000 else ():  # many short resamples: in bulk
+            rows = part.shape[0]
+            drawn = rng.integers(0, n, size=(rows, n)) + np.arange(rows)[:, np.newaxis] * n
+            part[:] = np.bincount(drawn.ravel(), minlength=rows * n).reshape(rows, n)
+        while _WEIGHTS and sum(w.nbytes for w in _WEIGHTS.values()) + weights.nbytes > WEIGHT_CACHE_BYTES:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)))
+        _WEIGHTS[key] = weights
+    return _WEIGHTS[key]
 
 
 class Statistic:
-    """k figures of a sample (several percentiles share one selection)."""
+    """k figures of a sample (several percentiles share one sort)."""
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        """(resamples x n) values -> (k x resamples) figures."""
+    size = 1
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """The k figures of the sample itself."""
+        raise NotImplementedError
+
+    def draws(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(k x resamples) figures of the resamples that ``weights`` describe."""
         raise NotImplementedError
 
 
 class Percentiles(Statistic):
+    """Percentiles by linear interpolation, as ``numpy.percentile`` computes them."""
+
     def __init__(self, *qs: float) -> None:
         self.qs = qs
+        self.size = len(qs)
 
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        return np.atleast_2d(np.percentile(rows, self.qs, axis=1))
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.atleast_1d(np.percentile(x, self.qs))
+
+    def draws(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        n, k = x.size, len(self.qs)
+        order = np.argsort(x, kind="stable")
+        ranked = x[order]
+        virtual = np.asarray(self.qs, dtype=float) / 100 * (n - 1)
+        below = np.floor(virtual).astype(np.int64)
+        fraction = virtual - below
+        # the j-th smallest value of a resample is the first rank whose running count exceeds j
+        targets = np.concatenate([below, np.minimum(below + 1, n - 1)])
+        if n >= 10_000:  # few long resamples: a binary search per resample is cheapest
+            out = np.empty((k, weights.shape[0]))
+            for r, row in enumerate(weights):
+                values = ranked[np.searchsorted(np.cumsum(row[order], dtype=np.int32), targets, side="right")]
+                out[:, r] = values[:k] + fraction * (values[k:] - values[:k])
+            return out
+        chunks = []  # many short resamples: count in bulk, without a Python step per resample
+        for part in _row_slices(weights):
+            running = np.cumsum(part[:, order], axis=1, dtype=np.int32)
+            position = np.stack([np.count_nonzero(running <= j, axis=1) for j in targets])
+            values = ranked[np.minimum(position, n - 1)]
+            chunks.append(values[:k] + fraction[:, np.newaxis] * (values[k:] - values[:k]))
+        return np.concatenate(chunks, axis=1)
 
 
 class Mean(Statistic):
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        return rows.mean(axis=1)[np.newaxis, :]
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.array([x.mean()])
+
+    def draws(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return np.concatenate([part.astype(float) @ x for part in _row_slices(weights)])[np.newaxis, :] / x.size
+
+
+def _row_slices(weights: np.ndarray) -> list[np.ndarray]:
+    """A few resamples at a time, so temporaries stay near 4 million elements."""
+    rows = max(1, 4_000_000 // max(weights.shape[1], 1))
+    return [weights[start : start + rows] for start in range(0, weights.shape[0], rows)]
 
 
 def percentiles(*qs: float) -> Statistic:
@@ -161,16 +222,6 @@ def percentiles(*qs: float) -> Statistic:
 
 
 mean = Mean()
-
-
-def resampled(samples: Sequence[np.ndarray], statistic: Statistic, seed: int = BOOTSTRAP_SEED) -> list[np.ndarray]:
-    """The statistic's (k x resamples) draws for aligned samples, resampled together."""
-    n = int(samples[0].size)
-    draws: list[list[np.ndarray]] = [[] for _ in samples]
-    for part in index_slices(n, seed):
-        for i, x in enumerate(samples):
-            draws[i].append(statistic(x[part]))
-    return [np.concatenate(d, axis=1) for d in draws]
 
 
 def paired_bootstrap(
@@ -186,10 +237,10 @@ def paired_bootstrap(
     cand = np.asarray(candidate, dtype=float)
     n = int(base.size)
     if n == 0:
-        return [(Estimate.empty(),) * 4 for _ in _figures(statistic)]  # type: ignore[misc]
-    points_b = statistic(base[np.newaxis, :])[:, 0]
-    points_c = statistic(cand[np.newaxis, :])[:, 0]
-    boot_b, boot_c = resampled([base, cand], statistic, seed)
+        return [(Estimate.empty(),) * 4 for _ in range(statistic.size)]  # type: ignore[misc]
+    points_b, points_c = statistic(base), statistic(cand)
+    weights = resample_weights(n, seed)
+    boot_b, boot_c = statistic.draws(base, weights), statistic.draws(cand, weights)
     out = []
     for k in range(points_b.size):
         point_b, point_c = float(points_b[k]), float(points_c[k])
@@ -210,9 +261,9 @@ def bootstrap_one(values: np.ndarray, statistic: Statistic, seed: int = BOOTSTRA
     data = np.asarray(values, dtype=float)
     n = int(data.size)
     if n == 0:
-        return [Estimate.empty() for _ in _figures(statistic)]
-    points = statistic(data[np.newaxis, :])[:, 0]
-    [draws] = resampled([data], statistic, seed)
+        return [Estimate.empty() for _ in range(statistic.size)]
+    points = statistic(data)
+    draws = statistic.draws(data, resample_weights(n, seed))
     return [_percentile_estimate(float(points[k]), draws[k], n) for k in range(points.size)]
 
 
@@ -228,14 +279,10 @@ def bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, seed: int = 
     total = float(den.sum())
     if n == 0 or total == 0:
         return Estimate.empty(n)
+    weights = resample_weights(n, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
-        draws = np.concatenate([num[p].sum(axis=1) / den[p].sum(axis=1) for p in index_slices(n, seed)])
+        draws = np.concatenate([(p.astype(float) @ num) / (p.astype(float) @ den) for p in _row_slices(weights)])
     return _percentile_estimate(float(num.sum()) / total, draws[np.isfinite(draws)], n)
-
-
-def _figures(statistic: Statistic) -> np.ndarray:
-    """How many figures a statistic returns, found on a one-value sample."""
-    return statistic(np.zeros((1, 1)))[:, 0]
 
 
 def _percentile_estimate(value: float | None, draws: np.ndarray, n: int) -> Estimate:
