@@ -102,3 +102,17 @@ def test_more_needed_shrinks_as_the_estimate_moves_away_from_the_threshold():
     # half-width 0.008 at n=400, gap 0.009: (0.008/0.009)^2 * 400 = 316 < 400, so few more
     assert stats.more_needed(stats.Estimate(-0.004, -0.012, 0.004, 400), 0.005) == 1
     assert stats.more_needed(stats.Estimate(0.005, 0.0, 0.01, 100), 0.005) is None
+
+
+@pytest.mark.parametrize("n", [1, 7, 300, 12_000])
+def test_resample_counts_give_exactly_the_percentiles_and_means_of_each_resample(n):
+    """The count-based bootstrap equals numpy on the materialised resample, on both code paths."""
+    x = np.random.default_rng(n).lognormal(5, 1, n)
+    weights = stats.resample_weights(n, seed=3)
+    assert weights.shape == (stats.resample_count(n), n) and set(weights.sum(axis=1)) == {n}
+    draws = stats.percentiles(10, 50, 99).draws(x, weights[:8])
+    means = stats.mean.draws(x, weights[:8])[0]
+    for r in range(8):
+        sample = np.repeat(x, weights[r])
+        assert draws[:, r] == pytest.approx(np.percentile(sample, [10, 50, 99]))
+        assert means[r] == pytest.approx(sample.mean())
