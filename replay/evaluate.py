@@ -39,13 +39,14 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
     from replay.compare import Side, compare_pair
 
     digest = settings.compare_digest()
-    have = store.comparison_digests(run.id)
     base_arm = baseline_arm(run)
     fresh: dict[str, dict[str, Any]] = {}
-    if _needs_compare(store, run.id, base_arm, have, digest):
+    have: dict[str, str] = {}
+    if _pair_count(store, run.id, base_arm) != store.comparisons_with_digest(run.id, digest):
+        have = store.comparison_digests(run.id)
         cases = store.cases(run.id)
         batch: list[tuple[str, str, str, float, str]] = []
-        for request_id, arms in _pairs(store.results(run.id)):
+        for request_id, arms in _pairs(store.answers(run.id, (base_arm, ARM_CANDIDATE))):
             if have.get(request_id) == digest or base_arm not in arms or ARM_CANDIDATE not in arms:
                 continue
             request, metadata = cases.get(request_id, ({}, {}))
@@ -60,6 +61,8 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
                 batch = []
         if batch:
             store.add_comparisons(run.id, batch)
+    if fresh and not have:  # all computed just now, in request-id order: nothing to read back
+        return [{**measures, "request_id": request_id} for request_id, measures in fresh.items()]
     rows = []
     decode = json.JSONDecoder().decode
     for request_id, measures_json in store.comparisons(run.id):
@@ -69,13 +72,14 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
     return rows
 
 
-def _needs_compare(store: Store, run_id: str, base_arm: str, have: dict[str, str], digest: str) -> bool:
+def _pair_count(store: Store, run_id: str, base_arm: str) -> int:
+    """Requests answered on both arms (each has, or will have, one comparison)."""
     (pairs,) = store.db.execute(
         "SELECT COUNT(*) FROM results c JOIN results b ON b.run_id = c.run_id AND b.request_id = c.request_id"
         " WHERE c.run_id = ? AND c.arm = ? AND b.arm = ?",
         (run_id, ARM_CANDIDATE, base_arm),
     ).fetchone()
-    return pairs != len(have) or any(value != digest for value in have.values())
+    return int(pairs)
 
 
 def _pairs(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:

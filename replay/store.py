@@ -299,18 +299,39 @@ class Store:
         rows = self.db.execute("SELECT request_id, spec_digest FROM comparisons WHERE run_id = ?", (run_id,))
         return dict(rows.fetchall())
 
+    PAIR_COLUMNS = (
+        "request_id", "arm", "status", "error_class", "error_message", "text", "tool_calls_json", "refusal",
+        "finish_reason", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd",
+    )  # fmt: skip
+
+    def answers(self, run_id: str, arms: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """The answer columns of the given arms, a request's rows together (by request id):
+        what comparisons read, without the attempts and parameters."""
+        marks = ", ".join("?" for _ in arms)
+        cursor = self.db.execute(
+            f"SELECT {', '.join(self.PAIR_COLUMNS)} FROM results WHERE run_id = ? AND arm IN ({marks})"
+            " ORDER BY request_id, arm",
+            (run_id, *arms),
+        )
+        names = self.PAIR_COLUMNS
+        for row in cursor:
+            yield dict(zip(names, row))
+
+    def comparisons_with_digest(self, run_id: str, digest: str) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM comparisons WHERE run_id = ? AND spec_digest = ?", (run_id, digest)
+        ).fetchone()
+        return int(row[0])
+
     def add_comparisons(self, run_id: str, rows: list[tuple[str, str, str, float, str]]) -> None:
         """Rows of (request_id, baseline_arm, spec_digest, divergence, measures_json)."""
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO comparisons VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
 
     def comparisons(self, run_id: str) -> Iterator[tuple[str, str]]:
-        """(request_id, measures_json) in log order."""
+        """(request_id, measures_json) by request id (the order comparisons are made in)."""
         yield from self.db.execute(
-            "SELECT m.request_id, m.measures_json FROM comparisons m"
-            " LEFT JOIN cases c ON c.run_id = m.run_id AND c.request_id = m.request_id"
-            " WHERE m.run_id = ? ORDER BY c.seq",
-            (run_id,),
+            "SELECT request_id, measures_json FROM comparisons WHERE run_id = ? ORDER BY request_id", (run_id,)
         )
 
     def add_review_items(self, run_id: str, items: list[tuple[str, str, str]]) -> None:

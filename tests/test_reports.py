@@ -100,3 +100,14 @@ def test_golden_run_decides_what_it_was_built_to_show(evaluation):
     assert metrics["error_rate"].candidate.value == pytest.approx(1 / 60)
     assert metrics["format_compliance"].n == 15  # extraction requests answered on both sides
     assert evaluation.disagreements[0].request_id == "req-007"  # the candidate error ranks first
+
+
+def test_a_report_from_stored_comparisons_equals_the_first_one(tmp_path):
+    """The first report computes the comparisons, later ones read them back: same figures."""
+    from replay.store import Store
+
+    golden_run(tmp_path / "g.db", n=90)
+    store = Store(str(tmp_path / "g.db"))
+    first = render("json", evaluate(store, "golden-run"))
+    assert store.comparisons_with_digest("golden-run", evaluate(store, "golden-run").settings.compare_digest()) == 90
+    assert render("json", evaluate(store, "golden-run")) == first
