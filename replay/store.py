@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from replay import __version__
+from replay import fastjson
 from replay.errors import StoreError
 from replay.types import LogRecord, Outcome
 
@@ -232,7 +233,7 @@ class Store:
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
-                [(run_id, r.id, seq, json.dumps(r.request), json.dumps(r.metadata)) for seq, r in cases],
+                [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata)) for seq, r in cases],
             )
 
     def add_outcomes(self, run_id: str, outcomes: list[Outcome]) -> None:
@@ -391,7 +392,7 @@ def outcome_values(outcome: Outcome) -> tuple[Any, ...]:
         outcome.error_class,
         outcome.error_message,
         c.text if c else None,
-        json.dumps([call.as_dict() for call in c.tool_calls]) if c and c.tool_calls else None,
+        fastjson.dumps([call.as_dict() for call in c.tool_calls]) if c and c.tool_calls else None,
         c.refusal if c else None,
         c.finish_reason if c else None,
         c.latency_ms if c else None,
@@ -401,8 +402,8 @@ def outcome_values(outcome: Outcome) -> tuple[Any, ...]:
         int(bool(c and c.usage.estimated)),
         outcome.cost_usd,
         len(outcome.attempts),
-        json.dumps([attempt.as_dict() for attempt in outcome.attempts]),
-        json.dumps(outcome.params, default=str),
+        fastjson.dumps([attempt.as_dict() for attempt in outcome.attempts]),
+        fastjson.dumps(outcome.params),
         c.model if c else None,
         c.system_fingerprint if c else None,
         time.time(),

@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from replay import fastjson
 from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
 from replay.providers.http import Response, TransportFailure, make_session
@@ -87,7 +88,7 @@ class OpenAICompatProvider(Provider):
     async def send(self, body: dict[str, Any], timeout_s: float) -> Completion:
         started = time.perf_counter()
         try:
-            response = await self._session.post(self.url, json.dumps(body).encode(), timeout_s)
+            response = await self._session.post(self.url, fastjson.dumps_bytes(body), timeout_s)
             try:
                 completion = await self._read(response, body, started)
             finally:
@@ -108,7 +109,7 @@ class OpenAICompatProvider(Provider):
             return await self._read_stream(response, started)
         raw = await response.read()
         try:
-            parsed = json.loads(raw)
+            parsed = fastjson.loads(raw)
         except ValueError:
             raise ProviderError(f"response is not JSON: {raw[:80]!r}", error_class="bad_response", status=response.status) from None
         return completion_from_body(parsed, started, time.perf_counter())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from replay import fastjson
 from replay.types import Completion, ToolCall, Usage
 
 
@@ -57,7 +58,7 @@ class StreamAssembler:
             self.done = True
             return
         try:
-            chunk = json.loads(payload)
+            chunk = fastjson.loads(payload)
         except json.JSONDecodeError:
             raise StreamError(f"unreadable stream event: {payload[:80]!r}") from None
         if not isinstance(chunk, dict):

@@ -12,6 +12,7 @@ import json
 from datetime import datetime
 from typing import IO, Any, Iterator
 
+from replay import fastjson
 from replay.errors import LogFormatError
 from replay.readers.base import register_reader
 from replay.types import LogRecord
@@ -38,7 +39,7 @@ def read_shadow(path: str) -> Iterator[tuple[int, LogRecord | LogFormatError]]:
 
 def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
     try:
-        obj = json.loads(raw)
+        obj = fastjson.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
