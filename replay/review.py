@@ -30,6 +30,8 @@ class ExportSummary:
     items: int
     per_segment: dict[str, int]
     paths: tuple[str, ...]
+    identical: int = 0
+    """Pairs left out because both answers match after normalising (ties by definition)."""
 
 
 def stratified_sample(groups: dict[str, list[str]], n: int, rng: random.Random) -> list[str]:
@@ -47,15 +49,20 @@ def stratified_sample(groups: dict[str, list[str]], n: int, rng: random.Random) 
     return chosen
 
 
-def export_review(store: Store, run_ref: str, n: int, out_prefix: str, seed: int = 0) -> ExportSummary:
+def export_review(store: Store, run_ref: str, n: int, out_prefix: str, seed: int = 0,
+                  include_identical: bool = False) -> ExportSummary:  # fmt: skip
     run = store.get_run(run_ref)
     settings = settings_for(run)
     rows = compare_run(store, run, settings)
     key = settings.segments.by[0] if settings.segments.by else None
     groups: dict[str, list[str]] = {}
+    identical = 0
     for row in rows:
         if row.get("b_error") or row.get("c_error"):
             continue  # errors need no human to judge
+        if row.get("normalized_match") and not include_identical:
+            identical += 1  # the same answer twice: a reviewer could only say tie
+            continue
         label = str((row.get("metadata") or {}).get(key)) if key else "all"
         groups.setdefault(label, []).append(row["request_id"])
     rng = random.Random(f"{run.id}:{seed}")
@@ -90,7 +97,7 @@ def export_review(store: Store, run_ref: str, n: int, out_prefix: str, seed: int
     per_segment: dict[str, int] = {}
     for item in items:
         per_segment[item["segment"] or "all"] = per_segment.get(item["segment"] or "all", 0) + 1
-    return ExportSummary(run.id, len(items), per_segment, paths)
+    return ExportSummary(run.id, len(items), per_segment, paths, identical)
 
 
 def _prompt(request: dict[str, Any]) -> str:

@@ -62,6 +62,9 @@ def check_decision(top: dict[str, Any], fail: Fail, base_dirs: tuple[str, ...]) 
         if "=" not in item and not by:
             raise fail("critical_segments", f"{item!r}: write key=value, or set segment_by")
     raw["critical_segments"] = critical
+    for i, gate in enumerate(parse_gates(raw.get("gates"), fail)):
+        if gate.segment and "=" not in gate.segment and not by:
+            raise fail(f"gates[{i}].segment", f"{gate.segment!r}: write key=value, or set segment_by")
     try:  # the comparison settings check their own paths and patterns: fail now, not at report time
         decision_from(raw, fail=fail)
     except ValueError as exc:

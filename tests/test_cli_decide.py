@@ -170,7 +170,7 @@ def test_report_json_schema(store):
     assert by_metric["error_rate"]["candidate"] == pytest.approx(1 / 60)
     assert data["human_review"] is None
     assert [d["request_id"] for d in data["disagreements"]][:2] == ["req-007", "req-000"]
-    assert len(data["disagreements"]) == 5  # --top defaults to 5
+    assert len(data["disagreements"]) == 15  # JSON lists up to 20 by default, as --report-json does (15 differ)
 
 
 def test_report_markdown(store):
@@ -423,3 +423,10 @@ def test_gate_with_default_gates_on_run_without_candidate_results_does_not_pass(
     result = invoke("gate", "empty-run", "--store", store)
     assert "Verdict: PASS" not in result.stdout
     assert result.exit_code == 1
+
+
+def test_report_top_limits_every_format(store):
+    data = json.loads(invoke("report", RUN, "--store", store, "--format", "json", "--top", "3").stdout)
+    assert [d["request_id"] for d in data["disagreements"]] == ["req-007", "req-000", "req-024"]
+    markdown = invoke("report", RUN, "--store", store, "--format", "markdown", "--top", "2").stdout
+    assert markdown.count("| `req-") == 2

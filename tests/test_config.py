@@ -32,6 +32,14 @@ candidate: {base_url: http://127.0.0.1:9/v1, model: m}
         ("baseline: sometimes", "baseline: expected 'logged' or 'fresh', got 'sometimes'"),
         ("production: {model: x}", "production.base_url: missing required key"),
         ("prices: {m: {input: -1}}", "prices.m.input: expected a non-negative number, got -1"),
+        ("compare: {jsn: auto}", "compare.jsn: unknown key (did you mean 'compare.json'?)"),
+        ("compare: {key_fields: ['items[oops']}", "compare: bad JSON path 'items[oops' near '[oops'"),
+        ("compare: {policies: {card: '([0-9'}}", "compare.policies.card: invalid regular expression: unterminated character set at position 1"),
+        ("compare: {schema: nosuch.json}", "compare.schema: no such schema file: nosuch.json"),
+        ("gates: [{metric: latency_p99_ms, max_delta: 200, segment: vip}]",
+         "gates[0].segment: 'vip': write key=value, or set segment_by"),
+        ("on_inconclusive: maybe", "on_inconclusive: expected 'fail' or 'pass', got 'maybe'"),
+        ("critical_segments: [vip]", "critical_segments: 'vip': write key=value, or set segment_by"),
     ],
 )
 def test_bad_keys_name_the_file_and_key(tmp_path, extra, message):

@@ -312,3 +312,16 @@ def test_second_export_does_not_change_the_key_of_the_first(tmp_path, store):
     result = invoke("review", "import", path, "--store", store)
     assert result.exit_code == 0
     assert "n=12 (12 candidate, 0 baseline, 0 ties)" in result.stdout
+
+
+def test_export_leaves_identical_pairs_out_unless_asked(tmp_path):
+    """Unmodified golden run: 45 of 59 answered pairs match after normalising; a reviewer could only say tie."""
+    path = tmp_path / "plain.db"
+    golden_run(path).close()
+    result = export(str(path), tmp_path / "r", "--n", "100")
+    assert "left out 45 pairs with identical answers" in result.stderr
+    items = [json.loads(line) for line in open(tmp_path / "r.jsonl")]
+    assert len(items) == 59 - 45 and all(item["answer_a"] != item["answer_b"] for item in items)
+    result = export(str(path), tmp_path / "all", "--n", "100", "--include-identical")
+    assert "left out" not in result.stderr
+    assert sum(1 for _ in open(tmp_path / "all.jsonl")) == 59

@@ -83,10 +83,11 @@ def load_gates_file(path: str) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["terminal", "markdown", "json", "junit"]), default="terminal",
               show_default=True, help="Output format (to stdout).")  # fmt: skip
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False), help="Decide with the gates of this YAML file.")
-@click.option("--top", type=click.IntRange(0), default=5, show_default=True, help="Disagreements to list.")
+@click.option("--top", type=click.IntRange(0), help="Disagreements to list [default: 5 in the terminal, 10 in Markdown, 20 in JSON].")
 @report_file_options
 @store_option
-def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int, store_path: str, **files: Any) -> None:
+def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | None, store_path: str,
+                   **files: Any) -> None:  # fmt: skip
     """Render the report of a stored run (RUN: an id, a prefix or 'latest').
 
     \b
@@ -98,11 +99,11 @@ def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int, sto
     from replay.reports import render
 
     gates = load_gates_file(gates_file) if gates_file else None
-    evaluation = evaluate(open_store(store_path), run_ref, gates, top=max(top, 20))
+    evaluation = evaluate(open_store(store_path), run_ref, gates, top=max(top or 0, 20))
     if fmt == "terminal":
-        print_terminal(evaluation, top)
+        print_terminal(evaluation, 5 if top is None else top)
     else:
-        options = {"top": top} if fmt in ("markdown", "json") else {}
+        options = {"top": top} if top is not None and fmt in ("markdown", "json") else {}
         click.echo(render(fmt, evaluation, **options), nl=False)
     write_reports(evaluation, files["report_json"], files["report_md"], files["report_junit"])
 

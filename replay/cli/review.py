@@ -18,8 +18,9 @@ def review_group() -> None:
 @click.option("--out", "out_prefix", default="review", show_default=True,
               help="Writes OUT.csv and OUT.jsonl (the same items).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--include-identical", is_flag=True, help="Also sample pairs whose answers match after normalising.")
 @store_option
-def export_command(run_ref: str, n: int, out_prefix: str, seed: int, store_path: str) -> None:
+def export_command(run_ref: str, n: int, out_prefix: str, seed: int, include_identical: bool, store_path: str) -> None:
     """Write a blinded sample: answers shown as A and B in a random order per pair,
     stratified by the run's first segment_by key. Fill in 'verdict' with A, B or tie.
 
@@ -29,9 +30,12 @@ def export_command(run_ref: str, n: int, out_prefix: str, seed: int, store_path:
     """
     from replay.review import export_review
 
-    summary = export_review(open_store(store_path), run_ref, n, out_prefix, seed)
+    summary = export_review(open_store(store_path), run_ref, n, out_prefix, seed, include_identical)
     parts = ", ".join(f"{k} {v}" for k, v in sorted(summary.per_segment.items()))
     click.echo(f"wrote {summary.items} items from run {summary.run_id} ({parts}) to {' and '.join(summary.paths)}")
+    if summary.identical:
+        click.echo(f"left out {summary.identical} pairs with identical answers (ties; --include-identical keeps them)",
+                   err=True)  # fmt: skip
     click.echo("the A/B key stays in the store; import the filled-in file with: replay review import FILE", err=True)
 
 
