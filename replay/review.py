@@ -171,5 +171,7 @@ def _read(path: str) -> Any:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or "item_id" not in reader.fieldnames or "verdict" not in reader.fieldnames:
                 raise InputError(f"{path}:1: expected a CSV header with item_id and verdict columns")
-            for record in reader:
-                yield reader.line_num, record
+            first_line = reader.line_num + 1
+            for record in reader:  # name the line a record starts on (a cell may span lines)
+                yield first_line, record
+                first_line = reader.line_num + 1

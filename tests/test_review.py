@@ -325,3 +325,15 @@ def test_export_leaves_identical_pairs_out_unless_asked(tmp_path):
     result = export(str(path), tmp_path / "all", "--n", "100", "--include-identical")
     assert "left out" not in result.stderr
     assert sum(1 for _ in open(tmp_path / "all.jsonl")) == 59
+
+
+def test_import_error_names_the_line_a_multiline_record_starts_on(tmp_path, store, exported):
+    multi = next(row for row in exported if "\n" in row["answer_a"] + row["answer_b"])
+    rows = [{**row, "verdict": "B"} for row in exported if row is not multi] + [{**multi, "verdict": "maybe"}]
+    path = write_csv(tmp_path / "filled.csv", rows)
+    lines = open(path, encoding="utf-8").read().splitlines()
+    start = next(i for i, text in enumerate(lines, 1) if text.startswith(multi["item_id"]))
+    assert start < len(lines)  # the record spans several physical lines
+    result = invoke("review", "import", path, "--store", store)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}:{start}: verdict: expected A, B or tie, got 'maybe'\n"
