@@ -42,7 +42,7 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
     """
     import orjson
 
-    from replay.compare import Side, compare_pair
+    from replay.compare.batch import Pending, compare_many
 
     digest = settings.compare_digest()
     base_arm = baseline_arm(run)
@@ -51,17 +51,16 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
     if _pair_count(store, run.id, base_arm) != store.comparisons_with_digest(run.id, digest):
         have = store.comparison_digests(run.id)
         cases = store.cases(run.id)
-        batch: list[tuple[str, str, str, float, str]] = []
+        pending: list[Pending] = []
         for request_id, arms in _pairs(store.answers(run.id, (base_arm, ARM_CANDIDATE))):
             if have.get(request_id) == digest or base_arm not in arms or ARM_CANDIDATE not in arms:
                 continue
             request, metadata = cases.get(request_id, ({}, {}))
-            measures = compare_pair(request, Side.from_row(arms[base_arm]), Side.from_row(arms[ARM_CANDIDATE]),
-                                    settings.compare)  # fmt: skip
-            measures = {key: value for key, value in measures.items() if value is not None}
-            measures["metadata"] = metadata
-            batch.append((request_id, base_arm, digest, float(measures["divergence"]), orjson.dumps(measures).decode()))
-            fresh[request_id] = measures
+            pending.append((request_id, request, metadata, arms[base_arm], arms[ARM_CANDIDATE]))
+        batch: list[tuple[str, str, str, float, str]] = []
+        for item, (measures, encoded) in zip(pending, compare_many(pending, settings.compare)):
+            batch.append((item[0], base_arm, digest, float(measures["divergence"]), encoded.decode()))
+            fresh[item[0]] = measures
             if len(batch) >= WRITE_BATCH:
                 store.add_comparisons(run.id, batch)
                 batch = []

@@ -84,18 +84,23 @@ class Pairs:
         return len(self._all) if self._mask is None else int(self._mask.sum())
 
     def _whole(self, key: str, kind: str) -> np.ndarray:
+        """One Python pass per key (the object column); the other kinds derive from it in numpy."""
         root = self._root
         name = f"{kind}:{key}"
         if name not in root._columns:
-            values = [row.get(key) for row in root._all]
-            if kind == "object":
-                column = np.array(values, dtype=object)
-            elif kind == "present":
-                column = np.array([v is not None for v in values], dtype=bool)
+            objects = root._columns.get(f"object:{key}")
+            if objects is None:
+                # the trailing None keeps lists as elements: never broadcast into a 2-D array
+                objects = np.array([row.get(key) for row in root._all] + [None], dtype=object)[:-1]
+                root._columns[f"object:{key}"] = objects
+            if kind == "present":
+                column = objects != None  # noqa: E711  elementwise
             elif kind == "numbers":
-                column = np.array([np.nan if v is None else v for v in values], dtype=float)
+                column = np.where(objects != None, objects, np.nan).astype(float)  # noqa: E711
+            elif kind == "truthy":
+                column = objects.astype(bool)
             else:
-                column = np.array([bool(v) for v in values], dtype=bool)
+                column = objects
             root._columns[name] = column
         column = root._columns[name]
         return column if self._mask is None else column[self._mask]

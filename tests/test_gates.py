@@ -131,3 +131,12 @@ def test_a_five_point_format_compliance_drop_at_n_400_fails_in_at_least_80_perce
     runs = 200
     failed = sum(decide(gate, simulated_pairs(rng, 400, drop=0.05)).verdict == FAIL for _ in range(runs))
     assert failed / runs >= 0.8
+
+
+def test_pair_columns_keep_list_values_as_elements():
+    from replay.metrics import Pairs
+
+    pairs = Pairs([{"reasons": ["a", "b"], "x": 1}, {"reasons": ["c", "d"], "x": None}])
+    assert pairs.column("reasons").shape == (2,) and pairs.column("reasons")[1] == ["c", "d"]
+    assert list(pairs.present("x")) == [True, False] and list(pairs.truthy("reasons")) == [True, True]
+    assert np.isnan(pairs.numbers("x")[1]) and pairs.subset(np.array([False, True])).column("reasons")[0] == ["c", "d"]

@@ -111,3 +111,21 @@ def test_a_report_from_stored_comparisons_equals_the_first_one(tmp_path):
     first = render("json", evaluate(store, "golden-run"))
     assert store.comparisons_with_digest("golden-run", evaluate(store, "golden-run").settings.compare_digest()) == 90
     assert render("json", evaluate(store, "golden-run")) == first
+
+
+def test_parallel_comparison_gives_the_same_report(tmp_path, monkeypatch):
+    """Worker processes (used from 20,000 pairs on) must produce exactly what one process does."""
+    from replay.compare import batch
+    from replay.store import Store
+
+    golden_run(tmp_path / "serial.db", n=90)
+    golden_run(tmp_path / "parallel.db", n=90)
+    serial = render("json", evaluate(Store(str(tmp_path / "serial.db")), "golden-run"))
+    monkeypatch.setattr(batch, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(batch, "_workers", lambda n: 2)
+    contexts = []
+    real_context = batch.multiprocessing.get_context
+    monkeypatch.setattr(batch.multiprocessing, "get_context", lambda kind: contexts.append(kind) or real_context(kind))
+    parallel = render("json", evaluate(Store(str(tmp_path / "parallel.db")), "golden-run"))
+    assert contexts == ["fork"]  # the pool was used
+    assert parallel == serial
