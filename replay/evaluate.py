@@ -12,7 +12,7 @@ import gc
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from replay.gates import Decision, SegmentSpec, decide, segment_mask
+from replay.gates import Decision, SegmentSpec, decide, segment_labels, segment_mask
 from replay.metrics import METRICS, MetricValue, Pairs
 from replay.settings import DecisionSettings, decision_from
 from replay.stats import Estimate, wilson
@@ -106,7 +106,6 @@ class Disagreement:
     divergence: float
     reasons: tuple[str, ...]
     segment: str
-    similarity: float | None
 
 
 @dataclass(frozen=True)
@@ -174,8 +173,7 @@ def segment_metrics(
 ) -> dict[str, dict[str, dict[str, MetricValue]]]:
     out: dict[str, dict[str, dict[str, MetricValue]]] = {}
     for key in segments.by:
-        values = sorted({str((row.get("metadata") or {}).get(key)) for row in pairs.rows})
-        for value in values:
+        for value in sorted(set(segment_labels(pairs, key))):
             subset = pairs.subset(segment_mask(pairs, key, value))
             known = cache.setdefault(f"{key}={value}", {})
             for name, definition in METRICS.items():
@@ -197,8 +195,7 @@ def top_disagreements(rows: list[dict[str, Any]], segments: SegmentSpec, top: in
         if row.get("divergence", 0) <= 0:
             continue
         label = ", ".join(f"{k}={metadata.get(k)}" for k in segments.by if k in metadata)
-        chosen.append(Disagreement(row["request_id"], float(row["divergence"]), tuple(row.get("reasons") or ()),
-                                   label, row.get("similarity")))  # fmt: skip
+        chosen.append(Disagreement(row["request_id"], float(row["divergence"]), tuple(row.get("reasons") or ()), label))
     chosen.sort(key=lambda d: (-d.divergence, d.request_id))
     return chosen[:top] if top is not None else chosen
 

@@ -179,10 +179,14 @@ class SegmentSpec:
         return self.by[0], segment
 
 
-def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:
-    labels = pairs.cached(f"segment:{key}", lambda: np.array(
+def segment_labels(pairs: Pairs, key: str) -> np.ndarray:
+    """Each pair's value of a metadata key, as text ("None" where the key is missing)."""
+    return pairs.cached(f"segment:{key}", lambda: np.array(
         [str((row.get("metadata") or {}).get(key)) for row in pairs.rows], dtype=object))  # fmt: skip
-    return labels == value
+
+
+def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:
+    return segment_labels(pairs, key) == value
 
 
 @dataclass(frozen=True)
