@@ -430,3 +430,11 @@ def test_report_top_limits_every_format(store):
     assert [d["request_id"] for d in data["disagreements"]] == ["req-007", "req-000", "req-024"]
     markdown = invoke("report", RUN, "--store", store, "--format", "markdown", "--top", "2").stdout
     assert markdown.count("| `req-") == 2
+
+
+def test_an_unwritable_report_path_is_one_line_and_exit_2(store, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke("gate", RUN, "--store", store, "--report-json", str(blocker / "r.json"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {blocker / 'r.json'}: cannot write the report (") and result.stderr.count("\n") == 1
