@@ -50,6 +50,7 @@ def test_terminal_report_matches_golden(evaluation, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     text = terminal_text(evaluation)
     assert max(len(line) for line in text.splitlines()) <= 80
+    assert " INCONCLUSIVE" in text and "cost_per_request_usd " in text  # nothing cropped to fit
     check_golden("report-terminal.txt", text)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 
+TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": False}
+"""Columns one space apart (the box's own separator), so the gate table fits 80 columns."""
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "SKIPPED": "dim"}
 SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95_ms")
 
@@ -29,7 +31,7 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
     verdict.append(fmt.verdict_line(evaluation), style=STATUS_STYLE.get(evaluation.decision.verdict, ""))
     out.append(verdict)
 
-    gates = Table(title="Gates", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+    gates = Table(title="Gates", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
     gates.add_column("Gate (base → cand)", overflow="fold", min_width=20)
     for name in ("Δ", "95% CI", "Threshold", "n"):
         gates.add_column(name, justify="left" if name == "Threshold" else "right")
@@ -42,7 +44,7 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
     for note in fmt.gate_notes(evaluation):
         out.append(Text(f"  • {note}"))
 
-    metrics = Table(title="Metrics (candidate vs baseline)", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+    metrics = Table(title="Metrics (candidate vs baseline)", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
     metrics.add_column("Metric", overflow="fold", min_width=20)
     for name in ("n", "Baseline", "Candidate", "Δ", "95% CI"):
         metrics.add_column(name, justify="right")
@@ -55,7 +57,7 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
 
     for key, values in evaluation.segments.items():
         table = Table(title=f"Segments by {key} (Δ = candidate - baseline)", box=box.SIMPLE_HEAD,
-                      title_justify="left", pad_edge=False, collapse_padding=True)  # fmt: skip
+                      title_justify="left", **TABLE)  # fmt: skip
         table.add_column(key)
         table.add_column("n", justify="right")
         for name in SEGMENT_METRICS:
@@ -66,7 +68,7 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
         out.append(table)
 
     if evaluation.disagreements:
-        table = Table(title="Top disagreements", box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True)
+        table = Table(title="Top disagreements", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
         table.add_column("Request")
         table.add_column("Score", justify="right")
         table.add_column("Why")
