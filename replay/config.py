@@ -17,6 +17,9 @@ from replay.errors import ScenarioError
 from replay.sampling import SampleSpec
 from replay.settings import check_decision
 
+TRANSPORTS = ("native", "aiohttp", "httpx")
+"""HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
+
 DEFAULT_PARAMS: dict[str, Any] = {"temperature": 0, "seed": 1234}
 BASELINE_MODES = ("logged", "fresh")
 
@@ -40,8 +43,8 @@ class Arm:
     params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = True
-    transport: str = "aiohttp"
-    """``aiohttp`` (fast, the default) or ``httpx``."""
+    transport: str = "native"
+    """``native`` (replay's own HTTP/1.1 client, the fastest), ``aiohttp`` or ``httpx``."""
     limits: Limits = Limits()
 
 
@@ -94,7 +97,7 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "params": ((dict,), "a mapping of request parameters"),
     "headers": ((dict,), "a mapping of header names to strings"),
     "stream": ((bool,), "true or false"),
-    "transport": ((str,), "'aiohttp' or 'httpx'"),
+    "transport": ((str,), "'native', 'aiohttp' or 'httpx'"),
     "limits": ((dict,), "a mapping of limits"),
 }
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
@@ -259,8 +262,9 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     arm_limits = check.mapping(arm.pop("limits", {}), f"{prefix}limits.", _LIMIT_KEYS)
     if "budget_usd" in arm_limits:
         raise check.fail(f"{prefix}limits.budget_usd", "the budget is for the whole run: set it under the top-level limits")
-    if arm.get("transport", "aiohttp") not in ("aiohttp", "httpx"):
-        raise check.fail(f"{prefix}transport", f"expected 'aiohttp' or 'httpx', got {arm['transport']!r}")
+    if arm.get("transport", "native") not in TRANSPORTS:
+        expected = ", ".join(f"'{name}'" for name in TRANSPORTS)
+        raise check.fail(f"{prefix}transport", f"expected one of {expected}, got {arm['transport']!r}")
     params = {**DEFAULT_PARAMS, **arm.get("params", {})}
     return Arm(
         base_url=arm["base_url"].rstrip("/"),
@@ -269,7 +273,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         params=params,
         headers=dict(arm.get("headers", {})),
         stream=arm.get("stream", True),
-        transport=arm.get("transport", "aiohttp"),
+        transport=arm.get("transport", "native"),
         limits=_limits(arm_limits, limits),
     )
 

@@ -1,11 +1,11 @@
-"""Two interchangeable HTTP sessions for providers: aiohttp (default) and httpx.
+"""Interchangeable HTTP sessions for providers: native (default), aiohttp and httpx.
 
-Measured against a local 50 ms endpoint on 2 cores, 2,000 streamed requests cost
-about 0.38 ms of client CPU each through aiohttp and 0.6-0.7 ms through httpx (even on
-the ``httpx-aiohttp`` transport), which caps httpx at ~3x the ideal time at
-concurrency 256. So the hot path talks to aiohttp directly; ``transport: httpx`` on an
-arm keeps httpx for what only it offers (``httpx.MockTransport``, proxies via its
-environment handling, vcrpy cassettes recorded through httpx).
+Measured against a local 50 ms endpoint on 2 cores, 2,000 streamed requests cost about
+0.4 ms of client CPU each through aiohttp and 0.6-0.7 ms through httpx (even on the
+``httpx-aiohttp`` transport). At concurrency 256 the client is CPU-bound, so the default
+is replay's own lean HTTP/1.1 client (:mod:`replay.providers.native`). ``transport:
+aiohttp`` and ``transport: httpx`` stay for what only they offer: proxies, compression,
+``httpx.MockTransport`` and vcrpy cassettes (vcrpy patches aiohttp and httpx).
 """
 
 from __future__ import annotations
@@ -162,10 +162,11 @@ class HttpxSession:
         await self._client.aclose()
 
 
-TRANSPORTS = ("aiohttp", "httpx")
-
-
 def make_session(name: str, headers: dict[str, str], max_connections: int, transport: Any = None) -> Session:
     if name == "httpx" or transport is not None:
         return HttpxSession(headers, max_connections, transport)
-    return AiohttpSession(headers, max_connections)
+    if name == "aiohttp":
+        return AiohttpSession(headers, max_connections)
+    from replay.providers.native import NativeSession
+
+    return NativeSession(headers, max_connections)

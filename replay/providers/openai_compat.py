@@ -60,7 +60,7 @@ class OpenAICompatProvider(Provider):
         headers: dict[str, str] | None = None,
         stream: bool = True,
         max_connections: int = 16,
-        transport: str = "aiohttp",
+        transport: str = "native",
         httpx_transport: Any = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
