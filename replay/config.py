@@ -254,6 +254,8 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     for name, value in arm.get("headers", {}).items():
         if not isinstance(value, str):
             raise check.fail(f"{prefix}headers.{name}", "expected a string")
+        if any(char in f"{name}{value}" for char in "\r\n\0"):
+            raise check.fail(f"{prefix}headers.{name}", "a header cannot contain a line break")
         if name.lower() == "authorization" and "${" not in value:
             raise check.fail(
                 f"{prefix}headers.{name}",

@@ -39,6 +39,10 @@ candidate: {base_url: http://127.0.0.1:9/v1, model: m}
         ("gates: [{metric: latency_p99_ms, max_delta: 200, segment: vip}]",
          "gates[0].segment: 'vip': write key=value, or set segment_by"),
         ("on_inconclusive: maybe", "on_inconclusive: expected 'fail' or 'pass', got 'maybe'"),
+        ("candidate: {base_url: http://h/v1, model: m, transport: curl}",
+         "candidate.transport: expected one of 'native', 'aiohttp', 'httpx', got 'curl'"),
+        ("candidate: {base_url: http://h/v1, model: m, headers: {x-a: \"1\\r\\nx-b: 2\"}}",
+         "candidate.headers.x-a: a header cannot contain a line break"),
         ("critical_segments: [vip]", "critical_segments: 'vip': write key=value, or set segment_by"),
     ],
 )

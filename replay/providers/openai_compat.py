@@ -33,7 +33,10 @@ def expand_header(name: str, value: str) -> str:
             raise InputError(f"header '{name}' needs the environment variable {var}, which is not set")
         return os.environ[var]
 
-    return _ENV_REF.sub(lookup, value)
+    expanded = _ENV_REF.sub(lookup, value)
+    if any(char in expanded for char in "\r\n\0"):
+        raise InputError(f"header '{name}': its value contains a line break")
+    return expanded
 
 
 def _error_details(raw: bytes) -> tuple[str, str | None]:
