@@ -127,6 +127,34 @@ class Pairs:
     def both_ok(self) -> np.ndarray:
         return self.cached("both_ok", lambda: self.comparable & ~self.truthy("b_error") & ~self.truthy("c_error"))
 
+    def field_tallies(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Per pair, key fields matched and compared; per field path, 1 (match), 0 or -1 (not compared).
+
+        Built once over all pairs in one Python pass; a segment takes its rows by mask."""
+        root = self._root
+        if "field_tallies" not in root._cache:
+            n = len(root._all)
+            matched, compared = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+            per_field: dict[str, np.ndarray] = {}
+            for index, row in enumerate(root._all):
+                fields = row.get("fields")
+                if not fields:
+                    continue
+                hits = 0
+                for path, ok in fields.items():
+                    column = per_field.get(path)
+                    if column is None:
+                        column = per_field[path] = np.full(n, -1, dtype=np.int8)
+                    column[index] = 1 if ok else 0
+                    hits += 1 if ok else 0
+                matched[index], compared[index] = hits, len(fields)
+            root._cache["field_tallies"] = (matched, compared, per_field)
+        matched, compared, per_field = root._cache["field_tallies"]
+        if self._mask is None:
+            return matched, compared, per_field
+        mask = self._mask
+        return matched[mask], compared[mask], {path: ok[mask] for path, ok in per_field.items()}
+
     def cached(self, key: str, build: Callable[[], Any]) -> Any:
         if key not in self._cache:
             self._cache[key] = build()
@@ -206,20 +234,14 @@ def tool_call_agreement(pairs: Pairs) -> MetricValue:
 
 @register_metric("key_field_accuracy", "Key-field accuracy", "rate", higher_is_better=True, paired=False)
 def key_field_accuracy(pairs: Pairs) -> MetricValue:
-    matched, compared, per_field = [], [], {}
-    for row, keep in zip(pairs.rows, pairs.comparable):
-        fields = row.get("fields") if keep else None
-        if not fields:
-            continue
-        matched.append(sum(1 for ok in fields.values() if ok))
-        compared.append(len(fields))
-        for path, ok in fields.items():
-            tally = per_field.setdefault(path, [0, 0])
-            tally[0] += bool(ok)
-            tally[1] += 1
-    estimate = stats.bootstrap_ratio(np.array(matched), np.array(compared))
-    fields_out = {path: stats.wilson(ok, total) for path, (ok, total) in sorted(per_field.items())}
-    return MetricValue("key_field_accuracy", len(matched), estimate, extra={"fields": fields_out})
+    matched, compared, per_field = pairs.field_tallies()
+    keep = pairs.comparable & (compared > 0)
+    estimate = stats.bootstrap_ratio(matched[keep], compared[keep])
+    fields_out = {
+        path: stats.wilson(int((ok[keep] == 1).sum()), int((ok[keep] >= 0).sum())) for path, ok in sorted(per_field.items())
+    }
+    fields_out = {path: value for path, value in fields_out.items() if value.n}
+    return MetricValue("key_field_accuracy", int(keep.sum()), estimate, extra={"fields": fields_out})
 
 
 @register_metric("similarity", "Similarity (mean)", "score", higher_is_better=True, paired=False)

@@ -278,11 +278,16 @@ class Store:
 
     # --- comparisons and reviews ---------------------------------------------------
 
-    def cases(self, run_id: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
-        """request id -> (request body, metadata)."""
+    def cases(
+        self, run_id: str, first: str | None = None, last: str | None = None
+    ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+        """request id -> (request body, metadata), for ids from ``first`` to ``last`` when given."""
         import orjson  # 100,000 request bodies: 0.9 s with json, a quarter of that with orjson
 
-        rows = self.db.execute("SELECT request_id, request_json, metadata_json FROM cases WHERE run_id = ?", (run_id,))
+        where, args = _id_range(first, last)
+        rows = self.db.execute(
+            f"SELECT request_id, request_json, metadata_json FROM cases WHERE run_id = ?{where}", (run_id, *args)
+        )
         return {rid: (orjson.loads(req), orjson.loads(meta)) for rid, req, meta in rows}
 
     def case(self, run_id: str, request_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -307,18 +312,31 @@ class Store:
         "finish_reason", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd",
     )  # fmt: skip
 
-    def answers(self, run_id: str, arms: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    def answers(
+        self, run_id: str, arms: tuple[str, ...], first: str | None = None, last: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The answer columns of the given arms, a request's rows together (by request id):
-        what comparisons read, without the attempts and parameters."""
+        what comparisons read, without the attempts and parameters. ``first`` and ``last``
+        bound the request ids, so that workers can each read their own share."""
         marks = ", ".join("?" for _ in arms)
+        where, args = _id_range(first, last)
         cursor = self.db.execute(
-            f"SELECT {', '.join(self.PAIR_COLUMNS)} FROM results WHERE run_id = ? AND arm IN ({marks})"
+            f"SELECT {', '.join(self.PAIR_COLUMNS)} FROM results WHERE run_id = ? AND arm IN ({marks}){where}"
             " ORDER BY request_id, arm",
-            (run_id, *arms),
+            (run_id, *arms, *args),
         )
         names = self.PAIR_COLUMNS
         for row in cursor:
             yield dict(zip(names, row))
+
+    def pair_ids(self, run_id: str, base_arm: str, candidate_arm: str) -> list[str]:
+        """Request ids answered on both arms, in order."""
+        rows = self.db.execute(
+            "SELECT c.request_id FROM results c JOIN results b ON b.run_id = c.run_id AND b.request_id = c.request_id"
+            " WHERE c.run_id = ? AND c.arm = ? AND b.arm = ? ORDER BY c.request_id",
+            (run_id, candidate_arm, base_arm),
+        )
+        return [row[0] for row in rows]
 
     def comparisons_with_digest(self, run_id: str, digest: str) -> int:
         row = self.db.execute(
@@ -373,6 +391,12 @@ class _Tx:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _id_range(first: str | None, last: str | None) -> tuple[str, tuple[str, ...]]:
+    if first is None or last is None:
+        return "", ()
+    return " AND request_id BETWEEN ? AND ?", (first, last)
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:

@@ -114,6 +114,22 @@ def test_a_report_from_stored_comparisons_equals_the_first_one(tmp_path):
     assert render("json", evaluate(store, "golden-run")) == first
 
 
+def test_missing_and_stale_comparisons_are_recomputed_and_merged_in_order(tmp_path):
+    """A resumed run or an interrupted report leaves some pairs compared and others not."""
+    from replay.store import Store
+
+    golden_run(tmp_path / "g.db", n=90)
+    store = Store(str(tmp_path / "g.db"))
+    first = render("json", evaluate(store, "golden-run"))
+    ids = [row[0] for row in store.db.execute("SELECT request_id FROM comparisons ORDER BY request_id")]
+    store.db.execute("DELETE FROM comparisons WHERE request_id IN (?, ?, ?)", (ids[0], ids[40], ids[-1]))
+    store.db.execute("UPDATE comparisons SET spec_digest = 'stale', measures_json = '{}' WHERE request_id IN (?, ?)",
+                     (ids[1], ids[50]))  # fmt: skip
+    again = evaluate(store, "golden-run")
+    assert render("json", again) == first
+    assert store.comparisons_with_digest("golden-run", again.settings.compare_digest()) == 90
+
+
 def test_parallel_comparison_gives_the_same_report(tmp_path, monkeypatch):
     """Worker processes (used from 20,000 pairs on) must produce exactly what one process does."""
     from replay.compare import batch
@@ -123,7 +139,7 @@ def test_parallel_comparison_gives_the_same_report(tmp_path, monkeypatch):
     golden_run(tmp_path / "parallel.db", n=90)
     serial = render("json", evaluate(Store(str(tmp_path / "serial.db")), "golden-run"))
     monkeypatch.setattr(batch, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(batch, "_workers", lambda n: 2)
+    monkeypatch.setattr(batch, "_workers", lambda n, path: 2)
     contexts = []
     real_context = batch.multiprocessing.get_context
     monkeypatch.setattr(batch.multiprocessing, "get_context", lambda kind: contexts.append(kind) or real_context(kind))
