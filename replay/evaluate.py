@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from replay.gates import Decision, SegmentSpec, decide, segment_labels, segment_mask
 from replay.metrics import METRICS, MetricValue, Pairs
 from replay.settings import DecisionSettings, decision_from
@@ -43,12 +45,20 @@ def settings_for(run: RunRow, gates_override: Any = None, on_inconclusive: str |
 def compare_run(
     store: Store, run: RunRow, settings: DecisionSettings, write: Callable[[list[ComparisonRow]], None] | None = None
 ) -> list[dict[str, Any]]:
-    """Per-pair measures for every request answered on both arms, computing what is missing.
+    """Per-pair measure dicts for every request answered on both arms, computing what is missing."""
+    return measure_table(store, run, settings, write).rows
+
+
+def measure_table(
+    store: Store, run: RunRow, settings: DecisionSettings, write: Callable[[list[ComparisonRow]], None] | None = None
+) -> Pairs:
+    """The per-pair measures of every request answered on both arms, as a table, computing what is missing.
 
     Measures are stored as JSON written and read with orjson: at 100,000 pairs the
     standard library took 1.7 s to write them and 2.0 s to read them back, orjson 0.2
-    and 0.5 s. ``write`` stores a batch of new comparisons (by default at once, in this
-    thread; :func:`compared` writes them in the background).
+    and 0.5 s. Fresh comparisons come back from the workers as columns too, so the
+    first report decodes nothing. ``write`` stores a batch of new comparisons (by default
+    at once, in this thread; :func:`compared` writes them in the background).
     """
     import orjson
 
@@ -58,39 +68,32 @@ def compare_run(
     digest = settings.compare_digest()
     base_arm = baseline_arm(run)
     if _pair_count(store, run.id, base_arm) == store.comparisons_with_digest(run.id, digest):
-        return [_stored_row(request_id, measures_json) for request_id, measures_json in store.comparisons(run.id)]
+        return Pairs([_stored_row(request_id, measures_json) for request_id, measures_json in store.comparisons(run.id)])
     have = store.comparison_digests(run.id)
     ids = store.pair_ids(run.id, base_arm, ARM_CANDIDATE)
     todo = [request_id for request_id in ids if have.get(request_id) != digest]
-    fresh: dict[str, dict[str, Any]] = {}
-    batch: list[ComparisonRow] = []
-    for request_id, measures, encoded in compare_stored(store, run.id, base_arm, todo, settings.compare):
-        batch.append((request_id, base_arm, digest, float(measures["divergence"]), encoded.decode()))
-        measures["request_id"] = request_id  # decoded for this call alone: no copy needed
-        fresh[request_id] = measures
-        if len(batch) >= WRITE_BATCH:
-            write(batch)
-            batch = []
-    if batch:
-        write(batch)
-    if len(fresh) == len(ids):  # all computed just now: nothing to read back
-        return list(fresh.values())
+    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare)
+    divergences = fresh.columns.get("divergence") or ()
+    for start in range(0, len(fresh.ids), WRITE_BATCH):
+        write([
+            (request_id, base_arm, digest, float(divergence), blob.decode())
+            for request_id, divergence, blob in zip(
+                fresh.ids[start : start + WRITE_BATCH], divergences[start : start + WRITE_BATCH],
+                fresh.blobs[start : start + WRITE_BATCH],
+            )
+        ])  # fmt: skip
+    if len(fresh.ids) == len(ids):  # all computed just now: nothing to read back
+        return Pairs.from_columns(dict(fresh.columns), len(ids))
+    new = {request_id: _stored_row(request_id, blob) for request_id, blob in zip(fresh.ids, fresh.blobs)}
     stored = {
-        request_id: orjson.loads(measures_json)
+        request_id: _stored_row(request_id, measures_json)
         for request_id, measures_json in store.comparisons(run.id)
-        if request_id not in fresh and have.get(request_id) == digest
+        if request_id not in new and have.get(request_id) == digest
     }
-    rows = []
-    for request_id in ids:
-        row = fresh.get(request_id)
-        if row is None:
-            row = stored[request_id]
-            row["request_id"] = request_id
-        rows.append(row)
-    return rows
+    return Pairs([new.get(request_id) or stored[request_id] for request_id in ids])
 
 
-def _stored_row(request_id: str, measures_json: str) -> dict[str, Any]:
+def _stored_row(request_id: str, measures_json: str | bytes) -> dict[str, Any]:
     import orjson
 
     row: dict[str, Any] = orjson.loads(measures_json)
@@ -99,8 +102,8 @@ def _stored_row(request_id: str, measures_json: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def compared(store: Store, run: RunRow, settings: DecisionSettings) -> Iterator[list[dict[str, Any]]]:
-    """:func:`compare_run` with the new comparisons stored by a thread while the caller aggregates.
+def compared(store: Store, run: RunRow, settings: DecisionSettings) -> Iterator[Pairs]:
+    """:func:`measure_table` with the new comparisons stored by a thread while the caller aggregates.
 
     SQLite inserts with the interpreter lock released, so at 100,000 pairs storing (about
     1.4 s) overlaps with computing the metrics instead of preceding it. Leaving the block
@@ -108,7 +111,7 @@ def compared(store: Store, run: RunRow, settings: DecisionSettings) -> Iterator[
     """
     writer = _BackgroundWriter(store, run.id)
     try:
-        yield compare_run(store, run, settings, writer.put)
+        yield measure_table(store, run, settings, writer.put)
     finally:
         writer.close()
 
@@ -212,12 +215,11 @@ def _no_gc_pauses() -> Iterator[None]:
 def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inconclusive: str | None) -> Evaluation:
     run = store.get_run(run_ref)
     settings = settings_for(run, gates_override, on_inconclusive)
-    with compared(store, run, settings) as rows:
-        return _aggregate(store, run, settings, rows, top)
+    with compared(store, run, settings) as pairs:
+        return _aggregate(store, run, settings, pairs, top)
 
 
-def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, rows: list[dict[str, Any]], top: int) -> Evaluation:
-    pairs = Pairs(rows)
+def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int) -> Evaluation:
     cache: dict[str, dict[str, MetricValue]] = {}
     decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache)
     whole = cache.setdefault("", {})
@@ -228,8 +230,8 @@ def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, rows: list
     reviews, review_counts = human_win_rate(store, run.id)
     return Evaluation(
         run=run, settings=settings, decision=decision, metrics={name: whole[name] for name in METRICS},
-        segments=segments, disagreements=tuple(top_disagreements(rows, settings.segments, top)),
-        counts=store.counts(run.id), pairs=len(rows), reviews=reviews, review_counts=review_counts,
+        segments=segments, disagreements=tuple(top_disagreements(pairs, settings.segments, top)),
+        counts=store.counts(run.id), pairs=len(pairs), reviews=reviews, review_counts=review_counts,
     )  # fmt: skip
 
 
@@ -248,19 +250,20 @@ def segment_metrics(
     return out
 
 
-def top_disagreements(rows: list[dict[str, Any]], segments: SegmentSpec, top: int | None,
+def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None,
                       segment: str | None = None) -> list[Disagreement]:  # fmt: skip
     """Pairs ranked by how sharply they diverge, most divergent first; identical pairs left out."""
     key, value = segments.resolve(segment) if segment else (None, None)
     chosen = []
-    for row in rows:
-        metadata = row.get("metadata") or {}
+    divergences = pairs.numbers("divergence")
+    ids, all_reasons, all_metadata = pairs.column("request_id"), pairs.column("reasons"), pairs.column("metadata")
+    for index in np.flatnonzero(divergences > 0):
+        metadata = all_metadata[index] or {}
         if key is not None and str(metadata.get(key)) != value:
             continue
-        if row.get("divergence", 0) <= 0:
-            continue
         label = ", ".join(f"{k}={metadata.get(k)}" for k in segments.by if k in metadata)
-        chosen.append(Disagreement(row["request_id"], float(row["divergence"]), tuple(row.get("reasons") or ()), label))
+        reasons = tuple(all_reasons[index] or ())
+        chosen.append(Disagreement(ids[index], float(divergences[index]), reasons, label))
     chosen.sort(key=lambda d: (-d.divergence, d.request_id))
     return chosen[:top] if top is not None else chosen
 

@@ -182,7 +182,7 @@ class SegmentSpec:
 def segment_labels(pairs: Pairs, key: str) -> np.ndarray:
     """Each pair's value of a metadata key, as text ("None" where the key is missing)."""
     return pairs.cached(f"segment:{key}", lambda: np.array(
-        [str((row.get("metadata") or {}).get(key)) for row in pairs.rows], dtype=object))  # fmt: skip
+        [str((metadata or {}).get(key)) for metadata in pairs.column("metadata")], dtype=object))  # fmt: skip
 
 
 def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:

@@ -62,39 +62,81 @@ def register_metric(
     return decorate
 
 
-class Pairs:
-    """Columns over per-pair measure dicts: each key becomes a numpy array once, and
-    segments are masks over the whole table, so no array is built twice."""
+def transpose(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+    """key -> every row's value (None where a row lacks the key), in one pass over the rows.
 
-    def __init__(self, rows: list[dict[str, Any]], mask: np.ndarray | None = None,
+    At 100,000 rows of ~40 keys, a pass per key took 0.8 s, mostly waiting for each dict
+    to come back into the CPU cache; one pass reading all keys, transposed in C, 0.4 s."""
+    if not rows:
+        return {}
+    keys = sorted(set().union(*rows))
+    return dict(zip(keys, zip(*[tuple(map(row.get, keys)) for row in rows])))
+
+
+class Pairs:
+    """A table of per-pair measures, held as columns (key -> one value per pair).
+
+    Each key becomes a numpy array once, and segments are masks over the whole table, so
+    no array is built twice. Built from measure dicts (``Pairs(rows)``) or straight from
+    columns (:meth:`from_columns`, what comparison workers send back)."""
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None, mask: np.ndarray | None = None,
                  parent: "Pairs | None" = None) -> None:  # fmt: skip
-        self._all = rows if parent is None else parent._all
-        self._root = self if parent is None else parent._root
+        self._root: Pairs = self if parent is None else parent._root
         self._mask = mask
         self._columns: dict[str, np.ndarray] = {}
         self._cache: dict[str, Any] = {}
+        if parent is None:
+            self._rows = rows
+            self._table: dict[str, Any] | None = None
+            self._n = len(rows or ())
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, Any], n: int) -> "Pairs":
+        """A table from columns of ``n`` values each (a missing key reads as all None)."""
+        pairs = cls([])
+        pairs._rows, pairs._table, pairs._n = None, columns, n
+        return pairs
 
     @property
     def rows(self) -> list[dict[str, Any]]:
+        """The measure dicts (rebuilt from the columns when the table was built from them)."""
+        root = self._root
+        if root._rows is None:
+            table = root.table
+            keys = list(table)
+            root._rows = [
+                {key: value for key, value in zip(keys, values) if value is not None} for values in zip(*table.values())
+            ]
         if self._mask is None:
-            return self._all
-        return self.cached("rows", lambda: [row for row, keep in zip(self._all, self._mask) if keep])
+            return root._rows
+        return self.cached("rows", lambda: [row for row, keep in zip(root._rows, self._mask) if keep])
+
+    @property
+    def table(self) -> dict[str, Any]:
+        """key -> the values of all pairs (the whole table, whatever the mask)."""
+        root = self._root
+        if root._table is None:
+            root._table = transpose(root._rows or [])
+        return root._table
+
+    def values(self, key: str) -> Any:
+        """One key's values over all pairs, as a sequence (all None where no pair has it)."""
+        column = self.table.get(key)
+        return (None,) * self._root._n if column is None else column
 
     def __len__(self) -> int:
-        return len(self._all) if self._mask is None else int(self._mask.sum())
+        return self._root._n if self._mask is None else int(self._mask.sum())
 
     def _whole(self, key: str, kind: str) -> np.ndarray:
-        """One Python pass per key (the object column); the other kinds derive from it in numpy."""
+        """The object column is built once per key; the other kinds derive from it in numpy."""
         root = self._root
         name = f"{kind}:{key}"
         if name not in root._columns:
             objects = root._columns.get(f"object:{key}")
             if objects is None:
-                values = root._transposed().get(key)
-                if values is None:
-                    values = (None,) * len(root._all)
                 # the trailing None keeps lists as elements: never broadcast into a 2-D array
-                objects = np.array([*values, None], dtype=object)[:-1]
+                objects = np.array([*self.values(key), None], dtype=object)[:-1]
                 root._columns[f"object:{key}"] = objects
             if kind == "present":
                 column = objects != None  # noqa: E711  elementwise
@@ -107,19 +149,6 @@ class Pairs:
             root._columns[name] = column
         column = root._columns[name]
         return column if self._mask is None else column[self._mask]
-
-    def _transposed(self) -> dict[str, tuple[Any, ...]]:
-        """Every key's values in one pass over the rows, then transposed in C.
-
-        At 100,000 rows of ~40 keys, a pass per key took 0.8 s, mostly waiting for each
-        dict to come back into the CPU cache; one pass reading all keys takes 0.4 s."""
-        table = self._cache.get("transposed")
-        if table is None:
-            rows = self._all
-            keys = sorted(set().union(*rows)) if rows else []
-            table = dict(zip(keys, zip(*[tuple(map(row.get, keys)) for row in rows])))
-            self._cache["transposed"] = table
-        return table
 
     def column(self, key: str) -> np.ndarray:
         """Values as an object array (None kept)."""
@@ -149,11 +178,10 @@ class Pairs:
         Built once over all pairs in one Python pass; a segment takes its rows by mask."""
         root = self._root
         if "field_tallies" not in root._cache:
-            n = len(root._all)
+            n = root._n
             matched, compared = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
             per_field: dict[str, np.ndarray] = {}
-            for index, row in enumerate(root._all):
-                fields = row.get("fields")
+            for index, fields in enumerate(self.values("fields")):
                 if not fields:
                     continue
                 hits = 0
@@ -179,10 +207,10 @@ class Pairs:
     def subset(self, mask: np.ndarray) -> "Pairs":
         """The pairs where ``mask`` (over this table's rows) is true."""
         if self._mask is None:
-            return Pairs(self._all, mask, self)
-        whole = np.zeros(len(self._all), dtype=bool)
+            return Pairs(None, mask, self)
+        whole = np.zeros(self._root._n, dtype=bool)
         whole[np.flatnonzero(self._mask)[mask]] = True
-        return Pairs(self._all, whole, self)
+        return Pairs(None, whole, self)
 
 
 def _side_rate(pairs: Pairs, name: str, key: str, population: np.ndarray, *, passing: bool) -> MetricValue:

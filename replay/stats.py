@@ -168,6 +168,10 @@ class Statistic:
         """(k x resamples) figures of the resamples that ``weights`` describe."""
         raise NotImplementedError
 
+    def draws_many(self, xs: list[np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
+        """:meth:`draws` for several samples of the same size under the same resamples."""
+        return [self.draws(x, weights) for x in xs]
+
 
 class Percentiles(Statistic):
     """Percentiles by linear interpolation, as ``numpy.percentile`` computes them."""
@@ -208,7 +212,14 @@ class Mean(Statistic):
         return np.array([x.mean()])
 
     def draws(self, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return np.concatenate([part.astype(float) @ x for part in _row_slices(weights)])[np.newaxis, :] / x.size
+        return self.draws_many([x], weights)[0]
+
+    def draws_many(self, xs: list[np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
+        """One matrix product for all samples: converting the integer counts to floats costs
+        more than the product itself, so it is done once, not once per sample."""
+        stacked = np.column_stack(xs)
+        sums = np.concatenate([part.astype(float) @ stacked for part in _row_slices(weights)])
+        return [sums[:, i][np.newaxis, :] / x.size for i, x in enumerate(xs)]
 
 
 def _row_slices(weights: np.ndarray) -> list[np.ndarray]:
@@ -240,7 +251,7 @@ def paired_bootstrap(
         return [(Estimate.empty(),) * 4 for _ in range(statistic.size)]  # type: ignore[misc]
     points_b, points_c = statistic(base), statistic(cand)
     weights = resample_weights(n, seed)
-    boot_b, boot_c = statistic.draws(base, weights), statistic.draws(cand, weights)
+    boot_b, boot_c = statistic.draws_many([base, cand], weights)
     out = []
     for k in range(points_b.size):
         point_b, point_c = float(points_b[k]), float(points_c[k])

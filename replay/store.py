@@ -307,27 +307,23 @@ class Store:
         rows = self.db.execute("SELECT request_id, spec_digest FROM comparisons WHERE run_id = ?", (run_id,))
         return dict(rows.fetchall())
 
-    PAIR_COLUMNS = (
-        "request_id", "arm", "status", "error_class", "error_message", "text", "tool_calls_json", "refusal",
-        "finish_reason", "latency_ms", "ttft_ms", "prompt_tokens", "completion_tokens", "cost_usd",
-    )  # fmt: skip
-
     def answers(
-        self, run_id: str, arms: tuple[str, ...], first: str | None = None, last: str | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """The answer columns of the given arms, a request's rows together (by request id):
-        what comparisons read, without the attempts and parameters. ``first`` and ``last``
-        bound the request ids, so that workers can each read their own share."""
+        self, run_id: str, arms: tuple[str, ...], columns: tuple[str, ...], first: str | None = None,
+        last: str | None = None,
+    ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
+        """The given result columns of the given arms as tuples, a request's rows together (ordered
+        by request id, then arm): what comparisons read, without the attempts and parameters.
+        ``first`` and ``last`` bound the request ids, so that workers can each read their own share."""
+        unknown = set(columns) - set(RESULT_COLUMNS)
+        if unknown:
+            raise ValueError(f"not result columns: {sorted(unknown)}")
         marks = ", ".join("?" for _ in arms)
         where, args = _id_range(first, last)
-        cursor = self.db.execute(
-            f"SELECT {', '.join(self.PAIR_COLUMNS)} FROM results WHERE run_id = ? AND arm IN ({marks}){where}"
+        return self.db.execute(
+            f"SELECT {', '.join(columns)} FROM results WHERE run_id = ? AND arm IN ({marks}){where}"
             " ORDER BY request_id, arm",
             (run_id, *arms, *args),
         )
-        names = self.PAIR_COLUMNS
-        for row in cursor:
-            yield dict(zip(names, row))
 
     def pair_ids(self, run_id: str, base_arm: str, candidate_arm: str) -> list[str]:
         """Request ids answered on both arms, in order."""

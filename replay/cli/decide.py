@@ -161,14 +161,14 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
       replay disagreements latest --top 10
       replay disagreements latest --segment category=billing
     """
-    from replay.evaluate import compare_run, settings_for, top_disagreements
+    from replay.evaluate import measure_table, settings_for, top_disagreements
 
     store = open_store(store_path)
     run = store.get_run(run_ref)
     settings = settings_for(run)
-    rows = compare_run(store, run, settings)
+    pairs = measure_table(store, run, settings)
     try:
-        items = top_disagreements(rows, settings.segments, top, segment)
+        items = top_disagreements(pairs, settings.segments, top, segment)
         key, value = settings.segments.resolve(segment) if segment else (None, None)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--segment") from None
@@ -178,9 +178,9 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
                                    "reasons": list(item.reasons), "segment": item.segment}))  # fmt: skip
         return
     if not items:
-        if not rows:
+        if not len(pairs):
             message = "no pairs compared: the run has no request answered on both arms"
-        elif segment and not any(str((r.get("metadata") or {}).get(key)) == value for r in rows):
+        elif segment and not any(str((m or {}).get(key)) == value for m in pairs.values("metadata")):
             message = f"no request has segment {key}={value}"
         else:
             message = "no disagreements: every compared pair" + (f" in {key}={value}" if segment else "") + " matches"
