@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
-import queue
-import sqlite3
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -22,13 +18,9 @@ from replay.gates import Decision, SegmentSpec, decide, segment_labels, segment_
 from replay.metrics import METRICS, MetricValue, Pairs
 from replay.settings import DecisionSettings, decision_from
 from replay.stats import Estimate, wilson
-from replay.errors import StoreError
 from replay.store import RunRow, Store
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION
 
-WRITE_BATCH = 2000
-ComparisonRow = tuple[str, str, str, float, str]
-"""(request_id, baseline arm, settings digest, divergence, measures as JSON)."""
 
 
 def baseline_arm(run: RunRow) -> str:
@@ -42,29 +34,22 @@ def settings_for(run: RunRow, gates_override: Any = None, on_inconclusive: str |
     return decision_from(raw, gates_override)
 
 
-def compare_run(
-    store: Store, run: RunRow, settings: DecisionSettings, write: Callable[[list[ComparisonRow]], None] | None = None
-) -> list[dict[str, Any]]:
+def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[dict[str, Any]]:
     """Per-pair measure dicts for every request answered on both arms, computing what is missing."""
-    return measure_table(store, run, settings, write).rows
+    return measure_table(store, run, settings).rows
 
 
-def measure_table(
-    store: Store, run: RunRow, settings: DecisionSettings, write: Callable[[list[ComparisonRow]], None] | None = None
-) -> Pairs:
-    """The per-pair measures of every request answered on both arms, as a table, computing what is missing.
+def measure_table(store: Store, run: RunRow, settings: DecisionSettings) -> Pairs:
+    """The per-pair measures of every request answered on both arms, as a table, computing
+    (and storing) what is missing.
 
     Measures are stored as JSON written and read with orjson: at 100,000 pairs the
     standard library took 1.7 s to write them and 2.0 s to read them back, orjson 0.2
-    and 0.5 s. Fresh comparisons come back from the workers as columns too, so the
-    first report decodes nothing. ``write`` stores a batch of new comparisons (by default
-    at once, in this thread; :func:`compared` writes them in the background).
+    and 0.5 s. Fresh comparisons come back from the workers as columns, so the first
+    report decodes nothing.
     """
-    import orjson
-
     from replay.compare.batch import compare_stored
 
-    write = write or (lambda batch: store.add_comparisons(run.id, batch))
     digest = settings.compare_digest()
     base_arm = baseline_arm(run)
     if _pair_count(store, run.id, base_arm) == store.comparisons_with_digest(run.id, digest):
@@ -72,19 +57,11 @@ def measure_table(
     have = store.comparison_digests(run.id)
     ids = store.pair_ids(run.id, base_arm, ARM_CANDIDATE)
     todo = [request_id for request_id in ids if have.get(request_id) != digest]
-    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare)
-    divergences = fresh.columns.get("divergence") or ()
-    for start in range(0, len(fresh.ids), WRITE_BATCH):
-        write([
-            (request_id, base_arm, digest, float(divergence), blob.decode())
-            for request_id, divergence, blob in zip(
-                fresh.ids[start : start + WRITE_BATCH], divergences[start : start + WRITE_BATCH],
-                fresh.blobs[start : start + WRITE_BATCH],
-            )
-        ])  # fmt: skip
+    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare, digest)
+    table = Pairs.from_columns(dict(fresh.columns), len(fresh.ids))
     if len(fresh.ids) == len(ids):  # all computed just now: nothing to read back
-        return Pairs.from_columns(dict(fresh.columns), len(ids))
-    new = {request_id: _stored_row(request_id, blob) for request_id, blob in zip(fresh.ids, fresh.blobs)}
+        return table
+    new = dict(zip(fresh.ids, table.rows))
     stored = {
         request_id: _stored_row(request_id, measures_json)
         for request_id, measures_json in store.comparisons(run.id)
@@ -99,59 +76,6 @@ def _stored_row(request_id: str, measures_json: str | bytes) -> dict[str, Any]:
     row: dict[str, Any] = orjson.loads(measures_json)
     row["request_id"] = request_id
     return row
-
-
-@contextlib.contextmanager
-def compared(store: Store, run: RunRow, settings: DecisionSettings) -> Iterator[Pairs]:
-    """:func:`measure_table` with the new comparisons stored by a thread while the caller aggregates.
-
-    SQLite inserts with the interpreter lock released, so at 100,000 pairs storing (about
-    1.4 s) overlaps with computing the metrics instead of preceding it. Leaving the block
-    waits for the writes; a failed write raises there.
-    """
-    writer = _BackgroundWriter(store, run.id)
-    try:
-        yield measure_table(store, run, settings, writer.put)
-    finally:
-        writer.close()
-
-
-class _BackgroundWriter:
-    def __init__(self, store: Store, run_id: str) -> None:
-        self._store, self._run_id = store, run_id
-        self._queue: queue.SimpleQueue[list[ComparisonRow] | None] = queue.SimpleQueue()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def put(self, batch: list[ComparisonRow]) -> None:
-        if not os.path.isfile(self._store.path):  # an in-memory store has one connection only
-            self._store.add_comparisons(self._run_id, batch)
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="replay-store-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(batch)
-
-    def _run(self) -> None:
-        writer = None
-        try:
-            writer = Store(self._store.path)
-            while (batch := self._queue.get()) is not None:
-                writer.add_comparisons(self._run_id, batch)
-        except sqlite3.Error as exc:  # raised again in the caller's thread by close()
-            self._error = StoreError(f"{self._store.path}: cannot store comparisons ({exc})")
-        except BaseException as exc:
-            self._error = exc
-        finally:
-            if writer is not None:
-                writer.close()
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def _pair_count(store: Store, run_id: str, base_arm: str) -> int:
@@ -215,8 +139,7 @@ def _no_gc_pauses() -> Iterator[None]:
 def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inconclusive: str | None) -> Evaluation:
     run = store.get_run(run_ref)
     settings = settings_for(run, gates_override, on_inconclusive)
-    with compared(store, run, settings) as pairs:
-        return _aggregate(store, run, settings, pairs, top)
+    return _aggregate(store, run, settings, measure_table(store, run, settings), top)
 
 
 def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int) -> Evaluation:

@@ -182,7 +182,10 @@ class Store:
                     self.db.execute("INSERT INTO _migrations VALUES (?)", (step.__name__,))
 
     def transaction(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN")
+        """A write transaction. IMMEDIATE takes the write lock at once, so that a second writer
+        (comparison workers, a report next to a run) waits out ``busy_timeout`` instead of
+        failing when a deferred read has to be upgraded to a write."""
+        self.db.execute("BEGIN IMMEDIATE")
         return _Tx(self.db)  # type: ignore[return-value]
 
     def close(self) -> None:

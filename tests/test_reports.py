@@ -146,3 +146,22 @@ def test_parallel_comparison_gives_the_same_report(tmp_path, monkeypatch):
     parallel = render("json", evaluate(Store(str(tmp_path / "parallel.db")), "golden-run"))
     assert contexts == ["fork"]  # the pool was used
     assert parallel == serial
+    stored = Store(str(tmp_path / "parallel.db"))
+    digest = evaluate(stored, "golden-run").settings.compare_digest()
+    assert stored.comparisons_with_digest("golden-run", digest) == 90  # each worker stored its slice
+
+
+def test_a_comparison_that_cannot_be_stored_ends_in_one_store_error(tmp_path, monkeypatch):
+    import sqlite3
+
+    from replay.errors import StoreError
+    from replay.store import Store
+
+    golden_run(tmp_path / "g.db", n=30)
+
+    def locked(self, run_id, rows):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Store, "add_comparisons", locked)
+    with pytest.raises(StoreError, match=r"g\.db: cannot store comparisons \(database is locked\)"):
+        evaluate(Store(str(tmp_path / "g.db")), "golden-run")

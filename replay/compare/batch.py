@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -21,13 +22,15 @@ import orjson
 from replay.compare.base import ANSWER_COLUMNS, CompareSpec, Side
 from replay.compare.pair import compare_pair
 from replay.metrics import transpose
+from replay.errors import StoreError
 from replay.store import Store
 from replay.types import ARM_CANDIDATE
 
 PARALLEL_FROM = 20_000
 MAX_WORKERS = 4
 
-_JOB: tuple[str, str, str, list[str], CompareSpec] | None = None
+WRITE_BATCH = 5000
+_JOB: tuple[str, str, str, list[str], CompareSpec, str] | None = None
 
 
 def measure(request: dict[str, Any], metadata: dict[str, Any], base_row: tuple[Any, ...],
@@ -42,23 +45,26 @@ def measure(request: dict[str, Any], metadata: dict[str, Any], base_row: tuple[A
 
 @dataclass
 class ComparedPairs:
-    """Freshly compared pairs: ids in order, each pair's measures as JSON (what the store keeps)
-    and the measures as columns (what the metrics read), so nobody has to decode the JSON."""
+    """Freshly compared (and already stored) pairs: ids in order and the measures as columns,
+    which is what the metrics read, so nobody has to decode the stored JSON again."""
 
     ids: list[str]
-    blobs: list[bytes]
     columns: dict[str, Sequence[Any]]
     """Measure key -> one value per pair (None where a pair lacks it), ``request_id`` included."""
 
 
-def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[str],
-                   spec: CompareSpec) -> ComparedPairs:  # fmt: skip
-    """Measures for each of ``request_ids`` (sorted, each answered on both arms), in order."""
+def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
+                   digest: str) -> ComparedPairs:  # fmt: skip
+    """Compare and store each of ``request_ids`` (sorted, each answered on both arms) under
+    the settings ``digest``; return their measures, in order.
+
+    Workers store their own slice: sending the JSON back to the parent to be written
+    moved ~80 MB through pipes at 100,000 pairs and cost more than the writes."""
     workers = _workers(len(request_ids), store.path)
     if workers < 2:
-        return _compare_chunk(store, run_id, base_arm, request_ids, spec)
+        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digest)
     global _JOB
-    _JOB = (store.path, run_id, base_arm, request_ids, spec)
+    _JOB = (store.path, run_id, base_arm, request_ids, spec, digest)
     try:
         step = -(-len(request_ids) // (workers * 4))  # a few slices per worker evens out slow ones
         slices = [(start, min(start + step, len(request_ids))) for start in range(0, len(request_ids), step)]
@@ -69,15 +75,21 @@ def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[s
     return _concatenate(parts)
 
 
-def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[str],
-                   spec: CompareSpec) -> ComparedPairs:  # fmt: skip
-    ids, blobs, rows = [], [], []
+def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
+                   digest: str) -> ComparedPairs:  # fmt: skip
+    ids, stored, rows = [], [], []
     for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec):
-        blobs.append(orjson.dumps(measures))
+        stored.append((request_id, base_arm, digest, float(measures["divergence"]), orjson.dumps(measures).decode()))
         measures["request_id"] = request_id
         ids.append(request_id)
         rows.append(measures)
-    return ComparedPairs(ids, blobs, transpose(rows))
+    # the answers' cursor is exhausted: this connection holds no read transaction while it writes
+    try:
+        for start in range(0, len(stored), WRITE_BATCH):
+            store.add_comparisons(run_id, stored[start : start + WRITE_BATCH])
+    except sqlite3.Error as exc:
+        raise StoreError(f"{store.path}: cannot store comparisons ({exc})") from None
+    return ComparedPairs(ids, transpose(rows))
 
 
 def _concatenate(parts: list[ComparedPairs]) -> ComparedPairs:
@@ -86,8 +98,7 @@ def _concatenate(parts: list[ComparedPairs]) -> ComparedPairs:
     for key in keys:
         columns[key] = list(itertools.chain.from_iterable(
             part.columns.get(key) or itertools.repeat(None, len(part.ids)) for part in parts))  # fmt: skip
-    ids = [request_id for part in parts for request_id in part.ids]
-    return ComparedPairs(ids, [blob for part in parts for blob in part.blobs], columns)
+    return ComparedPairs([request_id for part in parts for request_id in part.ids], columns)
 
 
 def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str],
@@ -130,9 +141,9 @@ def _workers(n: int, path: str) -> int:
 def _compare_slice(bounds: tuple[int, int]) -> ComparedPairs:
     """In a worker: its own connection (a forked SQLite connection must never be used)."""
     assert _JOB is not None, "workers inherit the job from the parent (fork)"
-    path, run_id, base_arm, request_ids, spec = _JOB
+    path, run_id, base_arm, request_ids, spec, digest = _JOB
     store = Store(path)
     try:
-        return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec)
+        return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digest)
     finally:
         store.close()
