@@ -168,8 +168,11 @@ def summary_lines(evaluation: "Evaluation") -> list[str]:  # noqa: F821
         pct = f" ({cost.delta_pct.value:+.1f}%)" if cost.delta_pct and cost.delta_pct.value is not None else ""
         lines.append(
             f"Cost: {value('usd', cost.extra['total_candidate'])} candidate vs "
-            f"{value('usd', cost.extra['total_baseline'])} baseline over {cost.n:,} pairs{pct}; "
-            f"per 1,000 requests {value('usd', per_1k.get('candidate'))} vs {value('usd', per_1k.get('baseline'))}"
+            f"{value('usd', cost.extra['total_baseline'])} baseline over {cost.n:,} pairs{pct}"
+        )
+        lines.append(
+            f"Cost per 1,000 requests: {value('usd', per_1k.get('candidate'))} candidate vs "
+            f"{value('usd', per_1k.get('baseline'))} baseline"
         )
     similarity = evaluation.metrics.get("similarity")
     if similarity and similarity.n:
