@@ -245,6 +245,8 @@ def _limits(data: dict[str, Any], base: Limits) -> Limits:
 
 
 def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
+    from replay.providers.http import check_header
+
     arm = check.mapping(data, prefix, _ARM_KEYS)
     for required in ("base_url", "model"):
         if required not in arm:
@@ -254,8 +256,10 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     for name, value in arm.get("headers", {}).items():
         if not isinstance(value, str):
             raise check.fail(f"{prefix}headers.{name}", "expected a string")
-        if any(char in f"{name}{value}" for char in "\r\n\0"):
-            raise check.fail(f"{prefix}headers.{name}", "a header cannot contain a line break")
+        try:
+            check_header(name, value)
+        except ValueError as exc:
+            raise check.fail(f"{prefix}headers.{name}", str(exc)) from None
         if name.lower() == "authorization" and "${" not in value:
             raise check.fail(
                 f"{prefix}headers.{name}",

@@ -42,7 +42,11 @@ candidate: {base_url: http://127.0.0.1:9/v1, model: m}
         ("candidate: {base_url: http://h/v1, model: m, transport: curl}",
          "candidate.transport: expected one of 'native', 'aiohttp', 'httpx', got 'curl'"),
         ("candidate: {base_url: http://h/v1, model: m, headers: {x-a: \"1\\r\\nx-b: 2\"}}",
-         "candidate.headers.x-a: a header cannot contain a line break"),
+         "candidate.headers.x-a: header 'x-a' contains a line break"),
+        ("candidate: {base_url: http://h/v1, model: m, headers: {Host: example.com}}",
+         "candidate.headers.Host: header 'Host' is set by the HTTP client, not by the scenario"),
+        ("candidate: {base_url: http://h/v1, model: m, headers: {'x tenant': a}}",
+         "candidate.headers.x tenant: header name 'x tenant' is not a valid HTTP token"),
         ("critical_segments: [vip]", "critical_segments: 'vip': write key=value, or set segment_by"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import struct
 import threading
 import time
 from typing import Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Awaitable, Callable
 import pytest
 
 from replay.providers.http import TransportFailure
+from replay.providers import native
 from replay.providers.native import HIGH_WATER, NativeSession
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
@@ -345,3 +347,204 @@ def test_https_with_a_certificate_the_system_trusts(tmp_path, monkeypatch):
     assert body == b'{"echo": [1]}'
     assert server.heads[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\nhost: localhost:")
     assert failure.kind == "connection_error" and "CERTIFICATE_VERIFY_FAILED" in str(failure)
+
+
+# --- protocol corners (found in review) ------------------------------------------------------
+
+
+def _thread_server(reply: bytes, reset: bool = False) -> int:
+    """Answer one request with ``reply`` then close (with a TCP reset when ``reset``)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(reply)
+        time.sleep(0.05)
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        listener.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "reply, reset",
+    [
+        (b'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{"partial": ', True),
+        (b'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n10\r\n{"partial": ', False),
+    ],
+    ids=["close-delimited-then-reset", "capitalised-chunked-then-close"],
+)
+def test_a_body_cut_short_is_never_taken_for_a_whole_one(reply, reset):
+    async def main():
+        session = NativeSession({}, 4)
+        with pytest.raises(TransportFailure) as info:
+            await post(session, _thread_server(reply, reset))
+        return info.value
+
+    assert asyncio.run(main()).kind == "truncated_stream"
+
+
+def test_informational_answers_are_skipped_for_the_final_one():
+    async def early_hints(reader, writer, server):
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n")
+        writer.write(ok(b'{"final": true}'))
+        await writer.drain()
+        await server.read_request(reader)
+
+    async def main():
+        _, listener, port = await start(early_hints)
+        session = NativeSession({}, 4)
+        answer = await post(session, port)
+        await session.close()
+        listener.close()
+        return answer
+
+    status, headers, body = asyncio.run(main())
+    assert (status, body) == (200, b'{"final": true}')
+    assert "link" not in headers
+
+
+def test_switching_protocols_is_a_connection_error_not_an_answer():
+    async def main():
+        session = NativeSession({}, 4)
+        with pytest.raises(TransportFailure) as info:
+            await post(session, _thread_server(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"))
+        return info.value
+
+    failure = asyncio.run(main())
+    assert failure.kind == "connection_error" and "101" in str(failure)
+
+
+def test_a_server_that_closes_on_accept_fails_the_request_instead_of_hanging():
+    async def close_at_once(reader, writer, server):
+        writer.write(b"busy\r\n")
+        await writer.drain()
+
+    async def main():
+        _, listener, port = await start(close_at_once)
+        session = NativeSession({}, 4)
+        try:
+            async with asyncio.timeout(3) if hasattr(asyncio, "timeout") else _timeout(3):
+                with pytest.raises(TransportFailure) as info:
+                    await post(session, port)
+        finally:
+            listener.close()
+        return info.value
+
+    assert asyncio.run(main()).kind == "connection_error"
+
+
+def test_bytes_after_a_whole_answer_keep_the_answer_and_drop_the_connection():
+    async def answers_twice(reader, writer, server):
+        while await server.read_request(reader) is not None:
+            writer.write(ok(b'{"a":1}') + b"HTTP/1.1 500 Oops\r\ncontent-length: 5\r\n\r\nstray")
+            await writer.drain()
+
+    async def main():
+        server, listener, port = await start(answers_twice)
+        session = NativeSession({}, 4)
+        first = await post(session, port)
+        second = await post(session, port)
+        await session.close()
+        listener.close()
+        return server, first, second
+
+    server, first, second = asyncio.run(main())
+    assert first[0] == second[0] == 200 and first[2] == second[2] == b'{"a":1}'
+    assert server.connections == 2
+
+
+def test_a_request_the_server_worked_on_before_dropping_it_is_not_sent_twice(monkeypatch):
+    monkeypatch.setattr(native, "STALE_WINDOW_S", 0.1)
+
+    async def drops_the_second(reader, writer, server):
+        await server.read_request(reader)
+        writer.write(ok(b"{}"))
+        await writer.drain()
+        await server.read_request(reader)
+        await asyncio.sleep(0.3)  # works on it, then fails without an answer
+
+    async def main():
+        server, listener, port = await start(drops_the_second)
+        session = NativeSession({}, 4)
+        await post(session, port)
+        with pytest.raises(TransportFailure):
+            await post(session, port)
+        await session.close()
+        listener.close()
+        return server
+
+    assert len(asyncio.run(main()).bodies) == 2  # not 3: the dropped request was not re-sent
+
+
+def test_connections_idle_past_the_expiry_are_not_reused(monkeypatch):
+    monkeypatch.setattr(native, "IDLE_EXPIRY_S", 0.05)
+
+    async def main():
+        server, listener, port = await start(keep_answering)
+        session = NativeSession({}, 4)
+        await post(session, port)
+        await post(session, port)  # right away: reused
+        await asyncio.sleep(0.1)
+        await post(session, port)  # idle too long: a new connection
+        await session.close()
+        listener.close()
+        return server
+
+    assert asyncio.run(main()).connections == 2
+
+
+def test_a_streamed_answer_keeps_its_connection_when_the_terminator_lags():
+    from replay.providers.openai_compat import OpenAICompatProvider
+
+    event = (b'data: {"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}'
+             b"\n\ndata: [DONE]\n\n")  # fmt: skip
+
+    async def lagging_terminator(reader, writer, server):
+        while await server.read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            await asyncio.sleep(0.005)  # uvicorn writes the terminator on its own
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    async def main():
+        server, listener, port = await start(lagging_terminator)
+        provider = OpenAICompatProvider(base_url=f"http://127.0.0.1:{port}/v1", model="m", params={})
+        texts = [(await provider.send(provider.build_body({"messages": [{"role": "user", "content": "x"}]}), 5)).text
+                 for _ in range(3)]  # fmt: skip
+        await provider.aclose()
+        listener.close()
+        return server, texts
+
+    server, texts = asyncio.run(main())
+    assert texts == ["hi"] * 3
+    assert server.connections == 1
+
+
+def test_paths_are_percent_encoded_and_bad_urls_fail_as_transport_errors():
+    async def main():
+        server, listener, port = await start(keep_answering)
+        session = NativeSession({}, 4)
+        await post(session, port, path="/v1/déploiement a/chat")
+        with pytest.raises(TransportFailure) as info:
+            await session.post("http://127.0.0.1:99999/v1", b"{}", 5.0)
+        await session.close()
+        listener.close()
+        return server, info.value
+
+    server, failure = asyncio.run(main())
+    assert server.heads[0].startswith(b"POST /v1/d%C3%A9ploiement%20a/chat HTTP/1.1\r\n")
+    assert failure.kind == "connection_error" and "99999" in str(failure)
+
+
+@pytest.mark.parametrize("name", ["Host", "Content-Length", "x tenant"])
+def test_headers_the_client_owns_or_that_are_not_tokens_are_refused(name):
+    with pytest.raises(ValueError):
+        NativeSession({name: "x"}, 4)

@@ -11,6 +11,7 @@ aiohttp`` and ``transport: httpx`` stay for what only they offer: proxies, compr
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, AsyncIterator, Protocol
 
 
@@ -37,6 +38,24 @@ class Response(Protocol):
 class Session(Protocol):
     async def post(self, url: str, content: bytes, timeout_s: float) -> Response: ...
     async def close(self) -> None: ...
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CLIENT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+def check_header(name: str, value: str) -> None:
+    """Raise ``ValueError`` for a header this client must not send as given."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not a valid HTTP token")
+    if name.lower() in _CLIENT_HEADERS:
+        raise ValueError(f"header {name!r} is set by the HTTP client, not by the scenario")
+    if any(char in value for char in "\r\n\0"):
+        raise ValueError(f"header {name!r} contains a line break")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"header {name!r} has characters HTTP headers cannot carry") from None
 
 
 def _describe(exc: BaseException) -> str:

@@ -20,13 +20,23 @@ import collections
 import ssl
 from dataclasses import dataclass
 from typing import AsyncIterator
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
-from replay.providers.http import TransportFailure
+from replay.providers.http import TransportFailure, check_header
 
 CONNECT_TIMEOUT_S = 10.0
+IDLE_EXPIRY_S = 4.0
+"""A kept-alive connection idle longer is closed, not reused: servers commonly drop idle
+connections after 5 s (uvicorn, Node), and a request sent as they do is lost."""
+STALE_WINDOW_S = 0.5
+"""A reused connection that fails this soon after the request, with no byte of answer,
+had been closed by the server: the request is sent again on a new connection."""
+TERMINATOR_WAIT_S = 0.05
+_INFORMATIONAL = range(100, 200)
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+"""Characters a path or query keeps as they are; anything else (a space, non-ASCII) is percent-encoded."""
 HIGH_WATER = 1 << 20
 """Bytes buffered from one response before the socket stops being read (flow control)."""
 
@@ -100,7 +110,34 @@ class _Response:
         return b"".join([piece async for piece in self.chunks()])
 
     async def close(self) -> None:
-        self._conn.release(self)
+        """Back to the pool when the answer is complete. A streamed answer's reader stops at
+        ``[DONE]``, often a moment before the chunked terminator: wait briefly for it, or
+        every streamed request would cost a new connection."""
+        try:
+            if not self._complete and self._error is None and not self._conn.closed and self._buffered < HIGH_WATER:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + TERMINATOR_WAIT_S
+                while not self._complete and self._error is None and not self._conn.closed:
+                    self._pieces.clear()
+                    self._buffered = 0
+                    self._conn.resume()
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._waiter = waiter = loop.create_future()
+                    timer = loop.call_later(remaining, _settle, waiter)
+                    try:
+                        await waiter
+                    finally:
+                        timer.cancel()
+                        self._waiter = None
+        finally:
+            self._conn.release(self)
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _Connection(asyncio.Protocol):
@@ -118,6 +155,9 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.framed = True
         self.keep_alive = True
+        self.idle_since = 0.0
+        self.sent_at = 0.0
+        self._informational = False
         self._header_list: list[tuple[str, str]] = []
 
     # --- asyncio.Protocol ---
@@ -132,7 +172,13 @@ class _Connection(asyncio.Protocol):
         self.received = True
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail("connection_error", "the server switched protocols (101): not an HTTP answer")
+            self.abort()
         except httptools.HttpParserError as exc:
+            if self.response is not None and self.response._complete:  # bytes after a whole answer
+                self.keep_alive = False
+                return
             self._fail("connection_error", f"malformed HTTP response: {exc}")
             self.abort()
 
@@ -141,7 +187,7 @@ class _Connection(asyncio.Protocol):
         response = self.response
         if response is None or response._complete:
             return
-        if self.headers_future is None and not self.framed:  # close-delimited body: EOF ends it
+        if self.headers_future is None and not self.framed and exc is None:  # close-delimited body: EOF ends it
             response._finish()
             return
         reason = f"{type(exc).__name__}: {exc}" if exc else "server closed the connection"
@@ -152,15 +198,26 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks ---
 
+    def on_message_begin(self) -> None:
+        if self.response is not None and self.response._complete:
+            # a second answer to one request: keep the first, never reuse this connection
+            raise RuntimeError("unexpected bytes after the answer")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_list.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         response = self.response
         assert response is not None
-        response.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status in _INFORMATIONAL:  # 100 Continue, 103 Early Hints: the answer follows (101 fails in data_received)
+            self._informational = True
+            self._header_list = []
+            return
+        response.status = status
         response.headers = dict(self._header_list)
-        self.framed = "content-length" in response.headers or "chunked" in response.headers.get("transfer-encoding", "")
+        chunked = "chunked" in response.headers.get("transfer-encoding", "").lower()
+        self.framed = chunked or "content-length" in response.headers
         self.keep_alive = self.parser.should_keep_alive()
         future, self.headers_future = self.headers_future, None
         if future is not None and not future.done():
@@ -172,6 +229,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self.response is not None
+        if self._informational:
+            self._informational = False
+            return
         self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
         self.response._finish()
 
@@ -187,14 +247,19 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, data: bytes) -> _Response:
         """Send one request; return once its status and headers have arrived."""
+        if not self.reusable():  # closed, or spoke before being asked (see data_received)
+            raise TransportFailure("connection_error", "the server closed the connection before the request was sent")
         assert self.transport is not None
         self.response = response = _Response(self)
         self.parser = httptools.HttpResponseParser(self)
         self._header_list = []
         self.received = False
         self.framed = True
-        self.headers_future = asyncio.get_running_loop().create_future()
+        self._informational = False
+        loop = asyncio.get_running_loop()
+        self.headers_future = loop.create_future()
         future = self.headers_future
+        self.sent_at = loop.time()
         self.transport.write(data)
         try:
             await future
@@ -237,8 +302,7 @@ class NativeSession:
 
     def __init__(self, headers: dict[str, str], max_connections: int) -> None:
         for name, value in headers.items():
-            if any(char in f"{name}{value}" for char in "\r\n\0"):
-                raise ValueError(f"header {name!r} contains a line break")
+            check_header(name, value)
         self._headers = {name.lower(): value for name, value in headers.items()}
         self._headers.setdefault("accept-encoding", "identity")
         self._max_idle = max(1, max_connections)
@@ -251,45 +315,53 @@ class NativeSession:
         target = self._targets.get(url)
         if target is not None:
             return target
+        try:
+            target = self._targets[url] = self._parse_target(url)
+        except (ValueError, UnicodeError) as exc:
+            raise TransportFailure("connection_error", f"cannot send to {url!r}: {exc}") from None
+        return target
+
+    def _parse_target(self, url: str) -> _Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TransportFailure("connection_error", f"unsupported URL {url!r} (http:// or https:// only)")
+            raise ValueError("http:// or https:// URLs only")
         tls = parts.scheme == "https"
         port = parts.port or (443 if tls else 80)
         default_port = port == (443 if tls else 80)
         host_header = parts.hostname if default_port else f"{parts.hostname}:{port}"
         if ":" in parts.hostname:  # IPv6 literal
             host_header = f"[{parts.hostname}]" if default_port else f"[{parts.hostname}]:{port}"
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host = parts.hostname.encode("idna").decode("ascii") if not parts.hostname.isascii() else parts.hostname
+        host_header = host_header.replace(parts.hostname, host)
+        path = quote(parts.path or "/", safe=_PATH_SAFE) + (f"?{quote(parts.query, safe=_PATH_SAFE)}" if parts.query else "")
         lines = [f"POST {path} HTTP/1.1", f"host: {host_header}"]
         lines += [f"{name}: {value}" for name, value in self._headers.items()]
         head = ("\r\n".join(lines) + "\r\ncontent-length: ").encode("latin-1")
-        target = _Target((parts.scheme, parts.hostname, port), parts.hostname, port, tls, head)
-        self._targets[url] = target
-        return target
+        return _Target((parts.scheme, host, port), host, port, tls, head)
 
     async def post(self, url: str, content: bytes, timeout_s: float) -> _Response:
         target = self._target(url)
         data = b"".join((target.head, str(len(content)).encode(), b"\r\n\r\n", content))
-        conn = self._take(target.key)
+        loop = asyncio.get_running_loop()
+        conn = self._take(target.key, loop.time())
         if conn is not None:
             try:
                 return await conn.exchange(data)
             except TransportFailure:
-                if conn.received:
+                if conn.received or loop.time() - conn.sent_at > STALE_WINDOW_S:
                     raise
-                # A kept-alive connection the server had already closed: the request never
-                # reached it, so it is sent once more on a new connection, as browsers and
-                # the mature clients do.
+                # A kept-alive connection the server had closed just before: the request is
+                # sent once more on a new connection, as browsers and the mature clients do.
         conn = await self._connect(target, timeout_s)
         return await conn.exchange(data)
 
-    def _take(self, key: tuple[str, str, int]) -> _Connection | None:
+    def _take(self, key: tuple[str, str, int], now: float) -> _Connection | None:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn.reusable():
+            if conn.reusable() and now - conn.idle_since < IDLE_EXPIRY_S:
                 return conn
+            conn.abort()
         return None
 
     def _park(self, conn: _Connection) -> None:
@@ -297,6 +369,7 @@ class NativeSession:
         if self._closed or len(idle) >= self._max_idle:
             conn.abort()
         else:
+            conn.idle_since = asyncio.get_running_loop().time()
             idle.append(conn)
 
     async def _connect(self, target: _Target, timeout_s: float) -> _Connection:

@@ -16,7 +16,7 @@ from typing import Any
 from replay import fastjson
 from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
-from replay.providers.http import Response, TransportFailure, make_session
+from replay.providers.http import Response, TransportFailure, check_header, make_session
 from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
 from replay.retry import ratelimit_reset
 from replay.types import Completion
@@ -34,8 +34,10 @@ def expand_header(name: str, value: str) -> str:
         return os.environ[var]
 
     expanded = _ENV_REF.sub(lookup, value)
-    if any(char in expanded for char in "\r\n\0"):
-        raise InputError(f"header '{name}': its value contains a line break")
+    try:
+        check_header(name, expanded)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     return expanded
 
 
