@@ -403,8 +403,7 @@ class Engine:
                 params={}, http_status=record.status, error_class="logged_error" if failed else "missing",
                 error_message=message,
             )  # fmt: skip
-        completion = completion_from_body(record.response, 0.0, 0.0)
-        completion = replace(completion, latency_ms=record.latency_ms, ttft_ms=record.ttft_ms)
+        completion = completion_from_body(record.response, 0.0, 0.0, logged=(record.latency_ms, record.ttft_ms))
         if completion.usage.prompt_tokens is None:
             completion = _with_estimated_usage(completion, record.request, model)
         price = self.prices.cost(model, completion.usage.prompt_tokens, completion.usage.completion_tokens)

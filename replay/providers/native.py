@@ -88,7 +88,16 @@ class _Response:
 
     # --- read by the provider ---
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives. An iterator object, not an async generator: the reader
+        stops at ``[DONE]``, and every generator left unfinished costs a finaliser round
+        trip through the event loop (about 5% of the client's CPU at concurrency 256)."""
+        return self
+
+    def __aiter__(self) -> "_Response":
+        return self
+
+    async def __anext__(self) -> bytes:
         while True:
             pieces = self._pieces
             if pieces:
@@ -96,15 +105,14 @@ class _Response:
                 pieces.clear()
                 self._buffered = 0
                 self._conn.resume()
-                yield data
-            elif self._complete:
-                return
-            elif self._error is not None:
+                return data
+            if self._complete:
+                raise StopAsyncIteration
+            if self._error is not None:
                 raise self._error
-            else:
-                self._waiter = asyncio.get_running_loop().create_future()
-                await self._waiter
-                self._waiter = None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
 
     async def read(self) -> bytes:
         return b"".join([piece async for piece in self.chunks()])

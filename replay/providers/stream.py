@@ -133,8 +133,11 @@ def usage_from(usage: dict[str, Any] | None) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=False)
 
 
-def completion_from_body(body: dict[str, Any], started_at: float, ended_at: float) -> Completion:
-    """Read a non-streaming chat-completion body (also used for logged production answers)."""
+def completion_from_body(
+    body: dict[str, Any], started_at: float, ended_at: float, logged: tuple[float | None, float | None] | None = None
+) -> Completion:
+    """Read a non-streaming chat-completion body (also used for logged production answers,
+    whose ``logged`` (latency_ms, ttft_ms) replace the timing)."""
     choices = body.get("choices") or [{}]
     choice = choices[0] or {}
     message = choice.get("message") or {}
@@ -147,6 +150,7 @@ def completion_from_body(body: dict[str, Any], started_at: float, ended_at: floa
         for call in message.get("tool_calls") or ()
     )
     latency = (ended_at - started_at) * 1000
+    latency_ms, ttft_ms = logged if logged is not None else (latency, latency)
     return Completion(
         text=message.get("content"),
         tool_calls=tool_calls,
@@ -155,7 +159,7 @@ def completion_from_body(body: dict[str, Any], started_at: float, ended_at: floa
         usage=usage_from(body.get("usage")),
         model=body.get("model"),
         system_fingerprint=body.get("system_fingerprint"),
-        ttft_ms=latency,
-        latency_ms=latency,
+        ttft_ms=ttft_ms,
+        latency_ms=latency_ms,
         response_id=body.get("id"),
     )
