@@ -247,7 +247,7 @@ class MockServer:
     async def _stream(self, writer: asyncio.StreamWriter, body: dict[str, Any], text: str, model: str,
                       usage: dict[str, int] | None, tool: bool, latency: float, truncate: bool) -> bool:  # fmt: skip
         ttft = self.config.ttft_ms / 1000 if self.config.ttft_ms is not None else latency / 3
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
         base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model, "system_fingerprint": "fp_mock"}  # fmt: skip
 
@@ -262,7 +262,7 @@ class MockServer:
                 chunk["usage"] = None
             return event(chunk)
 
-        writer.write(delta({"role": "assistant", "content": ""}))
+        writer.write(head + delta({"role": "assistant", "content": ""}))
         await asyncio.sleep(ttft)
         if tool:
             args = json.dumps({"q": last_user_text(body)[:20]})
@@ -280,13 +280,12 @@ class MockServer:
             return False  # close mid-stream: no terminating chunk
         await writer.drain()
         await asyncio.sleep(max(0.0, latency - ttft))
-        for piece in pieces[1:]:
-            writer.write(piece)
-        writer.write(delta({}, "tool_calls" if tool else "stop"))
+        # What is ready at the same instant goes out in one write, as a buffering server sends it.
+        tail = [*pieces[1:], delta({}, "tool_calls" if tool else "stop")]
         if usage and (body.get("stream_options") or {}).get("include_usage"):
-            writer.write(event({"choices": [], "usage": usage}))
-        writer.write(event("[DONE]"))
-        writer.write(b"0\r\n\r\n")
+            tail.append(event({"choices": [], "usage": usage}))
+        tail += [event("[DONE]"), b"0\r\n\r\n"]
+        writer.write(b"".join(tail))
         await writer.drain()
         return True
 
