@@ -71,6 +71,22 @@ async def post(session: NativeSession, port: int, body: bytes = b'{"a": 1}', pat
         await response.close()
 
 
+def two_posts(handler: Handler, pause: float = 0.0):
+    """Two requests through one session to a server running ``handler``: (server, first, second)."""
+
+    async def main():
+        server, listener, port = await start(handler)
+        session = NativeSession({}, 4)
+        first = await post(session, port)
+        await asyncio.sleep(pause)
+        second = await post(session, port)
+        await session.close()
+        listener.close()
+        return server, first, second
+
+    return asyncio.run(main())
+
+
 def test_content_length_answers_reuse_one_kept_alive_connection():
     async def main():
         server, listener, port = await start(keep_answering)
@@ -126,16 +142,7 @@ def test_a_body_delimited_by_closing_the_connection_is_read_to_the_end():
         writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
         await writer.drain()
 
-    async def main():
-        server, listener, port = await start(close_delimited)
-        session = NativeSession({}, 4)
-        first = await post(session, port)
-        second = await post(session, port)
-        await session.close()
-        listener.close()
-        return server, first, second
-
-    server, first, second = asyncio.run(main())
+    server, first, second = two_posts(close_delimited)
     assert first[2] == second[2] == b"all of it"
     assert server.connections == 2  # a connection the server closes is never reused
 
@@ -146,17 +153,8 @@ def test_a_kept_alive_connection_closed_by_the_server_is_replaced_without_an_err
         writer.write(ok(b"{}"))  # says keep-alive, then closes anyway (an idle timeout)
         await writer.drain()
 
-    async def main():
-        server, listener, port = await start(one_answer_then_close)
-        session = NativeSession({}, 4)
-        first = await post(session, port)
-        await asyncio.sleep(0.05)  # the close reaches the client while the connection is idle
-        second = await post(session, port)
-        await session.close()
-        listener.close()
-        return server, first, second
-
-    server, first, second = asyncio.run(main())
+    # the pause: the close reaches the client while the connection is idle
+    server, first, second = two_posts(one_answer_then_close, pause=0.05)
     assert first[2] == second[2] == b"{}"
     assert server.connections == 2
 
@@ -445,16 +443,7 @@ def test_bytes_after_a_whole_answer_keep_the_answer_and_drop_the_connection():
             writer.write(ok(b'{"a":1}') + b"HTTP/1.1 500 Oops\r\ncontent-length: 5\r\n\r\nstray")
             await writer.drain()
 
-    async def main():
-        server, listener, port = await start(answers_twice)
-        session = NativeSession({}, 4)
-        first = await post(session, port)
-        second = await post(session, port)
-        await session.close()
-        listener.close()
-        return server, first, second
-
-    server, first, second = asyncio.run(main())
+    server, first, second = two_posts(answers_twice)
     assert first[0] == second[0] == 200 and first[2] == second[2] == b'{"a":1}'
     assert server.connections == 2
 
