@@ -83,12 +83,22 @@ class _ArmState:
 ProviderFactory = Callable[[str, Arm], Provider]
 
 
+def api_key_for(name: str, arm: Arm) -> str | None:
+    """The arm's key from its environment variable; the message never shows the key."""
+    if not arm.api_key_env:
+        return None
+    api_key = os.environ.get(arm.api_key_env)
+    if not api_key:
+        raise InputError(f"{name}.api_key_env: the environment variable {arm.api_key_env} is not set")
+    if any(char.isspace() or not char.isprintable() for char in api_key):
+        raise InputError(
+            f"{name}.api_key_env: the value of {arm.api_key_env} contains a space, a line break or a control character"
+        )
+    return api_key
+
+
 def default_provider_factory(name: str, arm: Arm) -> Provider:
-    api_key = None
-    if arm.api_key_env:
-        api_key = os.environ.get(arm.api_key_env)
-        if not api_key:
-            raise InputError(f"{name}.api_key_env: the environment variable {arm.api_key_env} is not set")
+    api_key = api_key_for(name, arm)
     return get_provider("openai")(
         base_url=arm.base_url,
         model=arm.model,
@@ -144,8 +154,7 @@ class Engine:
         paths, selected, stats = scan(self.scenario, self.skip_invalid)
         arms = self._arms()
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
-            if arm.api_key_env and not os.environ.get(arm.api_key_env):
-                raise InputError(f"{name}.api_key_env: the environment variable {arm.api_key_env} is not set")
+            api_key_for(name, arm)
         if self.resumed:
             self.store.set_status(self.run_id, "running", ended=False)
         else:

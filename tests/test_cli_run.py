@@ -192,6 +192,17 @@ def test_missing_key_variable_is_an_input_error(server, tmp_path, store_path):
     assert result.stderr == "Error: candidate.api_key_env: the environment variable NOT_SET_ANYWHERE is not set\n"
 
 
+def test_a_key_with_a_line_break_is_an_input_error_that_never_shows_the_key(server, tmp_path, store_path, monkeypatch):
+    monkeypatch.setenv("KEY_WITH_NEWLINE", "sk-secret-123\r\n")
+    log = write_log(tmp_path / "log.jsonl", [record("a")])
+    result = adhoc(server, log, store_path, "--candidate-key-env", "KEY_WITH_NEWLINE")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: candidate.api_key_env: the value of KEY_WITH_NEWLINE contains a space, a line break or a control character\n"
+    )
+    assert invoke("runs", "--store", store_path).stdout == ""  # no run was created (the note goes to stderr)
+
+
 def test_malformed_log_stops_before_sending(server, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record("a"), "{oops", record("b")])
     result = adhoc(server, log, store_path)
