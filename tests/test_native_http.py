@@ -537,3 +537,25 @@ def test_paths_are_percent_encoded_and_bad_urls_fail_as_transport_errors():
 def test_headers_the_client_owns_or_that_are_not_tokens_are_refused(name):
     with pytest.raises(ValueError):
         NativeSession({name: "x"}, 4)
+
+
+@pytest.mark.parametrize(
+    "env, url, transport",
+    [
+        ({}, "https://api.example.com/v1", "native"),
+        ({"HTTPS_PROXY": "http://proxy.internal:3128"}, "https://api.example.com/v1", "httpx"),
+        ({"https_proxy": "http://proxy.internal:3128", "NO_PROXY": "example.com"}, "https://api.example.com/v1", "native"),
+        ({"HTTP_PROXY": "http://proxy.internal:3128"}, "https://api.example.com/v1", "native"),  # http only
+        ({"HTTPS_PROXY": "http://proxy.internal:3128", "HTTP_PROXY": "http://proxy.internal:3128"},
+         "http://127.0.0.1:8000/v1", "native"),  # loopback never goes through a proxy
+    ],
+)
+def test_an_arm_behind_a_proxy_goes_through_httpx(monkeypatch, env, url, transport):
+    from replay.providers.openai_compat import OpenAICompatProvider
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    provider = OpenAICompatProvider(base_url=url, model="m", params={})
+    assert provider.transport == transport

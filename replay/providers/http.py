@@ -58,6 +58,30 @@ def check_header(name: str, value: str) -> None:
         raise ValueError(f"header {name!r} has characters HTTP headers cannot carry") from None
 
 
+def proxied(url: str) -> bool:
+    """Whether ``HTTPS_PROXY``/``HTTP_PROXY`` (and ``NO_PROXY``) send ``url`` through a proxy.
+
+    The native transport does not speak to proxies, so such an arm goes through httpx,
+    which does, as the official SDKs do. Loopback addresses never go through a proxy."""
+    import ipaddress
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return False
+    except ValueError:
+        pass
+    proxies = getproxies_environment()
+    if parts.scheme not in proxies and "all" not in proxies:
+        return False
+    return not proxy_bypass_environment(host, proxies)
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 

@@ -16,7 +16,7 @@ from typing import Any
 from replay import fastjson
 from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
-from replay.providers.http import Response, TransportFailure, check_header, make_session
+from replay.providers.http import Response, TransportFailure, check_header, make_session, proxied
 from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
 from replay.retry import ratelimit_reset
 from replay.types import Completion
@@ -76,6 +76,9 @@ class OpenAICompatProvider(Provider):
         request_headers.update({name: expand_header(name, value) for name, value in (headers or {}).items()})
         if api_key:
             request_headers["authorization"] = f"Bearer {api_key}"
+        if transport == "native" and proxied(self.url):
+            transport = "httpx"
+        self.transport = transport
         self._session = make_session(transport, request_headers, max_connections, httpx_transport)
 
     def build_body(self, request: dict[str, Any]) -> dict[str, Any]:
