@@ -7,7 +7,7 @@ import random
 
 from replay.config import build_scenario
 from replay.store import Store
-from replay.types import Completion, LogRecord, Outcome, ToolCall, Usage
+from replay.types import Completion, LogRecord, Outcome, Usage
 
 CATEGORIES = ("billing", "shipping", "account")
 

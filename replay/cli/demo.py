@@ -71,7 +71,7 @@ def mock_server_command(
     Example:
       replay mock-server --port 8000 --answers fixtures/logs/support.jsonl
     """
-    from replay.mockserver import MockServer, ServerConfig, answers_from_log, demo_candidate
+    from replay.mockserver import MockServer, ServerConfig, answers_from_log
 
     answers = answers_from_log(answers_log) if answers_log else {}
     server = MockServer(ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers), host=host, port=port).start()
