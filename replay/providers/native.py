@@ -8,9 +8,10 @@ hand back the body as it arrives. The HTTP framing itself (status line, headers,
 transfer coding, keep-alive rules) is parsed by ``httptools``, the llhttp bindings that
 uvicorn uses, not by code written here.
 
-Out of scope on purpose: redirects (never followed by a replay), proxies, compression
-(``Accept-Encoding: identity`` is sent), HTTP/2. An arm that needs one of them sets
-``transport: aiohttp`` or ``transport: httpx``.
+Out of scope on purpose: redirects (never followed by a replay), proxies (an arm whose
+endpoint a proxy variable applies to goes through httpx instead, see
+:func:`replay.providers.http.proxied`), compression (``Accept-Encoding: identity`` is
+sent), HTTP/2. An arm can also pick ``transport: aiohttp`` or ``transport: httpx``.
 """
 
 from __future__ import annotations
