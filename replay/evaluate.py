@@ -180,10 +180,16 @@ def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None,
     chosen = []
     divergences = pairs.numbers("divergence")
     ids, all_reasons, all_metadata = pairs.column("request_id"), pairs.column("reasons"), pairs.column("metadata")
-    for index in np.flatnonzero(divergences > 0):
+    keep = divergences > 0
+    if key is not None:
+        keep &= segment_labels(pairs, key) == value
+    candidates = np.flatnonzero(keep)
+    if top is not None and candidates.size > top:
+        # only pairs at least as divergent as the top-th can rank (ties kept for the id order)
+        threshold = np.partition(divergences[candidates], candidates.size - top)[candidates.size - top]
+        candidates = candidates[divergences[candidates] >= threshold]
+    for index in candidates:
         metadata = all_metadata[index] or {}
-        if key is not None and str(metadata.get(key)) != value:
-            continue
         label = ", ".join(f"{k}={metadata.get(k)}" for k in segments.by if k in metadata)
         reasons = tuple(all_reasons[index] or ())
         chosen.append(Disagreement(ids[index], float(divergences[index]), reasons, label))
