@@ -7,6 +7,7 @@ changing the comparison settings recomputes them. Nothing here sends a request.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 from dataclasses import dataclass, field
@@ -144,12 +145,15 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
 
 def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int) -> Evaluation:
     cache: dict[str, dict[str, MetricValue]] = {}
-    decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache)
-    whole = cache.setdefault("", {})
-    for name, definition in METRICS.items():
-        if name not in whole:
+    # Segments in a second thread while this one does the whole table: the bootstrap's
+    # sorting and counting run in numpy with the interpreter lock released.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="replay-segments") as pool:
+        segments_done = pool.submit(segment_metrics, pairs, settings.segments, cache)
+        whole = cache.setdefault("", {})
+        for name, definition in METRICS.items():
             whole[name] = definition.compute(pairs)
-    segments = segment_metrics(pairs, settings.segments, cache)
+        segments = segments_done.result()
+    decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache)
     reviews, review_counts = human_win_rate(store, run.id)
     return Evaluation(
         run=run, settings=settings, decision=decision, metrics={name: whole[name] for name in METRICS},

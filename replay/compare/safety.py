@@ -91,13 +91,23 @@ def violations(side: Side, policies: tuple[Policy, ...]) -> list[str]:
     return list(dict.fromkeys(found))  # two patterns under one name report the name once
 
 
+def _same_answer(a: Side, b: Side) -> bool:
+    """Both sides gave the same answer, so a per-side judgement of one holds for the other."""
+    return a.text == b.text and a.refusal == b.refusal and a.finish_reason == b.finish_reason and a.tool_calls == b.tool_calls
+
+
 @register_comparator("safety")
 def compare_safety(request: dict[str, Any], baseline: Side, candidate: Side, spec: CompareSpec) -> dict[str, Any]:
     b_found = violations(baseline, spec.policies) if baseline.ok else None
-    c_found = violations(candidate, spec.policies) if candidate.ok else None
+    b_refused = refused(baseline, spec.refusal_phrases) if baseline.ok else None
+    if baseline.ok and candidate.ok and _same_answer(baseline, candidate):  # identical answers are common at temperature 0
+        c_found, c_refused = list(b_found or ()), b_refused
+    else:
+        c_found = violations(candidate, spec.policies) if candidate.ok else None
+        c_refused = refused(candidate, spec.refusal_phrases) if candidate.ok else None
     return {
-        "b_refused": refused(baseline, spec.refusal_phrases) if baseline.ok else None,
-        "c_refused": refused(candidate, spec.refusal_phrases) if candidate.ok else None,
+        "b_refused": b_refused,
+        "c_refused": c_refused,
         "b_policy_pass": None if b_found is None else not b_found,
         "c_policy_pass": None if c_found is None else not c_found,
         "b_policy_violations": b_found,
