@@ -43,6 +43,10 @@ class StoreError(InputError):
     """The store cannot answer the question asked (unknown run, bad path)."""
 
 
+class ComparisonFailed(ReplayError):
+    """Comparing stored pairs failed (a comparator raised, a worker process died)."""
+
+
 class RunIncomplete(ReplayError):
     """The run ended before every sampled request had an outcome; it can be resumed."""
 

@@ -15,6 +15,7 @@ Every figure a gate reads carries a 95% interval computed the way its kind deman
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,7 @@ def resample_count(n: int) -> int:
 
 
 _WEIGHTS: dict[tuple[int, int], np.ndarray] = {}
+_WEIGHTS_LOCK = threading.Lock()
 WEIGHT_CACHE_BYTES = 100_000_000
 
 
@@ -138,20 +140,24 @@ def resample_weights(n: int, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
     requests reuses the same counts, cached here with the seed fixed.
     """
     key = (n, seed)
-    if key not in _WEIGHTS:
-        rng = np.random.default_rng(seed)
-        weights = np.empty((resample_count(n), n), dtype=np.uint16)
-        if n >= 10_000:
-            for row in weights:
-                row[:] = np.bincount(rng.integers(0, n, n), minlength=n)
-        for part in _row_slices(weights) if n < 10_000 else ():  # many short resamples: in bulk
-            rows = part.shape[0]
-            drawn = rng.integers(0, n, size=(rows, n)) + np.arange(rows)[:, np.newaxis] * n
-            part[:] = np.bincount(drawn.ravel(), minlength=rows * n).reshape(rows, n)
+    cached = _WEIGHTS.get(key)
+    if cached is not None:
+        return cached
+    # drawn outside the lock: two threads may both draw the same counts, identically
+    rng = np.random.default_rng(seed)
+    weights = np.empty((resample_count(n), n), dtype=np.uint16)
+    if n >= 10_000:
+        for row in weights:
+            row[:] = np.bincount(rng.integers(0, n, n), minlength=n)
+    for part in _row_slices(weights) if n < 10_000 else ():  # many short resamples: in bulk
+        rows = part.shape[0]
+        drawn = rng.integers(0, n, size=(rows, n)) + np.arange(rows)[:, np.newaxis] * n
+        part[:] = np.bincount(drawn.ravel(), minlength=rows * n).reshape(rows, n)
+    with _WEIGHTS_LOCK:  # segments are aggregated in a second thread
         while _WEIGHTS and sum(w.nbytes for w in _WEIGHTS.values()) + weights.nbytes > WEIGHT_CACHE_BYTES:
             _WEIGHTS.pop(next(iter(_WEIGHTS)))
         _WEIGHTS[key] = weights
-    return _WEIGHTS[key]
+    return weights
 
 
 class Statistic:

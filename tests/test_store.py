@@ -41,6 +41,34 @@ def test_reopening_keeps_data_and_migrations_run_once(tmp_path):
     assert again.db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
 
 
+def _open_at(path, barrier):
+    barrier.wait()
+    Store(path).close()
+
+
+def test_processes_opening_an_older_store_at_once_migrate_it_once(tmp_path):
+    """A report and a run (or two CI jobs) open a store written by an older version together."""
+    import multiprocessing
+
+    path = str(tmp_path / "r.db")
+    Store(path).close()
+    last = MIGRATIONS[-1].__name__
+    db = __import__("sqlite3").connect(path)
+    db.execute("DELETE FROM _migrations WHERE name = ?", (last,))
+    db.commit()
+    db.close()
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_open_at, args=(path, barrier)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    names = [row[0] for row in Store(path).db.execute("SELECT name FROM _migrations")]
+    assert names.count(last) == 1
+
+
 def test_unopenable_store_is_an_input_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

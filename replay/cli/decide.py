@@ -34,9 +34,12 @@ def console() -> Any:
 
 
 def write_reports(evaluation: Any, report_json: str | None, report_md: str | None, report_junit: str | None) -> None:
-    """Write the requested report files, and the Markdown to $GITHUB_STEP_SUMMARY when set."""
+    """Write the requested report files, and the Markdown to $GITHUB_STEP_SUMMARY when set;
+    say the evaluation's notes on stderr."""
     from replay.reports import render
 
+    for note in evaluation.notes:
+        click.echo(f"note: {note}", err=True)
     for path, name in ((report_json, "json"), (report_md, "markdown"), (report_junit, "junit")):
         if path:
             _write(path, render(name, evaluation))

@@ -4,33 +4,38 @@ Comparing is pure Python (~50 µs a pair), and so is reading the answers it need
 the store, so 100,000 pairs take seconds on one core. From ``PARALLEL_FROM`` pairs on,
 where ``fork`` exists and the store is a file, the request ids are cut into slices and
 worker processes each read their own slice from the store on their own connection,
-compare it, and send back each pair's measures already encoded as JSON, which is what
-the store keeps anyway.
+compare it, store the comparisons themselves and send back the measures as columns.
+
+Storing is best effort: comparisons are a cache of pure functions of the stored answers,
+so a store another process keeps locked costs a note and a recomputation next time,
+never the report.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import multiprocessing
 import os
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 
 from replay.compare.base import ANSWER_COLUMNS, CompareSpec, Side
 from replay.compare.pair import compare_pair
+from replay.errors import ComparisonFailed, ReplayError
 from replay.metrics import transpose
-from replay.errors import StoreError
 from replay.store import Store
 from replay.types import ARM_CANDIDATE
 
 PARALLEL_FROM = 20_000
 MAX_WORKERS = 4
 
-WRITE_BATCH = 5000
-_JOB: tuple[str, str, str, list[str], CompareSpec, str] | None = None
+WRITE_BATCH = 1000
+"""Rows a transaction stores: a run writing to the same store waits at most ~40 ms for one."""
+_JOB: tuple[str, str, str, list[str], CompareSpec, str, bool] | None = None
 
 
 def measure(request: dict[str, Any], metadata: dict[str, Any], base_row: tuple[Any, ...],
@@ -51,45 +56,54 @@ class ComparedPairs:
     ids: list[str]
     columns: dict[str, Sequence[Any]]
     """Measure key -> one value per pair (None where a pair lacks it), ``request_id`` included."""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know and nothing stopped (comparisons that could not be stored)."""
 
 
 def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                   digest: str) -> ComparedPairs:  # fmt: skip
+                   digest: str, dense: bool = True) -> ComparedPairs:  # fmt: skip
     """Compare and store each of ``request_ids`` (sorted, each answered on both arms) under
-    the settings ``digest``; return their measures, in order.
+    the settings ``digest``; return their measures, in order. ``dense``: the ids are most
+    of the run's pairs, so they are read by id range; otherwise one by one.
 
     Workers store their own slice: sending the JSON back to the parent to be written
     moved ~80 MB through pipes at 100,000 pairs and cost more than the writes."""
     workers = _workers(len(request_ids), store.path)
     if workers < 2:
-        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digest)
+        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digest, dense)
     global _JOB
-    _JOB = (store.path, run_id, base_arm, request_ids, spec, digest)
+    _JOB = (store.path, run_id, base_arm, request_ids, spec, digest, dense)
     try:
         step = -(-len(request_ids) // (workers * 4))  # a few slices per worker evens out slow ones
         slices = [(start, min(start + step, len(request_ids))) for start in range(0, len(request_ids), step)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_compare_slice, slices)
+        context = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = list(pool.map(_compare_slice, slices))
+    except concurrent.futures.process.BrokenProcessPool:
+        raise ComparisonFailed(
+            "a comparison worker died (out of memory?); what was stored is kept and the next report compares the rest"
+        ) from None
     finally:
         _JOB = None
     return _concatenate(parts)
 
 
 def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                   digest: str) -> ComparedPairs:  # fmt: skip
+                   digest: str, dense: bool) -> ComparedPairs:  # fmt: skip
     ids, stored, rows = [], [], []
-    for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec):
+    for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec, dense):
         stored.append((request_id, base_arm, digest, float(measures["divergence"]), orjson.dumps(measures).decode()))
         measures["request_id"] = request_id
         ids.append(request_id)
         rows.append(measures)
     # the answers' cursor is exhausted: this connection holds no read transaction while it writes
+    notes = []
     try:
         for start in range(0, len(stored), WRITE_BATCH):
             store.add_comparisons(run_id, stored[start : start + WRITE_BATCH])
     except sqlite3.Error as exc:
-        raise StoreError(f"{store.path}: cannot store comparisons ({exc})") from None
-    return ComparedPairs(ids, transpose(rows))
+        notes.append(f"{store.path}: comparisons not stored ({exc}); the next report computes them again")
+    return ComparedPairs(ids, transpose(rows), notes)
 
 
 def _concatenate(parts: list[ComparedPairs]) -> ComparedPairs:
@@ -98,18 +112,20 @@ def _concatenate(parts: list[ComparedPairs]) -> ComparedPairs:
     for key in keys:
         columns[key] = list(itertools.chain.from_iterable(
             part.columns.get(key) or itertools.repeat(None, len(part.ids)) for part in parts))  # fmt: skip
-    return ComparedPairs([request_id for part in parts for request_id in part.ids], columns)
+    notes = list(dict.fromkeys(note for part in parts for note in part.notes))
+    return ComparedPairs([request_id for part in parts for request_id in part.ids], columns, notes)
 
 
-def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str],
-                 spec: CompareSpec) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
-    """Read the pairs from the first to the last of ``request_ids`` and compare those listed."""
+def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
+                 dense: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
+    """Read the listed pairs (by id range when they are most of the pairs there are) and compare them."""
     if not request_ids:
         return
     first, last = request_ids[0], request_ids[-1]
+    only = None if dense else request_ids
     wanted = set(request_ids)
-    cases = store.cases(run_id, first, last)
-    rows = store.answers(run_id, (base_arm, ARM_CANDIDATE), ANSWER_COLUMNS, first, last)
+    cases = store.cases(run_id, first, last, only)
+    rows = store.answers(run_id, (base_arm, ARM_CANDIDATE), ANSWER_COLUMNS, first, last, only)
     for request_id, arms in group_by_request(rows):
         if request_id not in wanted or base_arm not in arms or ARM_CANDIDATE not in arms:
             continue
@@ -141,9 +157,14 @@ def _workers(n: int, path: str) -> int:
 def _compare_slice(bounds: tuple[int, int]) -> ComparedPairs:
     """In a worker: its own connection (a forked SQLite connection must never be used)."""
     assert _JOB is not None, "workers inherit the job from the parent (fork)"
-    path, run_id, base_arm, request_ids, spec, digest = _JOB
-    store = Store(path)
+    path, run_id, base_arm, request_ids, spec, digest, dense = _JOB
     try:
-        return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digest)
-    finally:
-        store.close()
+        store = Store(path)
+        try:
+            return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digest, dense)
+        finally:
+            store.close()
+    except ReplayError as exc:  # sent back as a message: any exception must survive pickling
+        raise ComparisonFailed(str(exc)) from None
+    except Exception as exc:
+        raise ComparisonFailed(f"comparing pairs failed: {type(exc).__name__}: {exc}") from None
