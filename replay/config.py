@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from replay.errors import ScenarioError
 from replay.sampling import SampleSpec
@@ -253,6 +254,10 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
             raise check.fail(f"{prefix}{required}", "missing required key")
     if not arm["base_url"].startswith(("http://", "https://")):
         raise check.fail(f"{prefix}base_url", f"expected an http(s) URL, got {arm['base_url']!r}")
+    try:
+        urlsplit(arm["base_url"]).port  # noqa: B018  raises on a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise check.fail(f"{prefix}base_url", f"{exc} in {arm['base_url']!r}") from None
     for name, value in arm.get("headers", {}).items():
         if not isinstance(value, str):
             raise check.fail(f"{prefix}headers.{name}", "expected a string")

@@ -91,18 +91,30 @@ class MockServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def start(self) -> "MockServer":
-        """Serve from a background thread; returns once the port is open."""
+        """Serve from a background thread; returns once the port is open.
+
+        Raises ``OSError`` (the port is taken, the host is not local) in the caller's thread."""
         ready = threading.Event()
+        failed: list[OSError] = []
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self.serve())
+            try:
+                self._loop.run_until_complete(self.serve())
+            except OSError as exc:
+                failed.append(exc)
+                ready.set()
+                self._loop.close()
+                return
             ready.set()
             self._loop.run_forever()
 
         self._thread = threading.Thread(target=run, daemon=True, name="mock-openai")
         self._thread.start()
         ready.wait(10)
+        if failed:
+            self._server = None
+            raise failed[0]
         return self
 
     def stop(self) -> None:
@@ -117,6 +129,9 @@ class MockServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(5)
+        if self._thread is None or not self._thread.is_alive():
+            self._loop.close()  # not left to the garbage collector, which may run it at any time
+        self._server = None
 
     def __enter__(self) -> "MockServer":
         return self.start()

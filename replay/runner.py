@@ -97,6 +97,19 @@ def api_key_for(name: str, arm: Arm) -> str | None:
     return api_key
 
 
+def check_arm(name: str, arm: Arm) -> None:
+    """What the environment must supply for an arm (its key, its headers' variables), checked
+    before a run exists so that a missing one leaves nothing behind."""
+    from replay.providers.openai_compat import expand_header
+
+    api_key_for(name, arm)
+    for header, value in arm.headers.items():
+        try:
+            expand_header(header, value)
+        except InputError as exc:
+            raise InputError(f"{name}.headers.{header}: {exc}") from None
+
+
 def default_provider_factory(name: str, arm: Arm) -> Provider:
     api_key = api_key_for(name, arm)
     return get_provider("openai")(
@@ -154,7 +167,7 @@ class Engine:
         paths, selected, stats = scan(self.scenario, self.skip_invalid)
         arms = self._arms()
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
-            api_key_for(name, arm)
+            check_arm(name, arm)
         if self.resumed:
             self.store.set_status(self.run_id, "running", ended=False)
         else:

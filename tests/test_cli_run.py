@@ -203,6 +203,30 @@ def test_a_key_with_a_line_break_is_an_input_error_that_never_shows_the_key(serv
     assert invoke("runs", "--store", store_path).stdout == ""  # no run was created (the note goes to stderr)
 
 
+def test_a_report_path_that_can_never_be_written_stops_the_run_before_it_starts(server, tmp_path, store_path):
+    blocker = tmp_path / "results.csv"
+    blocker.write_text("x")
+    log = write_log(tmp_path / "log.jsonl", [record("a")])
+    result = adhoc(server, log, store_path, "--report-json", str(blocker / "r.json"))
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {blocker / 'r.json'}: cannot write the report ({blocker} is not a directory)\n"
+    assert server.stats.requests == 0
+
+
+def test_a_header_variable_that_is_not_set_names_the_arm_and_header(server, tmp_path, store_path, monkeypatch):
+    monkeypatch.delenv("AZ_KEY_NOT_SET", raising=False)
+    scenario = tmp_path / "s.yaml"
+    log = write_log(tmp_path / "log.jsonl", [record("a")])
+    scenario.write_text(f"name: t\nlogs: {log}\ncandidate: {{base_url: '{server.base_url}', model: m, "
+                        "headers: {api-key: '${AZ_KEY_NOT_SET}'}}\n")  # fmt: skip
+    result = invoke("run", str(scenario), "--store", store_path, "--gates", NO_GATES)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: candidate.headers.api-key: header 'api-key' needs the environment variable AZ_KEY_NOT_SET, which is not set\n"
+    )
+    assert invoke("runs", "--store", store_path).stdout == ""
+
+
 def test_malformed_log_stops_before_sending(server, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record("a"), "{oops", record("b")])
     result = adhoc(server, log, store_path)

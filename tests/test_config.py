@@ -47,6 +47,8 @@ candidate: {base_url: http://127.0.0.1:9/v1, model: m}
          "candidate.headers.Host: header 'Host' is set by the HTTP client, not by the scenario"),
         ("candidate: {base_url: http://h/v1, model: m, headers: {'x tenant': a}}",
          "candidate.headers.x tenant: header name 'x tenant' is not a valid HTTP token"),
+        ("candidate: {base_url: 'http://127.0.0.1:99999/v1', model: m}",
+         "candidate.base_url: Port out of range 0-65535 in 'http://127.0.0.1:99999/v1'"),
         ("critical_segments: [vip]", "critical_segments: 'vip': write key=value, or set segment_by"),
     ],
 )

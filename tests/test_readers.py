@@ -36,7 +36,9 @@ def test_reads_gzip(tmp_path):
         (json.dumps({"request": {"messages": [{"role": "user"}]}}), "'id' is required"),
         (json.dumps({"id": "x"}), "'request' is required"),
         (json.dumps({"id": "x", "request": {"messages": []}}), "'request.messages' must be a non-empty list"),
-        (json.dumps({**record("x"), "latency_ms": "fast"}), "'latency_ms' must be a non-negative number"),
+        (json.dumps({**record("x"), "latency_ms": "fast"}), "'latency_ms' must be a finite, non-negative number"),
+        (json.dumps({**record("x"), "ttft_ms": 3}).replace('"ttft_ms": 3', '"ttft_ms": 1e400'),
+         "'ttft_ms' must be a finite, non-negative number"),
         (json.dumps({**record("x"), "timestamp": "yesterday"}), "'timestamp' must be an ISO 8601 string"),
         (json.dumps({**record("x"), "metadata": [1]}), "'metadata' must be an object"),
         (json.dumps({**record("x"), "status": "ok"}), "'status' must be an integer"),
@@ -48,6 +50,24 @@ def test_malformed_line_names_path_and_line(tmp_path, line, reason):
         list(iter_records([path]))
     assert str(info.value).startswith(f"{path}:3: ")
     assert reason in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"not gzip at all\n", None], ids=["not-gzip", "cut-short"])
+def test_a_gz_file_that_cannot_be_read_is_one_input_error(tmp_path, content):
+    from replay.errors import InputError
+
+    path = tmp_path / "log.jsonl.gz"
+    if content is None:  # a real gzip file, cut in the middle
+        with gzip.open(path, "wt") as handle:
+            for i in range(2000):
+                handle.write(json.dumps(record(f"r{i}")) + "\n")
+        path.write_bytes(path.read_bytes()[:-200])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        list(iter_records([str(path)]))
+    assert str(info.value).startswith(f"{path}:")
+    assert "cannot read the file from here" in str(info.value)
 
 
 def test_duplicate_ids_name_both_lines(tmp_path):

@@ -50,6 +50,22 @@ def write_reports(evaluation: Any, report_json: str | None, report_md: str | Non
             handle.write(render("markdown", evaluation))
 
 
+def check_report_paths(*paths: str | None) -> None:
+    """Fail now, not after the run, on a report path that can never be written."""
+    from replay.errors import InputError
+
+    for path in filter(None, paths):
+        if os.path.isdir(path):
+            raise InputError(f"{path}: cannot write the report (it is a directory)")
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent):  # missing folders are created when the report is written
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise InputError(f"{path}: cannot write the report ({parent} is not a directory)")
+        if not os.access(parent, os.W_OK):
+            raise InputError(f"{path}: cannot write the report ({parent} is not writable)")
+
+
 def _write(path: str, text: str) -> None:
     """Write whole or not at all (a temporary file renamed into place)."""
     from replay.errors import InputError
@@ -70,6 +86,24 @@ def print_terminal(evaluation: Any, top: int = 5) -> None:
     out = console()
     for renderable in render("terminal", evaluation, top=top):
         out.print(renderable)
+
+
+def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> Any:
+    """:func:`load_gates_file`, with each gate's ``segment`` checked against the run's ``segment_by``."""
+    if not path:
+        return None
+    from replay.errors import ScenarioError
+    from replay.evaluate import settings_for
+
+    gates = load_gates_file(path)
+    segments = settings_for(store.get_run(run_ref), gates).segments
+    for index, gate in enumerate(gates if isinstance(gates, list) else ()):
+        if isinstance(gate, dict) and gate.get("segment") is not None:
+            try:
+                segments.resolve(str(gate["segment"]))
+            except ValueError as exc:
+                raise ScenarioError(f"{path}: gates[{index}].segment: {exc}") from None
+    return gates
 
 
 def load_gates_file(path: str) -> Any:
@@ -106,8 +140,9 @@ def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | No
     from replay.evaluate import evaluate
     from replay.reports import render
 
-    gates = load_gates_file(gates_file) if gates_file else None
-    evaluation = evaluate(open_store(store_path), run_ref, gates, top=max(top or 0, 20))
+    store = open_store(store_path)
+    gates = load_gates_for_run(gates_file, store, run_ref)
+    evaluation = evaluate(store, run_ref, gates, top=max(top or 0, 20))
     if fmt == "terminal":
         print_terminal(evaluation, 5 if top is None else top)
     else:
@@ -137,8 +172,9 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
     from replay.evaluate import evaluate
     from replay.reports import render
 
-    gates = load_gates_file(gates_file) if gates_file else None
-    evaluation = evaluate(open_store(store_path), run_ref, gates)
+    store = open_store(store_path)
+    gates = load_gates_for_run(gates_file, store, run_ref)
+    evaluation = evaluate(store, run_ref, gates)
     out = console()
     for renderable in render("terminal", evaluation)[:4]:  # header, blank, verdict, gate table
         out.print(renderable)

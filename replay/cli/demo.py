@@ -8,6 +8,7 @@ import time
 import click
 
 from replay.cli.options import open_store, store_option
+from replay.errors import InputError
 
 DEMO_SCENARIO = os.path.join("scenarios", "demo.yaml")
 
@@ -74,7 +75,11 @@ def mock_server_command(
     from replay.mockserver import MockServer, ServerConfig, answers_from_log
 
     answers = answers_from_log(answers_log) if answers_log else {}
-    server = MockServer(ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers), host=host, port=port).start()
+    config = ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers)
+    try:
+        server = MockServer(config, host=host, port=port).start()
+    except OSError as exc:
+        raise InputError(f"--port {port}: cannot serve on {host}:{port} ({exc.strerror or exc})") from None
     click.echo(f"serving {server.base_url} (Ctrl-C to stop)", err=True)
     try:
         while True:

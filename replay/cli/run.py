@@ -82,7 +82,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, sk
       replay run --logs prod.jsonl --candidate-url http://127.0.0.1:8000/v1 --candidate-model m
       replay run --resume latest
     """
-    from replay.cli.decide import load_gates_file
+    from replay.cli.decide import check_report_paths, load_gates_file
     from replay.config import load_scenario, scenario_from_snapshot
     from replay.progress import make_reporter
     from replay.runner import Engine
@@ -91,6 +91,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, sk
     if "logs" in overrides:
         overrides["logs"] = list(overrides["logs"])
     gates = load_gates_file(gates_file) if gates_file else None
+    check_report_paths(report_json, report_md, report_junit)
     store = open_store(store_path)
     if resume:
         if scenario or overrides:

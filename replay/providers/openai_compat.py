@@ -30,7 +30,7 @@ def expand_header(name: str, value: str) -> str:
     def lookup(match: re.Match[str]) -> str:
         var = match.group(1)
         if var not in os.environ:
-            raise InputError(f"header '{name}' needs the environment variable {var}, which is not set")
+            raise InputError(f"header '{name}' needs the environment variable {var}, which is not set")  # named by arm in runner.check_arm
         return os.environ[var]
 
     expanded = _ENV_REF.sub(lookup, value)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from datetime import datetime
 from typing import IO, Any, Iterator
 
 from replay import fastjson
-from replay.errors import LogFormatError
+from replay.errors import InputError, LogFormatError
 from replay.readers.base import register_reader
 from replay.types import LogRecord
 
@@ -27,14 +28,18 @@ def _open(path: str) -> IO[bytes]:
 @register_reader("shadow")
 def read_shadow(path: str) -> Iterator[tuple[int, LogRecord | LogFormatError]]:
     """Yield every non-blank line as a record or as the error that explains why it is not one."""
+    line_no = 0
     with _open(path) as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield line_no, parse_record(raw, f"{path}:{line_no}")
-            except ValueError as exc:
-                yield line_no, LogFormatError(path, line_no, str(exc))
+        try:
+            for line_no, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    yield line_no, parse_record(raw, f"{path}:{line_no}")
+                except ValueError as exc:
+                    yield line_no, LogFormatError(path, line_no, str(exc))
+        except (OSError, EOFError) as exc:  # not gzip after all, or cut short: nothing after it can be read
+            raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
 
 
 def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
@@ -86,8 +91,8 @@ def _number(obj: dict[str, Any], key: str) -> float | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"'{key}' must be a non-negative number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"'{key}' must be a finite, non-negative number")
     return float(value)
 
 
