@@ -438,3 +438,15 @@ def test_an_unwritable_report_path_is_one_line_and_exit_2(store, tmp_path):
     result = invoke("gate", RUN, "--store", store, "--report-json", str(blocker / "r.json"))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {blocker / 'r.json'}: cannot write the report (") and result.stderr.count("\n") == 1
+
+
+def test_a_gates_file_segment_the_run_cannot_resolve_names_the_file_and_key(tmp_path):
+    path = str(tmp_path / "plain.db")
+    golden_run(path, segment_by=[], critical_segments=[])
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("gates:\n  - {metric: error_rate, max_delta: 0.01, segment: vip}\n")
+    result = invoke("gate", RUN, "--store", path, "--gates", str(gates))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {gates}: gates[0].segment: segment 'vip': write it as key=value (no segment_by is set)\n"
+    )
