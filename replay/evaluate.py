@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import numpy as np
+import orjson
 
 from replay.gates import Decision, SegmentSpec, decide, segment_labels, segment_mask
 from replay.metrics import METRICS, MetricValue, Pairs
@@ -73,8 +74,6 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
 
 
 def _stored_row(request_id: str, measures_json: str | bytes) -> dict[str, Any]:
-    import orjson
-
     row: dict[str, Any] = orjson.loads(measures_json)
     row["request_id"] = request_id
     return row

@@ -35,6 +35,7 @@ STALE_WINDOW_S = 0.5
 """A reused connection that fails this soon after the request, with no byte of answer,
 had been closed by the server: the request is sent again on a new connection."""
 TERMINATOR_WAIT_S = 0.05
+"""How long closing a response waits for the end of a message whose content the reader already has."""
 _INFORMATIONAL = range(100, 200)
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 """Characters a path or query keeps as they are; anything else (a space, non-ASCII) is percent-encoded."""
