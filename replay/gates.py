@@ -4,18 +4,30 @@ A gate bounds the candidate-minus-baseline delta of a metric (``max_delta``,
 ``min_delta``, ``max_delta_pct``, ``min_delta_pct``) or the candidate's own value
 (``min``, ``max``). It PASSES when the whole 95% interval lies on the good side of
 its threshold, FAILS when the whole interval lies on the bad side, and is
-INCONCLUSIVE otherwise, or when it has fewer results than its ``min_n``.
+INCONCLUSIVE otherwise, or when it has fewer pairs than its ``min_n`` or its metric's
+own minimum.
+
+Two kinds of error, two kinds of control. A false PASS needs every gate to pass
+falsely (the run passes only if all do: an intersection-union test), so each gate at
+a one-sided 2.5% keeps the run's false-PASS rate at 2.5%. A false FAIL needs only one
+of the run's tests (every gate, in the whole run and in each critical segment) to fail
+falsely, so FAIL is decided with Holm's step-down adjustment across all of them: the
+run FAILs falsely in at most 2.5% of runs, whatever the number of gates and segments
+and however they depend on each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 
 from replay.metrics import METRICS, MetricValue, Pairs
-from replay.stats import Estimate, more_needed
+from replay.stats import CONFIDENCE, Estimate, more_needed
+
+FAMILY_ALPHA = (1 - CONFIDENCE) / 2
+"""The one-sided false-FAIL rate of a whole run, shared by its tests (Holm)."""
 
 PASS, FAIL, INCONCLUSIVE, SKIPPED = "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"
 BOUNDS = ("max_delta", "min_delta", "max_delta_pct", "min_delta_pct", "max", "min")
@@ -66,6 +78,12 @@ class GateResult:
     more_needed: int | None = None
     segments: tuple["GateResult", ...] = field(default_factory=tuple)
     """Results of the same gate in the critical segments."""
+    tested: bool = False
+    """Decided on its interval (not skipped, not short of data): one of the run's tests."""
+    fail_alpha: float | None = None
+    """The one-sided level its FAIL was tested at, Holm-adjusted across the run's tests."""
+    fail_estimate: Estimate | None = None
+    """The interval at that level, where it differs from the 95% one and decided the status."""
 
 
 def parse_gates(items: Any, fail: Callable[[str, str], Exception]) -> tuple[Gate, ...]:
@@ -144,6 +162,12 @@ def judge(gate: Gate, estimate: Estimate) -> str:
     return FAIL if estimate.high < gate.threshold else INCONCLUSIVE
 
 
+def required_n(gate: Gate) -> int:
+    """The fewest pairs a gate decides on: its own ``min_n`` or its metric's minimum,
+    whichever is larger (a ``min_n`` raises the floor, it cannot lower it)."""
+    return max(gate.min_n or 0, METRICS[gate.metric].min_n)
+
+
 def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
     estimate = tested_estimate(gate, value)
     n = value.n
@@ -151,17 +175,71 @@ def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
         if gate.preset:
             return GateResult(gate, SKIPPED, n, estimate, value, "no applicable requests")
         return GateResult(gate, INCONCLUSIVE, n, estimate, value, "no data")
-    if gate.min_n and n < gate.min_n:
-        return GateResult(gate, INCONCLUSIVE, n, estimate, value, f"n={n} is below min_n={gate.min_n}",
-                          more_needed=gate.min_n - n)  # fmt: skip
+    floor = required_n(gate)
+    if n < floor:
+        definition = METRICS[gate.metric]
+        if gate.min_n is not None and gate.min_n >= definition.min_n:
+            note = f"n={n} is below min_n={gate.min_n}"
+        else:
+            note = f"n={n} is below the minimum of {floor:,} ({definition.min_n_reason})"
+        return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, more_needed=floor - n)
     status = judge(gate, estimate)
     if status != INCONCLUSIVE:
-        return GateResult(gate, status, n, estimate, value)
+        return GateResult(gate, status, n, estimate, value, tested=True)
     needed = more_needed(estimate, gate.threshold)
     note = f"interval straddles {gate.threshold:g}"
     if needed is not None:
         note += f"; about {needed:,} more requests would settle it"
-    return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, needed)
+    return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, needed, tested=True)
+
+
+def holm_fail(results: list[GateResult], alpha: float = FAMILY_ALPHA) -> list[GateResult]:
+    """FAIL decided by Holm's step-down procedure over every test of the run.
+
+    With r tests already failed, each remaining one FAILs when its interval at the
+    one-sided level alpha / (m - r) lies wholly beyond the threshold; repeated until no
+    new test fails. A single test is decided at alpha itself, the 95% interval. The
+    intervals are nested in their level, so this is Holm's procedure on the tests'
+    p-values without computing them. A test beyond its threshold at 95% that does not
+    fail at its adjusted level is INCONCLUSIVE."""
+    tested = [i for i, result in enumerate(results) if result.tested]
+    m = len(tested)
+    out = list(results)
+    failed: set[int] = set()
+    while True:
+        level = alpha / (m - len(failed)) if m > len(failed) else alpha
+        new = []
+        for i in tested:
+            result = results[i]
+            if i in failed or result.status != FAIL:
+                continue
+            estimate = result.estimate.at(1 - 2 * level)
+            if judge(result.gate, estimate) == FAIL:
+                new.append(i)
+                out[i] = replace(result, fail_alpha=level, fail_estimate=estimate if m > 1 else None,
+                                 note=_family_note(m, level, result.note))  # fmt: skip
+        if not new:
+            break
+        failed.update(new)
+    for i in tested:
+        if i in failed:
+            continue
+        result = results[i]
+        if result.status != FAIL:
+            out[i] = replace(result, fail_alpha=level)
+            continue
+        estimate = result.estimate.at(1 - 2 * level)
+        note = (f"beyond {result.gate.threshold:g} at 95% but not at the run's family-wise level "
+                f"(Holm over {m} tests: one-sided {level * 100:.2g}%)")  # fmt: skip
+        out[i] = replace(result, status=INCONCLUSIVE, note=note, fail_alpha=level, fail_estimate=estimate)
+    return out
+
+
+def _family_note(tests: int, level: float, note: str) -> str:
+    if tests <= 1:
+        return note
+    text = f"fails at the run's family-wise level (Holm over {tests} tests: one-sided {level * 100:.2g}%)"
+    return f"{note}; {text}" if note else text
 
 
 @dataclass(frozen=True)
@@ -194,9 +272,16 @@ class Decision:
     verdict: str
     results: tuple[GateResult, ...]
     on_inconclusive: str
+    compared: int = 1
+    """Pairs with a baseline to compare against. With none, nothing was decided: the
+    verdict is INCONCLUSIVE and fails whatever ``on_inconclusive`` says."""
+    tests: int = 0
+    """The run's tests that shared the family-wise false-FAIL rate (Holm)."""
 
     @property
     def exit_code(self) -> int:
+        if self.compared == 0:
+            return 1
         if self.verdict == PASS:
             return 0
         if self.verdict == INCONCLUSIVE and self.on_inconclusive == "pass":
@@ -226,16 +311,26 @@ def decide(
             per_segment[metric] = METRICS[metric].compute(subsets[segment])
         return per_segment[metric]
 
-    results = []
+    planned: list[tuple[Gate, GateResult, tuple[GateResult, ...]]] = []
     for gate in gates:
-        own = gate.segment or ""
-        result = evaluate_gate(gate, value(gate.metric, _canonical(own, segments)))
+        own = evaluate_gate(gate, value(gate.metric, _canonical(gate.segment or "", segments)))
+        parts: tuple[GateResult, ...] = ()
         if not gate.segment and segments.critical:
-            result = _with_critical(result, gate, segments, value)
-        results.append(result)
+            parts = tuple(_critical_part(gate, critical, segments, value) for critical in segments.critical)
+        planned.append((gate, own, parts))
+    flat = [result for _, own, parts in planned for result in (own, *parts)]
+    adjusted = iter(holm_fail(flat))
+    results = []
+    for gate, _, parts in planned:
+        own = next(adjusted)
+        adjusted_parts = tuple(next(adjusted) for _ in parts)
+        results.append(_with_critical(own, gate, adjusted_parts) if parts else own)
+    compared = int(pairs.comparable.sum()) if len(pairs) else 0
     statuses = {result.status for result in results}
     verdict = FAIL if FAIL in statuses else INCONCLUSIVE if INCONCLUSIVE in statuses else PASS
-    return Decision(verdict, tuple(results), on_inconclusive)
+    if compared == 0:
+        verdict = INCONCLUSIVE
+    return Decision(verdict, tuple(results), on_inconclusive, compared, sum(result.tested for result in flat))
 
 
 def _canonical(segment: str, segments: SegmentSpec) -> str:
@@ -245,25 +340,26 @@ def _canonical(segment: str, segments: SegmentSpec) -> str:
     return f"{key}={value}"
 
 
-def _with_critical(result: GateResult, gate: Gate, segments: SegmentSpec, value: Callable[[str, str], MetricValue]) -> GateResult:
+def _critical_part(gate: Gate, critical: str, segments: SegmentSpec,
+                   value: Callable[[str, str], MetricValue]) -> GateResult:  # fmt: skip
+    name = _canonical(critical, segments)
+    return evaluate_gate(Gate(**{**gate.__dict__, "segment": name, "preset": False}), value(gate.metric, name))
+
+
+def _with_critical(result: GateResult, gate: Gate, parts: tuple[GateResult, ...]) -> GateResult:
     """A regression beyond the threshold in a critical segment fails the gate even when the
     whole passes; one that is likely but unproven there makes a passing gate inconclusive."""
-    parts = []
-    for critical in segments.critical:
-        name = _canonical(critical, segments)
-        parts.append(evaluate_gate(Gate(**{**gate.__dict__, "segment": name, "preset": False}), value(gate.metric, name)))
     failed = [part for part in parts if part.status == FAIL]
     if failed:
         names = ", ".join(part.gate.segment or "" for part in failed)
         note = f"{'also ' if result.status == FAIL else ''}fails in critical segment {names}"
-        return GateResult(gate, FAIL, result.n, result.estimate, result.metric, note, None, tuple(parts))
+        return replace(result, status=FAIL, note=note, more_needed=None, segments=parts)
     doubtful = [part for part in parts if part.status == INCONCLUSIVE and _beyond(gate, part.estimate)]
     if result.status == PASS and doubtful:
         names = ", ".join(part.gate.segment or "" for part in doubtful)
         note = f"may regress in critical segment {names}"
-        return GateResult(gate, INCONCLUSIVE, result.n, result.estimate, result.metric, note, None, tuple(parts))
-    return GateResult(gate, result.status, result.n, result.estimate, result.metric, result.note, result.more_needed,
-                      tuple(parts))  # fmt: skip
+        return replace(result, status=INCONCLUSIVE, note=note, more_needed=None, segments=parts)
+    return replace(result, segments=parts)
 
 
 def _beyond(gate: Gate, estimate: Estimate) -> bool:

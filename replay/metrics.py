@@ -46,17 +46,29 @@ class MetricDef:
     """True when there is a baseline side and gates may bound the delta."""
     compute: Callable[["Pairs"], MetricValue]
     group: str = ""
-    """Metrics computed together (p50/p95/p99 share one bootstrap) share a group."""
+    """Metrics computed together (p50/p95/p99 share one sort) share a group."""
+    min_n: int = 1
+    """The fewest pairs a gate on this metric needs before it can PASS or FAIL."""
+    min_n_reason: str = ""
+    """Why, in a few words, for the INCONCLUSIVE note."""
 
 
 METRICS: dict[str, MetricDef] = {}
 
 
+RATE_MIN_N = 10
+RATE_MIN_N_REASON = "score intervals are used from 10 pairs on"
+MEAN_MIN_N = 20
+MEAN_MIN_N_REASON = "a bootstrap interval of a mean needs 20 pairs"
+
+
 def register_metric(
-    name: str, label: str, unit: str, higher_is_better: bool, paired: bool = True, group: str = ""
+    name: str, label: str, unit: str, higher_is_better: bool, paired: bool = True, group: str = "",
+    min_n: int = RATE_MIN_N, min_n_reason: str = RATE_MIN_N_REASON,
 ) -> Callable[[Callable[["Pairs"], MetricValue]], Callable[["Pairs"], MetricValue]]:
     def decorate(compute: Callable[["Pairs"], MetricValue]) -> Callable[["Pairs"], MetricValue]:
-        METRICS[name] = MetricDef(name, label, unit, higher_is_better, paired, compute, group or name)
+        METRICS[name] = MetricDef(name, label, unit, higher_is_better, paired, compute, group or name, min_n,
+                                  min_n_reason)  # fmt: skip
         return compute
 
     return decorate
@@ -232,13 +244,18 @@ def _side_rate(pairs: Pairs, name: str, key: str, population: np.ndarray, *, pas
 
 
 def _rate_delta_pct(base: np.ndarray, cand: np.ndarray) -> Estimate:
-    """The rate delta in percent of the baseline rate (its interval scaled by the baseline point)."""
-    delta = stats.paired_rate_delta(base, cand)
-    rate = base.mean() if base.size else 0.0
-    if not delta.known or not rate:
-        return Estimate.empty(delta.n)
-    assert delta.value is not None and delta.low is not None and delta.high is not None
-    return Estimate(delta.value / rate * 100, delta.low / rate * 100, delta.high / rate * 100, delta.n)
+    """The rate delta in percent of the baseline rate: the paired ratio's interval, which
+    carries the baseline rate's own uncertainty (dividing the delta's interval by the
+    baseline's point rate does not, and passed relative bounds falsely)."""
+    return _percent_of(stats.paired_rate_ratio(base, cand))
+
+
+def _percent_of(ratio: Estimate) -> Estimate:
+    if not ratio.known:
+        return Estimate.empty(ratio.n)
+    assert ratio.value is not None and ratio.low is not None and ratio.high is not None
+    widen = (lambda confidence: _percent_of(ratio.at(confidence))) if ratio.widen else None
+    return Estimate((ratio.value - 1) * 100, (ratio.low - 1) * 100, (ratio.high - 1) * 100, ratio.n, widen)
 
 
 @register_metric("error_rate", "Error rate", "rate", higher_is_better=False)
@@ -276,11 +293,12 @@ def tool_call_agreement(pairs: Pairs) -> MetricValue:
     return MetricValue("tool_call_agreement", n, stats.wilson(int(agree.sum()), n))
 
 
-@register_metric("key_field_accuracy", "Key-field accuracy", "rate", higher_is_better=True, paired=False)
+@register_metric("key_field_accuracy", "Key-field accuracy", "rate", higher_is_better=True, paired=False,
+                 min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON)  # fmt: skip
 def key_field_accuracy(pairs: Pairs) -> MetricValue:
     matched, compared, per_field = pairs.field_tallies()
     keep = pairs.comparable & (compared > 0)
-    estimate = stats.bootstrap_ratio(matched[keep], compared[keep])
+    estimate = stats.bootstrap_ratio(matched[keep], compared[keep], bounded=True)
     fields_out = {
         path: stats.wilson(int((ok[keep] == 1).sum()), int((ok[keep] >= 0).sum())) for path, ok in sorted(per_field.items())
     }
@@ -288,14 +306,15 @@ def key_field_accuracy(pairs: Pairs) -> MetricValue:
     return MetricValue("key_field_accuracy", int(keep.sum()), estimate, extra={"fields": fields_out})
 
 
-@register_metric("similarity", "Similarity (mean)", "score", higher_is_better=True, paired=False)
+@register_metric("similarity", "Similarity (mean)", "score", higher_is_better=True, paired=False,
+                 min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON)  # fmt: skip
 def similarity(pairs: Pairs) -> MetricValue:
     values = pairs.numbers("similarity")[pairs.both_ok]
     values = values[~np.isnan(values)]
     if values.size == 0:
         return MetricValue("similarity", 0, Estimate.empty())
-    [mean_est] = stats.bootstrap_one(values, stats.mean)
-    [p10] = stats.bootstrap_one(values, stats.percentiles(10))
+    mean_est = stats.bounded_mean(values)
+    p10 = stats.percentile_one(values, 10)
     exact = pairs.truthy("exact_match")[pairs.both_ok]
     normalised = pairs.truthy("normalized_match")[pairs.both_ok]
     return MetricValue(
@@ -314,7 +333,7 @@ def _paired_numbers(pairs: Pairs, key: str) -> tuple[np.ndarray, np.ndarray]:
 def _quantile_metrics(pairs: Pairs, key: str, prefix: str) -> dict[str, MetricValue]:
     def build() -> dict[str, MetricValue]:
         base, cand = _paired_numbers(pairs, key)
-        results = stats.paired_bootstrap(base, cand, stats.percentiles(50, 95, 99))
+        results = stats.paired_percentiles(base, cand, QUANTILES)
         out = {}
         for q, (b, c, d, pct) in zip((50, 95, 99), results):
             name = f"{prefix}_p{q}_ms"
@@ -325,13 +344,19 @@ def _quantile_metrics(pairs: Pairs, key: str, prefix: str) -> dict[str, MetricVa
 
 
 def _register_quantiles(key: str, prefix: str, label: str) -> None:
-    for q in (50, 95, 99):
+    for q in QUANTILES:
         name = f"{prefix}_p{q}_ms"
 
         def compute(pairs: Pairs, name: str = name) -> MetricValue:
             return _quantile_metrics(pairs, key, prefix)[name]
 
-        register_metric(name, f"{label} p{q}", "ms", higher_is_better=False, group=prefix)(compute)
+        floor = stats.min_n_for_bound(q / 100, (1 - stats.CONFIDENCE) / 4)
+        reason = f"a distribution-free interval of a p{q} delta needs {floor} pairs"
+        register_metric(name, f"{label} p{q}", "ms", higher_is_better=False, group=prefix, min_n=floor,
+                        min_n_reason=reason)(compute)  # fmt: skip
+
+
+QUANTILES = (50, 95, 99)
 
 
 _register_quantiles("latency_ms", "latency", "Latency")
@@ -340,22 +365,25 @@ _register_quantiles("ttft_ms", "ttft", "Time to first token")
 
 def _mean_metric(pairs: Pairs, name: str, key: str) -> MetricValue:
     base, cand = _paired_numbers(pairs, key)
-    [(b, c, d, pct)] = stats.paired_bootstrap(base, cand, stats.mean)
+    b, c, d, pct = stats.paired_mean(base, cand)
     extra = {"total_baseline": float(base.sum()), "total_candidate": float(cand.sum())}
     return MetricValue(name, int(base.size), c, b, d, pct, extra=extra)
 
 
-@register_metric("tokens_out", "Output tokens (mean)", "tokens", higher_is_better=False)
+@register_metric("tokens_out", "Output tokens (mean)", "tokens", higher_is_better=False,
+                 min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON)  # fmt: skip
 def tokens_out(pairs: Pairs) -> MetricValue:
     return _mean_metric(pairs, "tokens_out", "tokens_out")
 
 
-@register_metric("tokens_in", "Input tokens (mean)", "tokens", higher_is_better=False)
+@register_metric("tokens_in", "Input tokens (mean)", "tokens", higher_is_better=False,
+                 min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON)  # fmt: skip
 def tokens_in(pairs: Pairs) -> MetricValue:
     return _mean_metric(pairs, "tokens_in", "tokens_in")
 
 
-@register_metric("cost_per_request_usd", "Cost per request", "usd", higher_is_better=False)
+@register_metric("cost_per_request_usd", "Cost per request", "usd", higher_is_better=False,
+                 min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON)  # fmt: skip
 def cost_per_request(pairs: Pairs) -> MetricValue:
     value = _mean_metric(pairs, "cost_per_request_usd", "cost_usd")
     per_1k = {side: (est.value * 1000 if est and est.value is not None else None)

@@ -27,7 +27,7 @@ def outcome(request_id, arm, text, latency, ttft=None, tokens=(20, 10), cost=0.0
     return Outcome(request_id, arm, "ok", completion, (), {"temperature": 0}, 200, cost_usd=cost)
 
 
-def golden_run(store_path, run_id="golden-run", n=60, **decision_keys):
+def golden_run(store_path, run_id="golden-run", n=120, **decision_keys):
     """A run where the candidate breaks JSON on some extraction requests and errs once."""
     decision_keys.setdefault("segment_by", "category")
     decision_keys.setdefault("critical_segments", ["billing"])

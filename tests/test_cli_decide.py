@@ -1,8 +1,9 @@
 """``replay report``, ``gate``, ``disagreements`` and ``show`` through the CLI, on stored runs (no server).
 
-The golden run (tests/stored_runs.py) has 60 pairs: the candidate wraps some JSON answers in
+The golden run (tests/stored_runs.py) has 120 pairs: the candidate wraps some JSON answers in
 code fences (format_compliance fails, in billing too), rewords every fifth text answer, is
-faster and cheaper, and errs once (req-007, an inconclusive error_rate at n=60).
+faster and cheaper, and errs once (req-007, an inconclusive error_rate at n=120). Its p99
+latency gate is INCONCLUSIVE: 120 pairs are too few for any interval of a p99 delta.
 """
 
 import json
@@ -58,19 +59,21 @@ def write_gates(path, text):
 def test_gate_default_gates_fail_exit_1(store):
     result = invoke("gate", RUN, "--store", store)
     assert result.exit_code == 1
-    assert "Verdict: FAIL (2 pass, 1 fail, 1 inconclusive)" in result.stdout
+    assert "Verdict: FAIL (1 pass, 1 fail, 2 inconclusive)" in result.stdout
     assert gate_row(result.stdout, "format_compliance").split()[-1] == "FAIL"
-    assert gate_row(result.stdout, "latency_p99_ms").split()[-1] == "PASS"
+    assert gate_row(result.stdout, "latency_p99_ms").split()[-1] == "INCONCLUSIVE"
+    assert ("latency_p99_ms: inconclusive, n=119 is below the minimum of 437 (a distribution-free interval of a "
+            "p99 delta needs 437 pairs)") in flat(result.stdout)
     assert "format_compliance: fail, also fails in critical segment category=billing" in flat(result.stdout)
     assert result.stderr == ""
 
 
 def test_gate_passing_gate_exit_0(tmp_path):
-    golden_run(tmp_path / "s.db", gates=[{"metric": "latency_p99_ms", "max_delta": 200}])
+    golden_run(tmp_path / "s.db", gates=[{"metric": "latency_p50_ms", "max_delta": 200}])
     result = invoke("gate", RUN, "--store", tmp_path / "s.db")
     assert result.exit_code == 0
     assert "Verdict: PASS (1 pass)" in result.stdout
-    assert gate_row(result.stdout, "latency_p99_ms").split()[-1] == "PASS"
+    assert gate_row(result.stdout, "latency_p50_ms").split()[-1] == "PASS"
     assert "format_compliance" not in result.stdout
 
 
@@ -87,7 +90,7 @@ def test_gate_inconclusive_exit_follows_on_inconclusive(tmp_path, on_inconclusiv
     report = json.loads(invoke("report", RUN, "--store", tmp_path / "s.db", "--format", "json").stdout)
     (gate,) = report["gates"]
     assert int(found.group(1).replace(",", "")) == gate["more_needed"]
-    assert 1_000 < gate["more_needed"] < 10_000  # 1 error in 60 against a 0.5 pt margin: thousands, not tens
+    assert 1_000 < gate["more_needed"] < 30_000  # 1 error in 120 against a 0.5 pt margin: thousands, not tens
     assert report["exit_code"] == code
 
 
@@ -102,18 +105,18 @@ def test_gate_unknown_run_exit_2(store):
 
 
 def test_gates_file_overrides_the_runs_gates(tmp_path, store):
-    latency = write_gates(tmp_path / "latency.yaml", "gates:\n  - metric: latency_p99_ms\n    max_delta: 200\n")
+    latency = write_gates(tmp_path / "latency.yaml", "gates:\n  - metric: latency_p50_ms\n    max_delta: 200\n")
     result = invoke("gate", RUN, "--store", store, "--gates", latency)
     assert result.exit_code == 0  # the run's own (default) gates fail
     assert "Verdict: PASS (1 pass)" in result.stdout
     assert "format_compliance" not in result.stdout
 
-    golden_run(tmp_path / "p.db", gates=[{"metric": "latency_p99_ms", "max_delta": 200}])  # exits 0 on its own gates
+    golden_run(tmp_path / "p.db", gates=[{"metric": "latency_p50_ms", "max_delta": 200}])  # exits 0 on its own gates
     strict = write_gates(tmp_path / "strict.yaml", "gates:\n  - metric: format_compliance\n    min_delta: -0.01\n")
     result = invoke("gate", RUN, "--store", tmp_path / "p.db", "--gates", strict)
     assert result.exit_code == 1
     assert gate_row(result.stdout, "format_compliance").split()[-1] == "FAIL"
-    assert "latency_p99_ms" not in result.stdout
+    assert "latency_p50_ms" not in result.stdout
 
 
 def test_gates_file_typo_names_file_and_key_with_hint(tmp_path, store):
@@ -158,25 +161,27 @@ def test_report_json_schema(store):
     assert data["schema_version"] == 1
     assert data["run_id"] == RUN
     assert data["verdict"] == "FAIL" and data["exit_code"] == 1
-    assert data["pairs"] == 60
+    assert data["pairs"] == 120
     assert [g["metric"] for g in data["gates"]] == ["error_rate", "latency_p99_ms", "format_compliance",
                                                      "cost_per_request_usd"]  # fmt: skip
     for gate in data["gates"]:
         assert GATE_KEYS <= set(gate)
-        assert len(gate["ci"]) == 2 and gate["ci"][0] <= gate["ci"][1]
+        low, high = gate["ci"]
+        assert low is None or high is None or low <= high  # null: a bound that does not exist (p99 at n=119)
     by_metric = {g["metric"]: g for g in data["gates"]}
-    assert by_metric["format_compliance"]["status"] == "FAIL" and by_metric["format_compliance"]["n"] == 15
+    assert by_metric["format_compliance"]["status"] == "FAIL" and by_metric["format_compliance"]["n"] == 30
     assert by_metric["format_compliance"]["delta"] == pytest.approx(-1 / 3)
-    assert by_metric["error_rate"]["candidate"] == pytest.approx(1 / 60)
+    assert by_metric["error_rate"]["candidate"] == pytest.approx(1 / 120)
+    assert by_metric["latency_p99_ms"]["ci"][1] is None and by_metric["latency_p99_ms"]["min_n_required"] == 437
     assert data["human_review"] is None
     assert [d["request_id"] for d in data["disagreements"]][:2] == ["req-007", "req-000"]
-    assert len(data["disagreements"]) == 15  # JSON lists up to 20 by default, as --report-json does (15 differ)
+    assert len(data["disagreements"]) == 20  # JSON lists up to 20 by default, as --report-json does (30 differ)
 
 
 def test_report_markdown(store):
     result = invoke("report", RUN, "--store", store, "--format", "markdown")
     assert result.exit_code == 0
-    assert result.stdout.startswith("## replay: ❌ FAIL (2 pass, 1 fail, 1 inconclusive)\n")
+    assert result.stdout.startswith("## replay: ❌ FAIL (1 pass, 1 fail, 2 inconclusive)\n")
     assert "| `format_compliance` |" in result.stdout
 
 
@@ -189,9 +194,10 @@ def test_report_junit_one_testcase_per_gate(store):
     cases = list(suite.iter("testcase"))
     assert [c.get("name") for c in cases] == ["error_rate", "latency_p99_ms", "format_compliance", "cost_per_request_usd"]
     assert suite.get("tests") == "4"
-    # format_compliance fails; error_rate is inconclusive and on_inconclusive is 'fail': a failure too
-    assert [c.get("name") for c in cases if c.find("failure") is not None] == ["error_rate", "format_compliance"]
-    assert suite.get("failures") == "2"
+    # format_compliance fails; error_rate and latency_p99_ms are inconclusive and on_inconclusive is 'fail': failures too
+    assert [c.get("name") for c in cases if c.find("failure") is not None] == ["error_rate", "latency_p99_ms",
+                                                                              "format_compliance"]  # fmt: skip
+    assert suite.get("failures") == "3"
 
 
 def test_report_writes_report_files(tmp_path, store):
@@ -246,7 +252,7 @@ def comparison_rows(store):
 def test_report_reuses_stored_comparisons(store):
     first = invoke("report", RUN, "--store", store, "--format", "json")
     rows = comparison_rows(store)
-    assert len(rows) == 60
+    assert len(rows) == 120
     second = invoke("report", RUN, "--store", store, "--format", "json")
     # INSERT OR REPLACE would give rewritten rows new rowids: equal rowids mean nothing was recomputed
     assert comparison_rows(store) == rows
@@ -272,7 +278,7 @@ def test_report_recomputes_when_comparison_settings_change(store):
     after = comparison_rows(store)
     reopened = Store(store)
     settings = settings_for(reopened.get_run(RUN))
-    assert len(after) == 60
+    assert len(after) == 120
     assert {row[2] for row in after} == {settings.compare_digest()} != {before[0][2]}
     rows = {row["request_id"]: row for row in compare_run(reopened, reopened.get_run(RUN), settings)}
     assert rows["req-000"]["json_required"] is False  # a json_object request, but json: never
@@ -313,7 +319,7 @@ def test_disagreements_json_lines_ordered_by_divergence(store):
                         "reasons": ["candidate failed (http_error), baseline answered"], "segment": "category=shipping"}  # fmt: skip
     assert all(d > 0 for d in divergences)  # identical pairs are left out
     # the golden run differs on req-007, JSON in fences (i % 12 == 0) and rewording (i % 5 == 0, not extraction)
-    expected = {7} | {i for i in range(60) if i % 12 == 0} | {i for i in range(60) if i % 5 == 0 and i % 4}
+    expected = {7} | {i for i in range(120) if i % 12 == 0} | {i for i in range(120) if i % 5 == 0 and i % 4}
     assert {int(item["request_id"][4:]) for item in items} == expected
     top3 = json_lines(invoke("disagreements", RUN, "--store", store, "--json", "--top", "3").stdout)
     assert top3 == items[:3]

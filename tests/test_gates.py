@@ -122,7 +122,10 @@ def test_same_distribution_fails_in_at_most_5_percent_of_runs():
     runs = 200
     verdicts = [decide(gates, simulated_pairs(rng, 400)).verdict for _ in range(runs)]
     assert verdicts.count(FAIL) / runs <= 0.05
-    assert verdicts.count(PASS) > 0  # the rule is not trivially inconclusive either
+    # at n = 400 a p99 cannot be bounded and a 0.5-point error margin not settled: INCONCLUSIVE (README)
+    assert verdicts.count(PASS) == 0
+    # the rule is not trivially inconclusive: with enough requests an equal candidate passes
+    assert any(decide(gates, simulated_pairs(rng, 5000)).verdict == PASS for _ in range(10))
 
 
 def test_a_five_point_format_compliance_drop_at_n_400_fails_in_at_least_80_percent_of_runs():

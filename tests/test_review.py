@@ -31,7 +31,7 @@ def invoke(*args):
 @pytest.fixture
 def store(tmp_path):
     path = tmp_path / "replay.db"
-    golden_run(path).close()
+    golden_run(path, n=60).close()
     db = sqlite3.connect(path)
     db.execute("UPDATE results SET text = text || ' Anything else?' WHERE arm = 'candidate' AND status = 'ok'")
     db.commit()
@@ -317,7 +317,7 @@ def test_second_export_does_not_change_the_key_of_the_first(tmp_path, store):
 def test_export_leaves_identical_pairs_out_unless_asked(tmp_path):
     """Unmodified golden run: 45 of 59 answered pairs match after normalising; a reviewer could only say tie."""
     path = tmp_path / "plain.db"
-    golden_run(path).close()
+    golden_run(path, n=60).close()
     result = export(str(path), tmp_path / "r", "--n", "100")
     assert "left out 45 pairs with identical answers" in result.stderr
     items = [json.loads(line) for line in open(tmp_path / "r.jsonl")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 
 from replay.gates import Gate, GateResult
 from replay.metrics import METRICS, MetricValue
@@ -38,6 +39,8 @@ def interval(unit: str, estimate: Estimate | None, signed: bool, pct: bool = Fal
 
 
 def bare(unit: str, x: float, signed: bool, pct: bool = False) -> str:
+    if math.isinf(x):  # a bound that does not exist: too few requests beyond a percentile
+        return "∞" if x > 0 else "−∞"
     sign = "+" if signed else ""
     if pct:
         return f"{x:{sign}.1f}"

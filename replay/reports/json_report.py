@@ -7,10 +7,12 @@ fields may be added within a version.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from replay import __version__
 from replay.reports import register_renderer
+from replay.gates import required_n
 from replay.stats import Estimate
 
 SCHEMA_VERSION = 1
@@ -19,7 +21,16 @@ SCHEMA_VERSION = 1
 def _est(estimate: Estimate | None) -> dict[str, Any] | None:
     if estimate is None:
         return None
-    return {"value": estimate.value, "ci": [estimate.low, estimate.high], "n": estimate.n}
+    return {"value": estimate.value, "ci": _ci(estimate), "n": estimate.n}
+
+
+def _ci(estimate: Estimate) -> list[float | None]:
+    """[low, high]; null for a bound that does not exist (a p99 of too few requests has none)."""
+    return [_finite_or_none(estimate.low), _finite_or_none(estimate.high)]
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _metric(metric: Any) -> dict[str, Any]:
@@ -54,11 +65,14 @@ def _gate(result: Any) -> dict[str, Any]:
         "baseline": metric.baseline.value if metric is not None and metric.baseline else None,
         "candidate": metric.candidate.value if metric is not None else None,
         "delta": result.estimate.value if gate.on_delta else (metric.delta.value if metric and metric.delta else None),
-        "ci": [result.estimate.low, result.estimate.high],
+        "ci": _ci(result.estimate),
         "n": result.n,
         "status": result.status,
         "note": result.note or None,
         "more_needed": result.more_needed,
+        "min_n_required": required_n(gate),
+        "fail_alpha": result.fail_alpha,
+        "fail_ci": _ci(result.fail_estimate) if result.fail_estimate is not None else None,
         "critical_segments": [_gate(part) for part in result.segments],
     }
 
@@ -78,6 +92,8 @@ def report_data(evaluation: Any, top: int = 20) -> dict[str, Any]:
             "production_model": (scenario.get("production") or {}).get("model"),
         },
         "verdict": evaluation.decision.verdict,
+        "compared": evaluation.decision.compared,
+        "family_tests": evaluation.decision.tests,
         "exit_code": evaluation.decision.exit_code,
         "on_inconclusive": evaluation.decision.on_inconclusive,
         "pairs": evaluation.pairs,
