@@ -38,12 +38,14 @@ def write_reports(evaluation: Any, report_json: str | None, report_md: str | Non
     say the evaluation's notes on stderr."""
     from replay.reports import render
 
+    from replay.reports.escape import visible
+
     for note in evaluation.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {visible(note)}", err=True)
     for path, name in ((report_json, "json"), (report_md, "markdown"), (report_junit, "junit")):
         if path:
             _write(path, render(name, evaluation))
-            click.echo(f"wrote {path}", err=True)
+            click.echo(f"wrote {visible(path)}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -179,9 +181,10 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
     for renderable in render("terminal", evaluation)[:4]:  # header, blank, verdict, gate table
         out.print(renderable)
     from replay.reports import format as fmt
+    from replay.reports.escape import term
 
     for note in fmt.gate_notes(evaluation):
-        out.print(f"  • {note}")
+        out.print(term(f"  • {note}"))
     write_reports(evaluation, files["report_json"], files["report_md"], files["report_junit"])
     ctx.exit(evaluation.decision.exit_code)
 
@@ -201,6 +204,7 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
       replay disagreements latest --segment category=billing
     """
     from replay.evaluate import measure_table, settings_for, top_disagreements
+    from replay.reports.escape import term, visible
 
     store = open_store(store_path)
     run = store.get_run(run_ref)
@@ -223,7 +227,7 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
             message = f"no request has segment {key}={value}"
         else:
             message = "no disagreements: every compared pair" + (f" in {key}={value}" if segment else "") + " matches"
-        click.echo(message, err=True)
+        click.echo(visible(message), err=True)
         return
     from rich import box
     from rich.table import Table
@@ -232,7 +236,8 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
     for name in ("#", "Request", "Segment", "Score", "Why"):
         table.add_column(name, justify="right" if name in ("#", "Score") else "left")
     for rank, item in enumerate(items, 1):
-        table.add_row(str(rank), item.request_id, item.segment, f"{item.divergence:.2f}", "; ".join(item.reasons))
+        table.add_row(str(rank), term(item.request_id), term(item.segment), f"{item.divergence:.2f}",
+                      term("; ".join(item.reasons)))  # fmt: skip
     console().print(table)
 
 

@@ -43,9 +43,11 @@ def runs_command(as_json: bool, store_path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from replay.reports.escape import term
+
     table = Table("run", "name", "status", "planned", "outcomes", "errors", "started", "seconds")
     for row in rows:
-        table.add_row(*(str(row[key]) if row[key] is not None else "-" for key in
+        table.add_row(*(term(row[key]) if row[key] is not None else "-" for key in
                         ("id", "name", "status", "planned", "outcomes", "errors", "started", "seconds")))  # fmt: skip
     console = Console()
     if not console.is_terminal:

@@ -12,9 +12,11 @@ import json
 import re
 from typing import Any
 
+from replay.reports.escape import clip, term, visible
 from replay.types import ARM_CANDIDATE
 
 MAX_MESSAGE_CHARS = 600
+MAX_ERROR_CHARS = 2_000
 
 
 def diff_texts(old: str, new: str) -> tuple[Any, Any]:
@@ -39,19 +41,19 @@ def _answer(row: dict[str, Any] | None) -> str:
     if row is None:
         return "(no answer stored)"
     if row["status"] != "ok":
-        return f"ERROR {row.get('error_class')}: {row.get('error_message')}"
+        return visible(f"ERROR {row.get('error_class')}: " + clip(row.get("error_message") or "", MAX_ERROR_CHARS))
     text = row.get("text") or ""
     if row.get("refusal"):
         text += f"\n(refusal: {row['refusal']})"
     for call in json.loads(row.get("tool_calls_json") or "[]"):
         text += f"\ntool call {call['name']}({call['arguments']})"
-    return text
+    return visible(text, multiline=True)
 
 
 def _facts(row: dict[str, Any] | None) -> str:
     if row is None or row["status"] != "ok":
         return "—"
-    parts = [f"finish {row.get('finish_reason')}"]
+    parts = [f"finish {visible(row.get('finish_reason'))}"]
     if row.get("latency_ms") is not None:
         parts.append(f"{row['latency_ms']:,.0f} ms")
     if row.get("ttft_ms") is not None:
@@ -74,9 +76,9 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
     base_arm = baseline_arm(run)
     out: list[Any] = []
     request_id = measures["request_id"] if measures else next(iter(rows.values()), {}).get("request_id", "?")
-    title = Text(f"{request_id}", style="bold")
+    title = term(request_id, style="bold")
     if metadata:
-        title.append("  " + ", ".join(f"{k}={v}" for k, v in metadata.items()))
+        title.append("  " + visible(", ".join(f"{k}={v}" for k, v in metadata.items())))
     out.append(title)
     for message in request.get("messages") or []:
         content = message.get("content")
@@ -84,7 +86,8 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
             content = json.dumps(content, ensure_ascii=False)
         if len(content) > MAX_MESSAGE_CHARS:
             content = content[:MAX_MESSAGE_CHARS] + " …"
-        out.append(Text(f"{message.get('role', '?')}: ", style="bold").append(content, style=""))
+        role = term(f"{message.get('role', '?')}: ", style="bold")
+        out.append(role.append(visible(content, multiline=True)))
     if request.get("response_format"):
         out.append(Text(f"response_format: {json.dumps(request['response_format'])[:200]}"))
     base_row, cand_row = rows.get(base_arm), rows.get(ARM_CANDIDATE)
@@ -92,8 +95,8 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
     left, right = diff_texts(left_text, right_text)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
     cand_model = (run.scenario.get("candidate") or {}).get("model", "")
-    table.add_column(f"Baseline ({base_arm})", ratio=1)
-    table.add_column(f"Candidate ({cand_model})", ratio=1)
+    table.add_column(term(f"Baseline ({base_arm})"), ratio=1)
+    table.add_column(term(f"Candidate ({cand_model})"), ratio=1)
     table.add_row(left, right)
     table.add_row(Text(_facts(base_row), style="dim"), Text(_facts(cand_row), style="dim"))
     out.append(table)
@@ -101,5 +104,6 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
         facts = [f"divergence {measures.get('divergence', 0):.2f}"]
         if measures.get("similarity") is not None:
             facts.append(f"similarity {measures['similarity']:.3f}")
-        out.append(Text(", ".join(facts) + (": " + "; ".join(measures.get("reasons") or []) if measures.get("reasons") else "")))
+        reasons = measures.get("reasons") or []
+        out.append(term(", ".join(facts) + (": " + "; ".join(reasons) if reasons else "")))
     return out

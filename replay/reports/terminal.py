@@ -1,4 +1,8 @@
-"""The terminal report: rich tables, legible with NO_COLOR and at 80 columns."""
+"""The terminal report: rich tables, legible with NO_COLOR and at 80 columns.
+
+Text from the run (ids, segment values, reasons, names) goes in as :func:`term` text: never
+parsed as markup, its control characters shown as escapes.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
+from replay.reports.escape import term
 
 TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": False}
 """Columns one space apart (the box's own separator), so the gate table fits 80 columns."""
@@ -24,7 +29,7 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
     header.add_column(style="bold")
     header.add_column()
     for label, text in fmt.header_items(evaluation):
-        header.add_row(label, text)
+        header.add_row(label, term(text))
     out.append(header)
     out.append(Text(""))
     verdict = Text("Verdict: ", style="bold")
@@ -38,11 +43,12 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
     gates.add_column("Status", no_wrap=True)
     for result in evaluation.decision.results:
         cells = fmt.gate_cells(result)
-        gates.add_row(*[cells[k] for k in ("label", "delta", "ci", "threshold", "n")],
+        label = term(cells["gate"]).append(f"\n{cells['baseline']} → {cells['candidate']}")
+        gates.add_row(label, *[cells[k] for k in ("delta", "ci", "threshold", "n")],
                       Text(cells["status"], style=STATUS_STYLE.get(result.status, "")))  # fmt: skip
     out.append(gates)
     for note in fmt.gate_notes(evaluation):
-        out.append(Text(f"  • {note}"))
+        out.append(term(f"  • {note}"))
 
     metrics = Table(title="Metrics (candidate vs baseline)", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
     metrics.add_column("Metric", overflow="fold", min_width=20)
@@ -53,17 +59,17 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
         metrics.add_row(*[cells[k] for k in ("metric", "n", "baseline", "candidate", "delta", "ci")])
     out.append(metrics)
     for line in fmt.summary_lines(evaluation):
-        out.append(Text(f"  {line}"))
+        out.append(term(f"  {line}"))
 
     for key, values in evaluation.segments.items():
-        table = Table(title=f"Segments by {key} (Δ = candidate - baseline)", box=box.SIMPLE_HEAD,
+        table = Table(title=term(f"Segments by {key} (Δ = candidate - baseline)"), box=box.SIMPLE_HEAD,
                       title_justify="left", **TABLE)  # fmt: skip
-        table.add_column(key)
+        table.add_column(term(key))
         table.add_column("n", justify="right")
         for name in SEGMENT_METRICS:
             table.add_column(fmt.SHORT_NAMES[name], justify="right")
         for value, metrics_by_name in values.items():
-            table.add_row(value, f"{metrics_by_name['error_rate'].n:,}",
+            table.add_row(term(value), f"{metrics_by_name['error_rate'].n:,}",
                           *[fmt.segment_cell(name, metrics_by_name[name]) for name in SEGMENT_METRICS])  # fmt: skip
         out.append(table)
 
@@ -73,9 +79,9 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
         table.add_column("Score", justify="right")
         table.add_column("Why")
         for item in evaluation.disagreements[:top]:
-            table.add_row(item.request_id, f"{item.divergence:.2f}", "; ".join(item.reasons))
+            table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)))
         out.append(table)
-        out.append(Text(f"  replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side"))
+        out.append(term(f"  replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side"))
     if evaluation.reviews is not None:
-        out.append(Text(f"  {fmt.review_line(evaluation)}"))
+        out.append(term(f"  {fmt.review_line(evaluation)}"))
     return out
