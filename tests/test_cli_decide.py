@@ -468,6 +468,23 @@ def assert_inert(text):
     assert not UNSAFE.findall(text), text
 
 
+def test_disagreements_print_hostile_ids_and_segments_as_text(hostile):
+    result = invoke("disagreements", "hostile-run", "--store", hostile, env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == (
+        "\n"
+        " #   Request                      Segment                       Score   Why\n"
+        " " + "─" * 98 + "\n"
+        " 1   id-\\x1b[31mred\\x1b[0m|<b>`   category=[blink]bill\\x1b]0   100.00   candidate failed\n"
+        "     x`</b>                       ;pwned\\x07|<i>ing</i>\\n*x*            (http_error), baseline\n"
+        "                                                                        answered\n"
+        " 2   [bold red]inj[/bold red]     category=[blink]bill\\x1b]0    15.55   text similarity 0.32;\n"
+        "                                  ;pwned\\x07|<i>ing</i>\\n*x*            finish reason stop →\n"
+        "                                                                        stop\\x1b[1m\n"
+        "\n"
+    )
+
+
 def test_terminal_commands_print_hostile_text_as_text(hostile):
     """The whole outputs are in the layout tests; here: no markup runs, no escape reaches the terminal."""
     cases = {("disagreements", "hostile-run"): ["[bold red]inj[/bold red]", "id-\\x1b[31mred\\x1b[0m|<b>"],
@@ -535,3 +552,14 @@ def test_an_error_quoting_hostile_text_is_one_inert_line(hostile):
     result = invoke("show", "nosuch\x1b[2J", "x", "--store", hostile)
     assert result.exit_code == 2
     assert result.stderr == f"Error: {hostile}: no run 'nosuch\\x1b[2J' (see 'replay runs')\n"
+
+
+# --- layout -------------------------------------------------------------------------------
+
+
+def test_gate_notes_wrap_under_their_text_at_80_columns(store):
+    lines = invoke("gate", RUN, "--store", store, env={"COLUMNS": "80"}).stdout.splitlines()
+    notes = lines[lines.index(next(line for line in lines if line.startswith("  • "))):]
+    assert len(notes) > 2  # a note wrapped
+    assert all(line.startswith("  • ") or line.startswith("    ") and line.strip() for line in notes), notes
+    assert [line for line in lines if line != line.rstrip()] == []

@@ -178,13 +178,8 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
     gates = load_gates_for_run(gates_file, store, run_ref)
     evaluation = evaluate(store, run_ref, gates)
     out = console()
-    for renderable in render("terminal", evaluation)[:4]:  # header, blank, verdict, gate table
+    for renderable in render("terminal", evaluation, gates_only=True):
         out.print(renderable)
-    from replay.reports import format as fmt
-    from replay.reports.escape import term
-
-    for note in fmt.gate_notes(evaluation):
-        out.print(term(f"  • {note}"))
     write_reports(evaluation, files["report_json"], files["report_md"], files["report_junit"])
     ctx.exit(evaluation.decision.exit_code)
 
@@ -204,7 +199,7 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
       replay disagreements latest --segment category=billing
     """
     from replay.evaluate import measure_table, settings_for, top_disagreements
-    from replay.reports.escape import term, visible
+    from replay.reports.escape import visible
 
     store = open_store(store_path)
     run = store.get_run(run_ref)
@@ -232,13 +227,17 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
     from rich import box
     from rich.table import Table
 
+    from replay.reports.escape import term
+    from replay.reports.terminal import Trimmed
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("#", "Request", "Segment", "Score", "Why"):
-        table.add_column(name, justify="right" if name in ("#", "Score") else "left")
+        table.add_column(name, justify="right" if name in ("#", "Score") else "left",
+                         overflow="fold" if name in ("Request", "Segment") else "ellipsis")  # fmt: skip
     for rank, item in enumerate(items, 1):
         table.add_row(str(rank), term(item.request_id), term(item.segment), f"{item.divergence:.2f}",
                       term("; ".join(item.reasons)))  # fmt: skip
-    console().print(table)
+    console().print(Trimmed(table))
 
 
 @click.command(name="show")
