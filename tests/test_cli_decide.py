@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from replay.cli import cli
+from replay.reports.show import LEGEND
 from replay.types import LogRecord
 from stored_runs import ESC_ID, HOSTILE_ID, golden_run, hostile_run, outcome, scenario_snapshot
 
@@ -361,7 +362,8 @@ def test_show_json_pair(store):
     answer = '{"category": "billing", "order_id": "1000", "urgent": true}'
     assert out.count(answer) == 2  # unchanged on both sides
     assert "{+```json" in out and "```+}" in out  # the fences the candidate added
-    assert "[-" not in out  # nothing was removed
+    assert "[-" not in out.replace(LEGEND, "")  # nothing was removed
+    assert LEGEND in out
     assert "divergence 51.85, similarity 0.908: JSON valid → invalid; text similarity 0.91" in out
 
 
@@ -483,6 +485,43 @@ def test_disagreements_print_hostile_ids_and_segments_as_text(hostile):
         "                                                                        stop\\x1b[1m\n"
         "\n"
     )
+
+
+def test_show_prints_hostile_prompts_and_answers_as_text(hostile):
+    result = invoke("show", "hostile-run", HOSTILE_ID, "--store", hostile, env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == (
+        "[bold red]inj[/bold red]  category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*\n"
+        "user: say \\x1b[2J[bold]hi[/bold]\\x1b]0;pwned\\x07\n"
+        "\n"
+        " Baseline (logged)                                  Candidate ([red]cand\\x9b31m\\u202emodel)\n"
+        " " + "─" * 98 + "\n"
+        " [-fine-] [-\\x1b]0;pwned\\x07answer-]                {+other+}\n"
+        "                                                    {+\\x1b[2J[link=http://x]answer[/link]\\x9b2J+}\n"
+        " finish stop, 500 ms, TTFT 167 ms, tokens 20 in,    finish stop\\x1b[1m, 400 ms, TTFT 133 ms, tokens\n"
+        " 10 out, $0.00100                                   20 in, 10 out, $0.00100\n"
+        "\n"
+        f"{LEGEND}\n"
+        "divergence 15.55, similarity 0.323: text similarity 0.32; finish reason stop → stop\\x1b[1m\n"
+    )
+
+
+def test_show_prints_an_error_as_an_error_not_as_a_diff(hostile):
+    result = invoke("show", "hostile-run", ESC_ID, "--store", hostile, env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == (
+        "id-\\x1b[31mred\\x1b[0m|<b>`x`</b>  category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*\n"
+        "user: say \\x1b[2J[bold]hi[/bold]\\x1b]0;pwned\\x07\n"
+        "\n"
+        " Baseline (logged)                                  Candidate ([red]cand\\x9b31m\\u202emodel)\n"
+        " " + "─" * 98 + "\n"
+        " base [i]answer[/i]                                 ERROR http_error: upstream said\n"
+        "                                                    [bold]no[/bold]\\x1b[2J\\x00|<br>\\nline two\n"
+        " finish stop, 500 ms, TTFT 167 ms, tokens 20 in,    —\n"
+        " 10 out, $0.00100\n"
+        "\n"
+        "divergence 100.00: candidate failed (http_error), baseline answered\n"
+    )  # no [- -] / {+ +} markers, and so no legend
 
 
 def test_terminal_commands_print_hostile_text_as_text(hostile):
