@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import sqlite3
 
 import pytest
@@ -120,7 +121,7 @@ def test_fatal_answers_stop_the_run(server, tmp_path, store_path, directive, nee
     result = adhoc(server, log, store_path, "--concurrency", 1)
     assert result.exit_code == 3
     assert needle in result.stderr and "not retrying" in result.stderr
-    assert "resume with: replay run --resume" in result.stderr
+    assert re.search(r"^run (\S+): failed; resume with:\n  replay run --resume \1 --store \S+\n", result.stderr, re.M)
     assert server.stats.requests == 1  # stopped at once, no retry
     assert "a" not in results(store_path)  # not stored: a resume re-sends it
     assert run_row(store_path)[1] == "failed"

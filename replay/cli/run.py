@@ -109,10 +109,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, sk
     try:
         summary = engine.run()
     except RunIncomplete as exc:
-        resume_cmd = f"replay run --resume {exc.run_id}"
-        if store_path != DEFAULT_STORE:
-            resume_cmd += f" --store {shlex.quote(store_path)}"
-        click.echo(f"run {exc.run_id}: {exc.status}; resume with: {resume_cmd}", err=True)
+        click.echo(resume_hint(exc.run_id, exc.status, store_path), err=True)
         raise
     if summary.invalid_lines:
         click.echo(f"skipped {summary.invalid_lines} invalid log line(s)", err=True)
@@ -129,6 +126,15 @@ def decide_and_report(store: Any, run_id: str, report_json: str | None, report_m
     print_terminal(evaluation)
     write_reports(evaluation, report_json, report_md, report_junit)
     return evaluation.decision.exit_code
+
+
+def resume_hint(run_id: str | None, status: str, store_path: str) -> str:
+    """Two lines: what happened, then the command on a line of its own, so that neither a
+    narrow terminal nor a triple-click breaks the run id or the command."""
+    command = f"replay run --resume {run_id}"
+    if store_path != DEFAULT_STORE:
+        command += f" --store {shlex.quote(store_path)}"
+    return f"run {run_id}: {status}; resume with:\n  {command}"
 
 
 def _summary_text(store: Any, summary: Any, store_path: str) -> str:
