@@ -540,6 +540,25 @@ def test_terminal_commands_print_hostile_text_as_text(hostile):
             assert text in result.stdout, (args, text)
 
 
+def test_report_terminal_and_gate_print_hostile_names_as_text(hostile):
+    result = invoke("report", "hostile-run", "--store", hostile)
+    assert result.exit_code == 0
+    assert_inert(result.stdout)
+    out = result.stdout
+    assert "Run        hostile-run ([bold]nm\\x1b[5m, completed)\n" in out
+    assert "Candidate  [red]cand\\x9b31m\\u202emodel\n" in out
+    assert "error_rate [category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*]" in out
+    assert "\n[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x* 2 +50.0 pt " in out  # the segment table's row
+    assert "\nid-\\x1b[31mred\\x1b[0m|<b>`x`</b> 100.00 candidate failed (http_error), baseline answered\n" in out
+    assert "\n[bold red]inj[/bold red]          15.55 text similarity 0.32; finish reason stop → stop\\x1b[1m\n" in out
+    gate = invoke("gate", "hostile-run", "--store", hostile)
+    assert gate.exit_code == 1
+    assert_inert(gate.stdout)
+    assert gate.stdout.endswith(
+        "  • error_rate [category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*]: inconclusive, interval straddles 0.5\n"
+    )
+
+
 def markdown_rows(text, heading):
     section = text.split(f"### {heading}\n\n", 1)[1].split("\n\n", 1)[0]
     return section.splitlines()
@@ -594,6 +613,14 @@ def test_an_error_quoting_hostile_text_is_one_inert_line(hostile):
 
 
 # --- layout -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["report", "gate", "disagreements"])
+def test_usage_shows_run_as_optional(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == f"Usage: cli {command} [OPTIONS] [RUN]"  # CliRunner names it cli
+    assert "'latest', the default" in flat(result.stdout)
 
 
 def test_gate_notes_wrap_under_their_text_at_80_columns(store):

@@ -123,7 +123,7 @@ def load_gates_file(path: str) -> Any:
 
 
 @click.command(name="report")
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--format", "fmt", type=click.Choice(["terminal", "markdown", "json", "junit"]), default="terminal",
               show_default=True, help="Output format (to stdout).")  # fmt: skip
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False), help="Decide with the gates of this YAML file.")
@@ -132,7 +132,7 @@ def load_gates_file(path: str) -> Any:
 @store_option
 def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | None, store_path: str,
                    **files: Any) -> None:  # fmt: skip
-    """Render the report of a stored run (RUN: an id, a prefix or 'latest').
+    """Render the report of a stored run (RUN: an id, a prefix or 'latest', the default).
 
     \b
     Examples:
@@ -154,14 +154,15 @@ def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | No
 
 
 @click.command(name="gate")
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML file with a 'gates:' list (a scenario works too); default: the run's own gates.")  # fmt: skip
 @report_file_options
 @store_option
 @click.pass_context
 def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store_path: str, **files: Any) -> None:
-    """Re-decide a stored run against gates, without a single API call.
+    """Re-decide a stored run (RUN: an id, a prefix or 'latest', the default) against gates,
+    without a single API call.
 
     Exit code 0 for PASS, 1 for FAIL, and for INCONCLUSIVE what on_inconclusive says
     (default: 1).
@@ -185,13 +186,14 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
 
 
 @click.command(name="disagreements")
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--segment", help="Only this segment: key=value, or a value of the run's segment_by key.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
 @store_option
 def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: bool, store_path: str) -> None:
-    """List the pairs that diverge most sharply, most divergent first.
+    """List the pairs of a stored run (RUN: an id, a prefix or 'latest', the default) that
+    diverge most sharply, most divergent first.
 
     \b
     Examples:
