@@ -1,6 +1,7 @@
 """Progress for ``replay run``: a live rich bar on a terminal, plain lines elsewhere.
 
-Everything here goes to stderr, so stdout stays clean for data.
+Everything here goes to stderr, so stdout stays clean for data. Warnings may quote an
+endpoint (a model name, an error message): they are escaped like any report text.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sys
 import time
 from typing import IO
 
+from replay.reports.escape import markup, visible
 from replay.runner import Reporter
 from replay.types import Outcome
 
@@ -30,7 +32,7 @@ class PlainReporter(Reporter):
         self.errors += outcome.status != "ok"
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=self.stream)
+        print(f"warning: {visible(message)}", file=self.stream)
 
 
 class RichReporter(Reporter):
@@ -47,34 +49,45 @@ class RichReporter(Reporter):
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:>6.1f} req/s"),
             TextColumn("errors {task.fields[errors]}"),
-            TextColumn("${task.fields[spent]:.4f}"),
+            TextColumn("{task.fields[spent]}"),
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
         )
         self.task = None
+        self.unpriced = False
         self.errors = 0
         self.done = 0
         self.t0 = time.monotonic()
 
     def start(self, run_id: str, planned: int, to_send: int, resumed: bool) -> None:
-        self.console.print(f"{'resuming' if resumed else 'run'} [bold]{run_id}[/]: {planned} sampled requests, {to_send} to send")
+        verb = "resuming" if resumed else "run"
+        self.console.print(f"{verb} [bold]{markup(run_id)}[/]: {planned} sampled requests, {to_send} to send")
         self.progress.start()
-        self.task = self.progress.add_task("replaying", total=to_send, rate=0.0, errors=0, spent=0.0)
+        self.task = self.progress.add_task("replaying", total=to_send, rate=0.0, errors=0, spent="$0.0000")
         self.t0 = time.monotonic()
 
     def outcome(self, outcome: Outcome, spent_usd: float) -> None:
         self.done += 1
         self.errors += outcome.status != "ok"
+        self.unpriced = self.unpriced or (outcome.status == "ok" and outcome.cost_usd is None)
         rate = self.done / max(time.monotonic() - self.t0, 1e-6)
         if self.task is not None:
-            self.progress.update(self.task, advance=1, rate=rate, errors=self.errors, spent=spent_usd)
+            self.progress.update(self.task, advance=1, rate=rate, errors=self.errors,
+                                 spent=spend_text(spent_usd, self.unpriced))  # fmt: skip
 
     def warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {message}")
+        self.console.print(f"[yellow]warning:[/] {markup(message)}")
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def spend_text(spent_usd: float, unpriced: bool) -> str:
+    """The spend so far; an answer from a model without a price makes it unknown, not $0."""
+    if not unpriced:
+        return f"${spent_usd:.4f}"
+    return f"${spent_usd:.4f} + unknown" if spent_usd else "spend unknown"
 
 
 def make_reporter(quiet: bool) -> Reporter:

@@ -59,3 +59,44 @@ def golden_run(store_path, run_id="golden-run", n=120, **decision_keys):
     store.add_cases(run_id, cases)
     store.add_outcomes(run_id, outcomes)
     return store
+
+
+HOSTILE_ID = "[bold red]inj[/bold red]"
+ESC_ID = "id-\x1b[31mred\x1b[0m|<b>`x`</b>"
+HOSTILE_SEGMENT = "[blink]bill\x1b]0;pwned\x07|<i>ing</i>\n*x*"
+CLEAR = "\x1b[2J"
+OSC_TITLE = "\x1b]0;pwned\x07"
+
+
+def hostile_run(store_path, run_id="hostile-run"):
+    """A run whose logged text and endpoint answers try to inject markup, escapes and Markdown.
+
+    The run name, the candidate model, ids, a segment value, answers, an error message and a
+    finish reason all carry rich markup, ESC/OSC/C1 sequences, a bidi override, ``|``, ``<``
+    and a line break; renderers must show them as inert text."""
+    snapshot = scenario_snapshot(segment_by="category", critical_segments=[], gates=[
+        {"metric": "error_rate", "max_delta": 0.5, "segment": f"category={HOSTILE_SEGMENT}"}])
+    snapshot["name"] = "[bold]nm\x1b[5m"
+    snapshot["candidate"]["model"] = "[red]cand\x9b31m\u202emodel"
+    store = Store(str(store_path))
+    store.create_run(run_id, snapshot["name"], snapshot, "h")
+    store.db.execute("UPDATE runs SET started_at = 1764000000, ended_at = 1764000060, status = 'completed',"
+                     " planned = 3 WHERE id = ?", (run_id,))  # fmt: skip
+    request = {"model": "gpt-4o", "messages": [{"role": "user", "content": f"say {CLEAR}[bold]hi[/bold]{OSC_TITLE}"}]}
+    cases = [(0, LogRecord(HOSTILE_ID, request, metadata={"category": HOSTILE_SEGMENT})),
+             (1, LogRecord(ESC_ID, request, metadata={"category": HOSTILE_SEGMENT})),
+             (2, LogRecord("plain", request, metadata={"category": "plain"}))]  # fmt: skip
+    error = Outcome(ESC_ID, "candidate", "error", None, (), {}, 500, "http_error",
+                    f"upstream said [bold]no[/bold]{CLEAR}\x00|<br>\nline two")  # fmt: skip
+    outcomes = [
+        outcome(HOSTILE_ID, "logged", f"fine {OSC_TITLE}answer", 500),
+        outcome(HOSTILE_ID, "candidate", f"other {CLEAR}[link=http://x]answer[/link]\x9b2J", 400,
+                finish="stop\x1b[1m"),
+        outcome(ESC_ID, "logged", "base [i]answer[/i]", 500),
+        error,
+        outcome("plain", "logged", "same", 500),
+        outcome("plain", "candidate", "same", 400),
+    ]
+    store.add_cases(run_id, cases)
+    store.add_outcomes(run_id, outcomes)
+    return store

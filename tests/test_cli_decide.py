@@ -15,8 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from replay.cli import cli
+from replay.reports.show import LEGEND
 from replay.types import LogRecord
-from stored_runs import golden_run, outcome, scenario_snapshot
+from stored_runs import ESC_ID, HOSTILE_ID, golden_run, hostile_run, outcome, scenario_snapshot
 
 RUN = "golden-run"
 GATE_KEYS = {"metric", "threshold", "baseline", "candidate", "delta", "ci", "n", "status"}
@@ -367,7 +368,8 @@ def test_show_json_pair(store):
     answer = '{"category": "billing", "order_id": "1000", "urgent": true}'
     assert out.count(answer) == 2  # unchanged on both sides
     assert "{+```json" in out and "```+}" in out  # the fences the candidate added
-    assert "[-" not in out  # nothing was removed
+    assert "[-" not in out.replace(LEGEND, "")  # nothing was removed
+    assert LEGEND in out
     assert "divergence 51.85, similarity 0.908: JSON valid → invalid; text similarity 0.91" in out
 
 
@@ -456,3 +458,181 @@ def test_a_gates_file_segment_the_run_cannot_resolve_names_the_file_and_key(tmp_
     assert result.stderr == (
         f"Error: {gates}: gates[0].segment: segment 'vip': write it as key=value (no segment_by is set)\n"
     )
+
+
+# --- text from logs and endpoints is data (tests/stored_runs.py: hostile_run) ----------------
+
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    hostile_run(tmp_path / "h.db")
+    return str(tmp_path / "h.db")
+
+
+def assert_inert(text):
+    """No raw escape, C1 or bidi control reaches the output (line breaks do)."""
+    assert not UNSAFE.findall(text), text
+
+
+def test_disagreements_print_hostile_ids_and_segments_as_text(hostile):
+    result = invoke("disagreements", "hostile-run", "--store", hostile, env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == (
+        "\n"
+        " #   Request                      Segment                       Score   Why\n"
+        " " + "─" * 98 + "\n"
+        " 1   id-\\x1b[31mred\\x1b[0m|<b>`   category=[blink]bill\\x1b]0   100.00   candidate failed\n"
+        "     x`</b>                       ;pwned\\x07|<i>ing</i>\\n*x*            (http_error), baseline\n"
+        "                                                                        answered\n"
+        " 2   [bold red]inj[/bold red]     category=[blink]bill\\x1b]0    15.55   text similarity 0.32;\n"
+        "                                  ;pwned\\x07|<i>ing</i>\\n*x*            finish reason stop →\n"
+        "                                                                        stop\\x1b[1m\n"
+        "\n"
+    )
+
+
+def test_show_prints_hostile_prompts_and_answers_as_text(hostile):
+    result = invoke("show", "hostile-run", HOSTILE_ID, "--store", hostile, env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == (
+        "[bold red]inj[/bold red]  category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*\n"
+        "user: say \\x1b[2J[bold]hi[/bold]\\x1b]0;pwned\\x07\n"
+        "\n"
+        " Baseline (logged)                                  Candidate ([red]cand\\x9b31m\\u202emodel)\n"
+        " " + "─" * 98 + "\n"
+        " [-fine-] [-\\x1b]0;pwned\\x07answer-]                {+other+}\n"
+        "                                                    {+\\x1b[2J[link=http://x]answer[/link]\\x9b2J+}\n"
+        " finish stop, 500 ms, TTFT 167 ms, tokens 20 in,    finish stop\\x1b[1m, 400 ms, TTFT 133 ms, tokens\n"
+        " 10 out, $0.00100                                   20 in, 10 out, $0.00100\n"
+        "\n"
+        f"{LEGEND}\n"
+        "divergence 15.55, similarity 0.323: text similarity 0.32; finish reason stop → stop\\x1b[1m\n"
+    )
+
+
+def test_show_prints_an_error_as_an_error_not_as_a_diff(hostile):
+    result = invoke("show", "hostile-run", ESC_ID, "--store", hostile, env={"COLUMNS": "100"})
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == (
+        "id-\\x1b[31mred\\x1b[0m|<b>`x`</b>  category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*\n"
+        "user: say \\x1b[2J[bold]hi[/bold]\\x1b]0;pwned\\x07\n"
+        "\n"
+        " Baseline (logged)                                  Candidate ([red]cand\\x9b31m\\u202emodel)\n"
+        " " + "─" * 98 + "\n"
+        " base [i]answer[/i]                                 ERROR http_error: upstream said\n"
+        "                                                    [bold]no[/bold]\\x1b[2J\\x00|<br>\\nline two\n"
+        " finish stop, 500 ms, TTFT 167 ms, tokens 20 in,    —\n"
+        " 10 out, $0.00100\n"
+        "\n"
+        "divergence 100.00: candidate failed (http_error), baseline answered\n"
+    )  # no [- -] / {+ +} markers, and so no legend
+
+
+def test_terminal_commands_print_hostile_text_as_text(hostile):
+    """The whole outputs are in the layout tests; here: no markup runs, no escape reaches the terminal."""
+    cases = {("disagreements", "hostile-run"): ["[bold red]inj[/bold red]", "id-\\x1b[31mred\\x1b[0m|<b>"],
+             ("show", "hostile-run", HOSTILE_ID): ["say \\x1b[2J[bold]hi[/bold]\\x1b]0;pwned\\x07", "stop\\x1b[1m"],
+             ("show", "hostile-run", ESC_ID): ["[bold]no[/bold]\\x1b[2J\\x00|<br>\\nline two"],
+             ("report", "hostile-run"): ["Candidate  [red]cand\\x9b31m\\u202emodel", "[blink]bill\\x1b]0;pwned"],
+             ("gate", "hostile-run"): ["error_rate [category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*]: inconclusive"],
+             ("runs",): ["[bold]nm\\x1b[5m"]}  # fmt: skip
+    for args, shown in cases.items():
+        result = invoke(*args, "--store", hostile)
+        assert result.exit_code == (1 if args[0] == "gate" else 0)
+        assert_inert(result.stdout)
+        for text in shown:
+            assert text in result.stdout, (args, text)
+
+
+def test_report_terminal_and_gate_print_hostile_names_as_text(hostile):
+    result = invoke("report", "hostile-run", "--store", hostile)
+    assert result.exit_code == 0
+    assert_inert(result.stdout)
+    out = result.stdout
+    assert "Run        hostile-run ([bold]nm\\x1b[5m, completed)\n" in out
+    assert "Candidate  [red]cand\\x9b31m\\u202emodel\n" in out
+    assert "error_rate [category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*]" in out
+    assert "\n[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x* 2 +50.0 pt " in out  # the segment table's row
+    assert "\nid-\\x1b[31mred\\x1b[0m|<b>`x`</b> 100.00 candidate failed (http_error), baseline answered\n" in out
+    assert "\n[bold red]inj[/bold red]          15.55 text similarity 0.32; finish reason stop → stop\\x1b[1m\n" in out
+    gate = invoke("gate", "hostile-run", "--store", hostile)
+    assert gate.exit_code == 1
+    assert_inert(gate.stdout)
+    assert gate.stdout.endswith(
+        "  • error_rate [category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*]: inconclusive, n=2 is below the minimum "
+        "of 10 (score intervals are used from 10 pairs on)\n"
+    )
+
+
+def markdown_rows(text, heading):
+    section = text.split(f"### {heading}\n\n", 1)[1].split("\n\n", 1)[0]
+    return section.splitlines()
+
+
+def test_report_markdown_escapes_hostile_cells(hostile):
+    text = invoke("report", "hostile-run", "--store", hostile, "--format", "markdown").stdout
+    assert_inert(text)
+    assert "**Run:** hostile-run (\\[bold\\]nm\\\\x1b\\[5m, completed)  \n" in text
+    assert "**Candidate:** \\[red\\]cand\\\\x9b31m\\\\u202emodel  \n" in text
+    assert markdown_rows(text, "Top disagreements")[2:] == [
+        "| ``id-\\x1b[31mred\\x1b[0m\\|<b>`x`</b>`` | 100.00 | candidate failed (http_error), baseline answered |",
+        "| `[bold red]inj[/bold red]` | 15.55 | text similarity 0.32; finish reason stop → stop\\\\x1b\\[1m |",
+    ]
+    assert markdown_rows(text, "Segments by `category`")[2] == (
+        "| \\[blink\\]bill\\\\x1b\\]0;pwned\\\\x07\\|&lt;i&gt;ing&lt;/i&gt;\\\\n\\*x\\* | 2 | +50.0 pt | — | 0.323 | -100 ms |"
+    )
+    gates = markdown_rows(text, "Gates")
+    assert gates[2].startswith("| `error_rate [category=[blink]bill\\x1b]0;pwned\\x07\\|<i>ing</i>\\n*x*]` | 0.0% |")
+    for table in ("Gates", "Top disagreements", "Segments by `category`"):  # every row has the header's cells
+        rows = markdown_rows(text, table)
+        assert {len(re.split(r"(?<!\\)\|", row)) for row in rows} == {len(rows[0].split("|"))}
+    note = "- error_rate \\[category=\\[blink\\]bill\\\\x1b\\]0;pwned\\\\x07\\|&lt;i&gt;ing&lt;/i&gt;\\\\n\\*x\\*\\]: inconclusive"
+    assert note in text
+
+
+def test_report_junit_of_hostile_names_is_valid_xml(hostile):
+    text = invoke("report", "hostile-run", "--store", hostile, "--format", "junit").stdout
+    assert_inert(text)
+    suite = ET.fromstring(text.split("\n", 1)[1])
+    assert suite.get("name") == "replay.[bold]nm\\x1b[5m"
+    (case,) = suite.iter("testcase")
+    assert case.get("classname") == "replay.gates.[bold]nm\\x1b[5m"
+    assert case.get("name") == "error_rate [category=[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*]"
+    assert case.find("failure").get("message").startswith(f"INCONCLUSIVE: {case.get('name')}: baseline 0.0%")
+
+
+def test_report_json_keeps_hostile_text_exact_and_escapes_c1(hostile):
+    text = invoke("report", "hostile-run", "--store", hostile, "--format", "json").stdout
+    assert_inert(text)
+    data = json.loads(text)
+    assert data["run"]["name"] == "[bold]nm\x1b[5m"  # JSON is data: the exact text, escaped by JSON
+    assert data["run"]["candidate_model"] == "[red]cand\x9b31m\u202emodel"
+    assert "\\u009b" in text and "\\u202e" in text
+    assert {d["request_id"] for d in data["disagreements"]} == {HOSTILE_ID, ESC_ID}
+
+
+def test_an_error_quoting_hostile_text_is_one_inert_line(hostile):
+    result = invoke("show", "nosuch\x1b[2J", "x", "--store", hostile)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {hostile}: no run 'nosuch\\x1b[2J' (see 'replay runs')\n"
+
+
+# --- layout -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["report", "gate", "disagreements"])
+def test_usage_shows_run_as_optional(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == f"Usage: cli {command} [OPTIONS] [RUN]"  # CliRunner names it cli
+    assert "'latest', the default" in flat(result.stdout)
+
+
+def test_gate_notes_wrap_under_their_text_at_80_columns(store):
+    lines = invoke("gate", RUN, "--store", store, env={"COLUMNS": "80"}).stdout.splitlines()
+    notes = lines[lines.index(next(line for line in lines if line.startswith("  • "))):]
+    assert len(notes) > 2  # a note wrapped
+    assert all(line.startswith("  • ") or line.startswith("    ") and line.strip() for line in notes), notes
+    assert [line for line in lines if line != line.rstrip()] == []

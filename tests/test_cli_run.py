@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import sqlite3
 
 import pytest
@@ -120,7 +121,7 @@ def test_fatal_answers_stop_the_run(server, tmp_path, store_path, directive, nee
     result = adhoc(server, log, store_path, "--concurrency", 1)
     assert result.exit_code == 3
     assert needle in result.stderr and "not retrying" in result.stderr
-    assert "resume with: replay run --resume" in result.stderr
+    assert re.search(r"^run (\S+): failed; resume with:\n  replay run --resume \1 --store \S+\n", result.stderr, re.M)
     assert server.stats.requests == 1  # stopped at once, no retry
     assert "a" not in results(store_path)  # not stored: a resume re-sends it
     assert run_row(store_path)[1] == "failed"
@@ -305,3 +306,41 @@ def test_logs_validate(tmp_path):
         f"{bad}:3: duplicate id 'a' (first at {bad}:1)",
         "Error: 2 invalid line(s), 1 valid record(s)",
     ]
+
+
+def summary_lines(stderr):
+    """The run summary on stderr, the run id masked."""
+    start = stderr.index("\nrun ") + 1 if not stderr.startswith("run ") else 0
+    return re.sub(r"run \S+: ", "run RUN: ", stderr[start:]).splitlines()
+
+
+def test_an_unpriced_model_has_spent_unknown_not_zero(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(3)])
+    result = adhoc(server, log, store_path)  # cand-1 is in no price table
+    assert result.exit_code == 0
+    assert result.stderr.startswith("warning: no price for model 'cand-1': its cost counts as unknown")
+    assert summary_lines(result.stderr) == [
+        "run RUN: completed", "  sampled requests: 3", "  candidate: 3 ok, 0 errors", "  logged: 3 ok, 0 errors",
+        "  spent: unknown (no price for 'cand-1')", f"  store: {store_path}",
+    ]  # fmt: skip
+
+
+def test_a_priced_and_an_unpriced_arm_say_both(make_server, tmp_path, store_path):
+    prod, cand = make_server(latency_ms=5), make_server(latency_ms=5)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(2)])
+    result = invoke("run", "--logs", log, "--baseline", "fresh", "--production-url", prod.base_url,
+                    "--production-model", "prod-1", "--candidate-url", cand.base_url, "--candidate-model", "gpt-4o",
+                    "--store", store_path, "--quiet")  # fmt: skip
+    assert result.exit_code == 0
+    spent = sum(r["cost_usd"] for r in results(store_path).values())
+    assert spent > 0
+    assert f"  spent: ${spent:.4f}, plus an unknown amount for 'prod-1' (no price)" in summary_lines(result.stderr)
+
+
+def test_a_priced_model_has_spent_in_dollars(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(2)])
+    result = invoke("run", "--logs", log, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
+                    "--store", store_path, "--quiet")  # fmt: skip
+    spent = sum(r["cost_usd"] for r in results(store_path).values())
+    assert "warning" not in result.stderr
+    assert f"  spent: ${spent:.4f}" in summary_lines(result.stderr)

@@ -75,7 +75,7 @@ def test_sigterm_marks_the_run_interrupted_and_prints_the_resume_command(make_se
     db = sqlite3.connect(store_path)
     run_id, status = db.execute("SELECT id, status FROM runs").fetchone()
     assert status == "interrupted"
-    assert f"resume with: replay run --resume {run_id} --store {store_path}" in err
+    assert f"run {run_id}: interrupted; resume with:\n  replay run --resume {run_id} --store {store_path}\n" in err
     assert "Traceback" not in err
     result = CliRunner().invoke(cli, ["run", "--resume", run_id, "--store", store_path, "--quiet", "--gates", NO_GATES], catch_exceptions=False)
     assert result.exit_code == 0

@@ -176,3 +176,21 @@ def test_comparisons_that_cannot_be_stored_cost_a_note_not_the_report(tmp_path, 
     again = evaluate(store, "golden-run")
     assert again.notes == () and render("json", again) == first
     assert store.comparisons_with_digest("golden-run", again.settings.compare_digest()) == 30
+
+
+def test_terminal_lines_have_no_trailing_spaces_and_wrapped_notes_hang_under_their_text(tmp_path, monkeypatch):
+    """Continuation lines of a gate note, a summary line or the human-review line are indented
+    under their text, never at column 0; no line ends in the spaces rich pads tables with."""
+    from replay.store import Store
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    golden_run(tmp_path / "r.db")
+    store = Store(str(tmp_path / "r.db"))
+    verdicts = ["candidate"] * 6 + ["baseline"] * 3 + ["tie"] * 3
+    store.add_reviews([("golden-run", f"item-{i}", f"req-{i:03d}", "ann", v, None) for i, v in enumerate(verdicts)])
+    lines = terminal_text(evaluate(store, "golden-run")).splitlines()
+    assert [line for line in lines if line != line.rstrip()] == []
+    review = next(i for i, line in enumerate(lines) if line.startswith("  Human review: candidate win rate 62.5%"))
+    assert lines[review + 1].startswith("  ") and lines[review + 1].strip().endswith("3 ties)")
+    note = next(i for i, line in enumerate(lines) if line.startswith("  • error_rate: inconclusive"))
+    assert lines[note + 1].startswith("    ") and lines[note + 1].strip()

@@ -2,7 +2,8 @@
 
 Library errors (:class:`replay.errors.ReplayError`) become one ``Error: ...`` line on
 stderr with the error's exit code (2 for bad input, 3 for a run that did not
-complete); anything unexpected too, except under pytest or with REPLAY_RAISE_ERRORS,
+complete), its control characters shown as escapes (a message may quote a log or an
+endpoint); anything unexpected too, except under pytest or with REPLAY_RAISE_ERRORS,
 where the traceback is kept so bugs are never hidden.
 """
 
@@ -30,17 +31,18 @@ def _raise_errors() -> bool:
 class ReplayGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from replay.errors import ReplayError
+        from replay.reports.escape import visible
 
         try:
             return super().invoke(ctx)
         except ReplayError as exc:
-            raise ReplayClickError(str(exc), exc.exit_code) from exc
+            raise ReplayClickError(visible(exc), exc.exit_code) from exc
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as exc:
             if _raise_errors():
                 raise
-            raise ReplayClickError(f"unexpected {type(exc).__name__}: {exc}", 1) from exc
+            raise ReplayClickError(visible(f"unexpected {type(exc).__name__}: {exc}"), 1) from exc
 
 
 @click.group(cls=ReplayGroup, context_settings={"help_option_names": ["-h", "--help"]})

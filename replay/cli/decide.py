@@ -38,12 +38,14 @@ def write_reports(evaluation: Any, report_json: str | None, report_md: str | Non
     say the evaluation's notes on stderr."""
     from replay.reports import render
 
+    from replay.reports.escape import visible
+
     for note in evaluation.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {visible(note)}", err=True)
     for path, name in ((report_json, "json"), (report_md, "markdown"), (report_junit, "junit")):
         if path:
             _write(path, render(name, evaluation))
-            click.echo(f"wrote {path}", err=True)
+            click.echo(f"wrote {visible(path)}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
@@ -121,7 +123,7 @@ def load_gates_file(path: str) -> Any:
 
 
 @click.command(name="report")
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--format", "fmt", type=click.Choice(["terminal", "markdown", "json", "junit"]), default="terminal",
               show_default=True, help="Output format (to stdout).")  # fmt: skip
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False), help="Decide with the gates of this YAML file.")
@@ -130,7 +132,7 @@ def load_gates_file(path: str) -> Any:
 @store_option
 def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | None, store_path: str,
                    **files: Any) -> None:  # fmt: skip
-    """Render the report of a stored run (RUN: an id, a prefix or 'latest').
+    """Render the report of a stored run (RUN: an id, a prefix or 'latest', the default).
 
     \b
     Examples:
@@ -152,14 +154,15 @@ def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | No
 
 
 @click.command(name="gate")
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML file with a 'gates:' list (a scenario works too); default: the run's own gates.")  # fmt: skip
 @report_file_options
 @store_option
 @click.pass_context
 def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store_path: str, **files: Any) -> None:
-    """Re-decide a stored run against gates, without a single API call.
+    """Re-decide a stored run (RUN: an id, a prefix or 'latest', the default) against gates,
+    without a single API call.
 
     Exit code 0 for PASS, 1 for FAIL, and for INCONCLUSIVE what on_inconclusive says
     (default: 1).
@@ -176,24 +179,21 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
     gates = load_gates_for_run(gates_file, store, run_ref)
     evaluation = evaluate(store, run_ref, gates)
     out = console()
-    for renderable in render("terminal", evaluation)[:4]:  # header, blank, verdict, gate table
+    for renderable in render("terminal", evaluation, gates_only=True):
         out.print(renderable)
-    from replay.reports import format as fmt
-
-    for note in fmt.gate_notes(evaluation):
-        out.print(f"  • {note}")
     write_reports(evaluation, files["report_json"], files["report_md"], files["report_junit"])
     ctx.exit(evaluation.decision.exit_code)
 
 
 @click.command(name="disagreements")
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--top", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--segment", help="Only this segment: key=value, or a value of the run's segment_by key.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
 @store_option
 def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: bool, store_path: str) -> None:
-    """List the pairs that diverge most sharply, most divergent first.
+    """List the pairs of a stored run (RUN: an id, a prefix or 'latest', the default) that
+    diverge most sharply, most divergent first.
 
     \b
     Examples:
@@ -201,6 +201,7 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
       replay disagreements latest --segment category=billing
     """
     from replay.evaluate import measure_table, settings_for, top_disagreements
+    from replay.reports.escape import visible
 
     store = open_store(store_path)
     run = store.get_run(run_ref)
@@ -223,17 +224,22 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
             message = f"no request has segment {key}={value}"
         else:
             message = "no disagreements: every compared pair" + (f" in {key}={value}" if segment else "") + " matches"
-        click.echo(message, err=True)
+        click.echo(visible(message), err=True)
         return
     from rich import box
     from rich.table import Table
 
+    from replay.reports.escape import term
+    from replay.reports.terminal import Trimmed
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for name in ("#", "Request", "Segment", "Score", "Why"):
-        table.add_column(name, justify="right" if name in ("#", "Score") else "left")
+        table.add_column(name, justify="right" if name in ("#", "Score") else "left",
+                         overflow="fold" if name in ("Request", "Segment") else "ellipsis")  # fmt: skip
     for rank, item in enumerate(items, 1):
-        table.add_row(str(rank), item.request_id, item.segment, f"{item.divergence:.2f}", "; ".join(item.reasons))
-    console().print(table)
+        table.add_row(str(rank), term(item.request_id), term(item.segment), f"{item.divergence:.2f}",
+                      term("; ".join(item.reasons)))  # fmt: skip
+    console().print(Trimmed(table))
 
 
 @click.command(name="show")

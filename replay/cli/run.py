@@ -9,6 +9,7 @@ import click
 
 from replay.cli.decide import print_terminal, report_file_options, write_reports
 from replay.cli.options import open_store, store_option
+from replay.reports.escape import visible
 from replay.store import DEFAULT_STORE
 
 # flag name -> dotted scenario key it overrides
@@ -109,14 +110,11 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, sk
     try:
         summary = engine.run()
     except RunIncomplete as exc:
-        resume_cmd = f"replay run --resume {exc.run_id}"
-        if store_path != DEFAULT_STORE:
-            resume_cmd += f" --store {shlex.quote(store_path)}"
-        click.echo(f"run {exc.run_id}: {exc.status}; resume with: {resume_cmd}", err=True)
+        click.echo(resume_hint(exc.run_id, exc.status, store_path), err=True)
         raise
     if summary.invalid_lines:
         click.echo(f"skipped {summary.invalid_lines} invalid log line(s)", err=True)
-    click.echo(_summary_text(store, summary, store_path), err=True)
+    click.echo(_summary_text(store, summary, store_path, config), err=True)
     ctx.exit(decide_and_report(store, summary.run_id, report_json, report_md, report_junit, gates, on_inconclusive))
 
 
@@ -131,15 +129,45 @@ def decide_and_report(store: Any, run_id: str, report_json: str | None, report_m
     return evaluation.decision.exit_code
 
 
-def _summary_text(store: Any, summary: Any, store_path: str) -> str:
+def resume_hint(run_id: str | None, status: str, store_path: str) -> str:
+    """Two lines: what happened, then the command on a line of its own, so that neither a
+    narrow terminal nor a triple-click breaks the run id or the command."""
+    command = f"replay run --resume {run_id}"
+    if store_path != DEFAULT_STORE:
+        command += f" --store {shlex.quote(store_path)}"
+    return f"run {run_id}: {status}; resume with:\n  {command}"
+
+
+def _summary_text(store: Any, summary: Any, store_path: str, scenario: Any) -> str:
     counts = store.counts(summary.run_id)
     lines = [f"run {summary.run_id}: {summary.status}", f"  sampled requests: {summary.planned}"]
     for arm in sorted(counts):
         ok, errors = counts[arm].get("ok", 0), counts[arm].get("error", 0)
         lines.append(f"  {arm}: {ok} ok, {errors} errors")
-    lines.append(f"  spent: ${summary.spent_usd:.4f}")
+    lines.append(f"  spent: {spent_text(summary.spent_usd, unpriced_models(scenario))}")
     lines.append(f"  store: {store_path}")
-    return "\n".join(lines)
+    return visible("\n".join(lines), multiline=True)
+
+
+def unpriced_models(scenario: Any) -> list[str]:
+    """The models replay sends to that have no price (the run warned about each): their
+    cost is unknown, not $0."""
+    from replay.pricing import PriceTable
+
+    prices = PriceTable(scenario.prices)
+    arms = [scenario.candidate]
+    if scenario.baseline == "fresh" and scenario.production is not None:
+        arms.append(scenario.production)
+    return sorted({arm.model for arm in arms if prices.lookup(arm.model) is None})
+
+
+def spent_text(spent_usd: float, unpriced: list[str]) -> str:
+    if not unpriced:
+        return f"${spent_usd:.4f}"
+    names = ", ".join(f"'{model}'" for model in unpriced)
+    if spent_usd:
+        return f"${spent_usd:.4f}, plus an unknown amount for {names} (no price)"
+    return f"unknown (no price for {names})"
 
 
 COMMANDS = [run_command]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from replay.gates import Gate, GateResult
 from replay.metrics import METRICS, MetricValue
@@ -163,7 +164,8 @@ def segment_cell(name: str, metric: MetricValue) -> str:
     return value(unit, metric.candidate.value)
 
 
-def summary_lines(evaluation: "Evaluation") -> list[str]:  # noqa: F821
+def summary_lines(evaluation: "Evaluation", quote: Callable[[str], str] = str) -> list[str]:  # noqa: F821
+    """One-line summaries under the metrics; ``quote`` escapes the text that comes from the data."""
     lines = []
     cost = evaluation.metrics.get("cost_per_request_usd")
     if cost and cost.n:
@@ -192,7 +194,7 @@ def summary_lines(evaluation: "Evaluation") -> list[str]:  # noqa: F821
     fields = evaluation.metrics.get("key_field_accuracy")
     if fields and fields.n:
         worst = sorted(fields.extra["fields"].items(), key=lambda kv: kv[1].value if kv[1].value is not None else 1)[:3]
-        lines.append("Key fields: " + ", ".join(f"{path} {value('rate', est.value)}" for path, est in worst))
+        lines.append("Key fields: " + ", ".join(f"{quote(path)} {value('rate', est.value)}" for path, est in worst))
     return lines
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from replay import __version__
@@ -111,7 +112,14 @@ def report_data(evaluation: Any, top: int = 20) -> dict[str, Any]:
 
 @register_renderer("json")
 def render_json(evaluation: Any, top: int = 20) -> str:
-    return json.dumps(report_data(evaluation, top), indent=2, ensure_ascii=False, allow_nan=False, default=_finite) + "\n"
+    text = json.dumps(report_data(evaluation, top), indent=2, ensure_ascii=False, allow_nan=False, default=_finite)
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
+
+
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff]")
+"""Characters json.dumps leaves raw with ``ensure_ascii=False`` that a terminal acts on (DEL,
+C1 controls such as CSI) or that reorder what a reader sees (bidi controls); they can only
+occur inside JSON strings, where ``\\uXXXX`` is the same character."""
 
 
 def _finite(value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 FAIL is a <failure>; INCONCLUSIVE is a <failure> too when ``on_inconclusive`` is
 ``fail`` (CI stays strict) and a <skipped> otherwise; SKIPPED gates are <skipped>.
+Text from the run (its name, segment values) goes through :func:`xml`: ElementTree escapes
+markup but writes the control characters XML 1.0 forbids, which no parser reads back.
 """
 
 from __future__ import annotations
@@ -11,20 +13,22 @@ from xml.etree import ElementTree as ET
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
+from replay.reports.escape import xml
 
 
 @register_renderer("junit")
 def render_junit(evaluation: Any) -> str:
     decision = evaluation.decision
-    suite = ET.Element("testsuite", name=f"replay.{evaluation.run.name}")
+    run_name = xml(evaluation.run.name)
+    suite = ET.Element("testsuite", name=f"replay.{run_name}")
     failures = skipped = 0
     for result in decision.results:
         cells = fmt.gate_cells(result)
-        case = ET.SubElement(suite, "testcase", classname=f"replay.gates.{evaluation.run.name}", name=cells["gate"])
-        detail = (f"{cells['gate']}: baseline {cells['baseline']}, candidate {cells['candidate']}, "
+        case = ET.SubElement(suite, "testcase", classname=f"replay.gates.{run_name}", name=xml(cells["gate"]))
+        detail = xml(f"{cells['gate']}: baseline {cells['baseline']}, candidate {cells['candidate']}, "
                   f"delta {cells['delta']}, 95% CI {cells['ci']}, threshold {cells['threshold']}, n {cells['n']}")  # fmt: skip
         if result.note:
-            detail += f"; {result.note}"
+            detail += f"; {xml(result.note)}"
         strict = result.status == "INCONCLUSIVE" and decision.on_inconclusive == "fail"
         if result.status == "FAIL" or strict:
             failures += 1
@@ -40,7 +44,7 @@ def render_junit(evaluation: Any) -> str:
     suite.set("skipped", str(skipped))
     properties = ET.Element("properties")
     for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict)):
-        ET.SubElement(properties, "property", name=name, value=value)
+        ET.SubElement(properties, "property", name=name, value=xml(value))
     suite.insert(0, properties)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

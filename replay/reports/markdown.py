@@ -1,4 +1,8 @@
-"""Markdown for pull-request comments and ``$GITHUB_STEP_SUMMARY``."""
+"""Markdown for pull-request comments and ``$GITHUB_STEP_SUMMARY``.
+
+Text from logs and endpoints (ids, segment values, reasons, names) is escaped, so that it
+cannot end a table row, open HTML, or turn into links or emphasis.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,16 @@ from typing import Any
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
+from replay.reports.escape import md, md_code
 from replay.reports.terminal import SEGMENT_METRICS
 
 ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "SKIPPED": "➖"}
 
 
 def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
+    """A GitHub table; cells come escaped (:func:`md`, :func:`md_code`) where they hold data."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 
 
@@ -24,38 +27,39 @@ def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
 def render_markdown(evaluation: Any, top: int = 10) -> str:
     decision = evaluation.decision
     lines = [f"## replay: {ICONS.get(decision.verdict, '')} {fmt.verdict_line(evaluation)}", ""]
-    lines += [f"**{label}:** {text.replace('|', '/')}  " for label, text in fmt.header_items(evaluation)]
+    lines += [f"**{label}:** {md(text)}  " for label, text in fmt.header_items(evaluation)]
     lines.append("")
     rows = []
     for result in decision.results:
         cells = fmt.gate_cells(result)
-        rows.append([f"`{cells['gate']}`", cells["baseline"], cells["candidate"], cells["delta"], cells["ci"],
+        rows.append([md_code(cells["gate"]), cells["baseline"], cells["candidate"], cells["delta"], cells["ci"],
                      cells["threshold"], cells["n"], f"{ICONS.get(result.status, '')} {result.status}"])  # fmt: skip
     lines += ["### Gates", ""]
     lines += _table(["Gate", "Baseline", "Candidate", "Δ", "95% CI", "Threshold", "n", "Status"], rows, "lrrrrlrl")
     notes = fmt.gate_notes(evaluation)
     if notes:
         lines.append("")
-        lines += [f"- {note}" for note in notes]
+        lines += [f"- {md(note)}" for note in notes]
     lines += ["", "<details><summary>All metrics</summary>", ""]
     rows = []
     for name, metric in evaluation.metrics.items():
         cells = fmt.metric_cells(name, metric)
         rows.append([cells[k] for k in ("metric", "n", "baseline", "candidate", "delta", "ci")])
     lines += _table(["Metric", "n", "Baseline", "Candidate", "Δ", "95% CI"], rows, "lrrrrr")
-    summary = fmt.summary_lines(evaluation)
+    summary = fmt.summary_lines(evaluation, quote=md)
     if summary:
         lines.append("")
         lines += [f"- {line}" for line in summary]
     lines += ["", "</details>"]
     for key, values in evaluation.segments.items():
-        lines += ["", f"### Segments by `{key}`", ""]
-        rows = [[value, f"{m['error_rate'].n:,}", *[fmt.segment_cell(name, m[name]) for name in SEGMENT_METRICS]]
+        lines += ["", f"### Segments by {md_code(key)}", ""]
+        rows = [[md(value), f"{m['error_rate'].n:,}", *[fmt.segment_cell(name, m[name]) for name in SEGMENT_METRICS]]
                 for value, m in values.items()]  # fmt: skip
-        lines += _table([key, "n", *[fmt.SHORT_NAMES[n] for n in SEGMENT_METRICS]], rows, "lr" + "r" * len(SEGMENT_METRICS))
+        lines += _table([md(key), "n", *[fmt.SHORT_NAMES[n] for n in SEGMENT_METRICS]], rows, "lr" + "r" * len(SEGMENT_METRICS))
     if evaluation.disagreements:
         lines += ["", "### Top disagreements", ""]
-        rows = [[f"`{d.request_id}`", f"{d.divergence:.2f}", "; ".join(d.reasons)] for d in evaluation.disagreements[:top]]
+        rows = [[md_code(d.request_id), f"{d.divergence:.2f}", md("; ".join(d.reasons))]
+                for d in evaluation.disagreements[:top]]  # fmt: skip
         lines += _table(["Request", "Score", "Why"], rows, "lrl")
     if evaluation.reviews is not None:
         lines += ["", fmt.review_line(evaluation)]

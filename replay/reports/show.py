@@ -2,7 +2,8 @@
 
 Differences are marked by word: struck through on the baseline side, underlined on
 the candidate side, and also bracketed ``[-removed-]`` / ``{+added+}`` so that they
-stay visible without colour (NO_COLOR, CI logs, copy and paste).
+stay visible without colour (NO_COLOR, CI logs, copy and paste); a one-line legend says
+so. When a side failed, its error is shown as an error, not diffed against an answer.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import json
 import re
 from typing import Any
 
+from replay.reports.escape import clip, term, visible
 from replay.types import ARM_CANDIDATE
 
 MAX_MESSAGE_CHARS = 600
+MAX_ERROR_CHARS = 2_000
+LEGEND = "[-words-] only in the baseline's answer, {+words+} only in the candidate's"
 
 
 def diff_texts(old: str, new: str) -> tuple[Any, Any]:
@@ -35,32 +39,55 @@ def diff_texts(old: str, new: str) -> tuple[Any, Any]:
     return left, right
 
 
-def _answer(row: dict[str, Any] | None) -> str:
-    if row is None:
-        return "(no answer stored)"
-    if row["status"] != "ok":
-        return f"ERROR {row.get('error_class')}: {row.get('error_message')}"
+def _answer(row: dict[str, Any]) -> str:
+    """An answer's text, refusal and tool calls, line breaks kept, controls shown as escapes."""
     text = row.get("text") or ""
     if row.get("refusal"):
         text += f"\n(refusal: {row['refusal']})"
     for call in json.loads(row.get("tool_calls_json") or "[]"):
         text += f"\ntool call {call['name']}({call['arguments']})"
-    return text
+    return visible(text, multiline=True)
+
+
+def _failure(row: dict[str, Any] | None) -> Any:
+    """What stands in for an answer that is not there: an error is shown as an error."""
+    from rich.text import Text
+
+    if row is None:
+        return Text("(no answer stored)", style="dim")
+    text = Text("ERROR ", style="bold red")
+    message = clip(visible(row.get("error_message") or ""), MAX_ERROR_CHARS)
+    return text.append(visible(f"{row.get('error_class')}: ") + message, style="red")
 
 
 def _facts(row: dict[str, Any] | None) -> str:
     if row is None or row["status"] != "ok":
         return "—"
-    parts = [f"finish {row.get('finish_reason')}"]
+    parts = [f"finish {visible(row.get('finish_reason'))}"]
     if row.get("latency_ms") is not None:
         parts.append(f"{row['latency_ms']:,.0f} ms")
     if row.get("ttft_ms") is not None:
         parts.append(f"TTFT {row['ttft_ms']:,.0f} ms")
     if row.get("completion_tokens") is not None:
-        parts.append(f"{row.get('prompt_tokens')}→{row['completion_tokens']} tokens")
+        parts.append(f"tokens {row.get('prompt_tokens')} in, {row['completion_tokens']} out")
     if row.get("cost_usd") is not None:
         parts.append(f"${row['cost_usd']:.5f}")
     return ", ".join(parts)
+
+
+def _answers(base_row: dict[str, Any] | None, cand_row: dict[str, Any] | None) -> tuple[Any, Any, bool]:
+    """The two answer cells, and whether they are a word diff (only when both sides answered:
+    an error message diffed against an answer would mark every word)."""
+    from rich.text import Text
+
+    def answered(row: dict[str, Any] | None) -> bool:
+        return row is not None and row["status"] == "ok"
+
+    if base_row is not None and cand_row is not None and answered(base_row) and answered(cand_row):
+        left, right = diff_texts(_answer(base_row), _answer(cand_row))
+        return left, right, bool(left.spans or right.spans)
+    left, right = (Text(_answer(row)) if row is not None and answered(row) else _failure(row) for row in (base_row, cand_row))
+    return left, right, False
 
 
 def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], rows: dict[str, dict[str, Any]],
@@ -70,13 +97,14 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
     from rich.text import Text
 
     from replay.evaluate import baseline_arm
+    from replay.reports.terminal import Trimmed
 
     base_arm = baseline_arm(run)
     out: list[Any] = []
     request_id = measures["request_id"] if measures else next(iter(rows.values()), {}).get("request_id", "?")
-    title = Text(f"{request_id}", style="bold")
+    title = term(request_id, style="bold")
     if metadata:
-        title.append("  " + ", ".join(f"{k}={v}" for k, v in metadata.items()))
+        title.append("  " + visible(", ".join(f"{k}={v}" for k, v in metadata.items())))
     out.append(title)
     for message in request.get("messages") or []:
         content = message.get("content")
@@ -84,22 +112,25 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
             content = json.dumps(content, ensure_ascii=False)
         if len(content) > MAX_MESSAGE_CHARS:
             content = content[:MAX_MESSAGE_CHARS] + " …"
-        out.append(Text(f"{message.get('role', '?')}: ", style="bold").append(content, style=""))
+        role = term(f"{message.get('role', '?')}: ", style="bold")
+        out.append(role.append(visible(content, multiline=True)))
     if request.get("response_format"):
-        out.append(Text(f"response_format: {json.dumps(request['response_format'])[:200]}"))
+        out.append(term(f"response_format: {json.dumps(request['response_format'])[:200]}"))
     base_row, cand_row = rows.get(base_arm), rows.get(ARM_CANDIDATE)
-    left_text, right_text = _answer(base_row), _answer(cand_row)
-    left, right = diff_texts(left_text, right_text)
+    left, right, diffed = _answers(base_row, cand_row)
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
     cand_model = (run.scenario.get("candidate") or {}).get("model", "")
-    table.add_column(f"Baseline ({base_arm})", ratio=1)
-    table.add_column(f"Candidate ({cand_model})", ratio=1)
+    table.add_column(term(f"Baseline ({base_arm})"), ratio=1, overflow="fold")
+    table.add_column(term(f"Candidate ({cand_model})"), ratio=1, overflow="fold")
     table.add_row(left, right)
     table.add_row(Text(_facts(base_row), style="dim"), Text(_facts(cand_row), style="dim"))
     out.append(table)
+    if diffed:
+        out.append(Text(LEGEND, style="dim"))
     if measures:
         facts = [f"divergence {measures.get('divergence', 0):.2f}"]
         if measures.get("similarity") is not None:
             facts.append(f"similarity {measures['similarity']:.3f}")
-        out.append(Text(", ".join(facts) + (": " + "; ".join(measures.get("reasons") or []) if measures.get("reasons") else "")))
-    return out
+        reasons = measures.get("reasons") or []
+        out.append(term(", ".join(facts) + (": " + "; ".join(reasons) if reasons else "")))
+    return [Trimmed(renderable) for renderable in out]

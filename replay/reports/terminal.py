@@ -1,4 +1,9 @@
-"""The terminal report: rich tables, legible with NO_COLOR and at 80 columns."""
+"""The terminal report: rich tables, legible with NO_COLOR and at 80 columns.
+
+Text from the run (ids, segment values, reasons, names) goes in as :func:`term` text: never
+parsed as markup, its control characters shown as escapes. No line ends in spaces, and a
+wrapped note continues under its text, not at column 0.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
+from replay.reports.escape import term
 
 TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": False}
 """Columns one space apart (the box's own separator), so the gate table fits 80 columns."""
@@ -14,7 +20,16 @@ SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95
 
 
 @register_renderer("terminal")
-def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
+def render_terminal(evaluation: Any, top: int = 5, gates_only: bool = False) -> list[Any]:
+    """The report as rich renderables; ``gates_only``: the header, the verdict and the gates
+    (what ``replay gate`` prints). Every line comes without trailing spaces."""
+    out = _gate_section(evaluation)
+    if not gates_only:
+        out += _metrics_section(evaluation, top)
+    return [Trimmed(renderable) for renderable in out]
+
+
+def _gate_section(evaluation: Any) -> list[Any]:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -24,7 +39,7 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
     header.add_column(style="bold")
     header.add_column()
     for label, text in fmt.header_items(evaluation):
-        header.add_row(label, text)
+        header.add_row(label, term(text))
     out.append(header)
     out.append(Text(""))
     verdict = Text("Verdict: ", style="bold")
@@ -38,12 +53,20 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
     gates.add_column("Status", no_wrap=True)
     for result in evaluation.decision.results:
         cells = fmt.gate_cells(result)
-        gates.add_row(*[cells[k] for k in ("label", "delta", "ci", "threshold", "n")],
+        label = term(cells["gate"]).append(f"\n{cells['baseline']} → {cells['candidate']}")
+        gates.add_row(label, *[cells[k] for k in ("delta", "ci", "threshold", "n")],
                       Text(cells["status"], style=STATUS_STYLE.get(result.status, "")))  # fmt: skip
     out.append(gates)
-    for note in fmt.gate_notes(evaluation):
-        out.append(Text(f"  • {note}"))
+    out += [hanging("  • ", note) for note in fmt.gate_notes(evaluation)]
+    return out
 
+
+def _metrics_section(evaluation: Any, top: int) -> list[Any]:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    out: list[Any] = []
     metrics = Table(title="Metrics (candidate vs baseline)", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
     metrics.add_column("Metric", overflow="fold", min_width=20)
     for name in ("n", "Baseline", "Candidate", "Δ", "95% CI"):
@@ -52,30 +75,72 @@ def render_terminal(evaluation: Any, top: int = 5) -> list[Any]:
         cells = fmt.metric_cells(name, metric)
         metrics.add_row(*[cells[k] for k in ("metric", "n", "baseline", "candidate", "delta", "ci")])
     out.append(metrics)
-    for line in fmt.summary_lines(evaluation):
-        out.append(Text(f"  {line}"))
+    out += [hanging("  ", line) for line in fmt.summary_lines(evaluation)]
 
     for key, values in evaluation.segments.items():
-        table = Table(title=f"Segments by {key} (Δ = candidate - baseline)", box=box.SIMPLE_HEAD,
+        table = Table(title=term(f"Segments by {key} (Δ = candidate - baseline)"), box=box.SIMPLE_HEAD,
                       title_justify="left", **TABLE)  # fmt: skip
-        table.add_column(key)
+        table.add_column(term(key), overflow="fold")
         table.add_column("n", justify="right")
         for name in SEGMENT_METRICS:
             table.add_column(fmt.SHORT_NAMES[name], justify="right")
         for value, metrics_by_name in values.items():
-            table.add_row(value, f"{metrics_by_name['error_rate'].n:,}",
+            table.add_row(term(value), f"{metrics_by_name['error_rate'].n:,}",
                           *[fmt.segment_cell(name, metrics_by_name[name]) for name in SEGMENT_METRICS])  # fmt: skip
         out.append(table)
 
     if evaluation.disagreements:
         table = Table(title="Top disagreements", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
-        table.add_column("Request")
+        table.add_column("Request", overflow="fold")
         table.add_column("Score", justify="right")
         table.add_column("Why")
         for item in evaluation.disagreements[:top]:
-            table.add_row(item.request_id, f"{item.divergence:.2f}", "; ".join(item.reasons))
+            table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)))
         out.append(table)
-        out.append(Text(f"  replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side"))
+        out.append(hanging("  ", f"replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side"))
     if evaluation.reviews is not None:
-        out.append(Text(f"  {fmt.review_line(evaluation)}"))
+        out.append(hanging("  ", fmt.review_line(evaluation)))
     return out
+
+
+def hanging(prefix: str, text: str) -> Any:
+    """``prefix`` then ``text``, its continuation lines indented under the text, not at column 0."""
+    from rich.table import Table
+
+    grid = Table.grid()
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(prefix, term(text))
+    return grid
+
+
+class Trimmed:
+    """A renderable whose lines end without the spaces rich pads them with (a table pads
+    every line to its width): nothing trails in a pipe, a file or a copied selection."""
+
+    def __init__(self, renderable: Any) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.segment import Segment
+
+        for line in console.render_lines(self.renderable, options, pad=False):
+            yield from _rstrip(line)
+            yield Segment.line()
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        return Measurement.get(console, options, self.renderable)
+
+
+def _rstrip(line: list[Any]) -> list[Any]:
+    from rich.segment import Segment
+
+    line = list(line)
+    while line and not line[-1].control and not line[-1].text.rstrip():
+        line.pop()
+    if line and not line[-1].control:
+        last = line[-1]
+        line[-1] = Segment(last.text.rstrip(), last.style, last.control)
+    return line
