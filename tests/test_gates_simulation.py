@@ -307,3 +307,26 @@ def test_every_metric_declares_its_minimum():
     assert floors["error_rate"] == 10 and floors["tokens_out"] == 20
     assert (floors["latency_p50_ms"], floors["latency_p95_ms"], floors["latency_p99_ms"]) == (7, 86, 437)
     assert all(floor >= 7 for floor in floors.values())
+
+
+@pytest.mark.parametrize("correlated", [True, False])
+def test_percentile_relative_bound_false_pass_at_the_margin(correlated):
+    """latency_p95 max_delta_pct 10: the candidate is exactly 10% slower at every quantile, n = 2000."""
+    rng = np.random.default_rng(100 + correlated)
+    base, cand = latencies(rng, 2000, 600, 0.0, correlated)
+    passed = sum(stats.paired_percentiles(b, c * 1.1, (95,))[0][3].high <= 10 for b, c in zip(base, cand))
+    assert passed / 600 <= allowed(600)
+
+
+def test_the_power_claim_depends_on_the_data_model():
+    """The README's power figures: a 5-point format drop at n = 400 (95% -> 90% valid) against a
+    -1 point gate FAILs in nearly every run when the candidate's failures fall on the baseline's
+    successes, and in little more than half when they are independent of the baseline's."""
+    rng = np.random.default_rng(110)
+    power = {}
+    for correlated in (True, False):
+        tables = rate_tables(rng, 400, 2000, 0.05, 0.10, correlated)  # the event is "invalid"
+        power[correlated] = np.mean([stats.newcombe_paired(int(d), int(c), int(b), int(a)).high < -0.01
+                                     for a, b, c, d in tables])  # fmt: skip
+    assert power[True] >= 0.95
+    assert 0.45 <= power[False] <= 0.70
