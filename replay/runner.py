@@ -76,8 +76,10 @@ class _ArmState:
     provider: Provider
     limiter: Limiter
     queue: asyncio.Queue[Any]
-    successes: int = 0
+    reached: bool = False
+    """The endpoint answered at least once (any HTTP answer, an error status included)."""
     unreachable: list[Outcome] = field(default_factory=list)
+    """Connection errors held back until the endpoint answers: if it never does, a resume re-sends them."""
 
 
 ProviderFactory = Callable[[str, Arm], Provider]
@@ -155,6 +157,8 @@ class Engine:
         self._stop: RunIncomplete | None = None
         self._spent = 0.0
         self._reserved = 0.0
+        self._reservations = 0
+        self._released: asyncio.Event  # made in the event loop
         self._sent = 0
         self._errors = 0
         self._unpriced: set[str] = set()
@@ -197,6 +201,7 @@ class Engine:
         return arms
 
     async def _main(self, paths: list[str], selected: set[str], arms: list[tuple[str, Arm]]) -> None:
+        self._released = asyncio.Event()
         states = []
         for name, arm in arms:
             provider = self.provider_factory(name, arm)
@@ -211,6 +216,9 @@ class Engine:
         restore = self._install_signal_handlers(tasks)
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
+                if state.unreachable and self._stop is None:
+                    self._stop = _unreachable(state)
         finally:
             self._flush()
             restore()
@@ -265,15 +273,10 @@ class Engine:
                 if not pending:
                     continue
                 estimates = [self._estimate_cost(state, record) for state in pending]
-                budget = self.scenario.budget_usd
-                if budget is not None and self._spent + self._reserved + sum(estimates) > budget:
-                    self._stop = BudgetExhausted(
-                        f"budget ${budget:.2f} reached: spent ${self._spent:.4f},"
-                        f" the next request could add ~${sum(estimates):.4f}"
-                    )
+                if not await self._within_budget(sum(estimates)):
                     break
                 for state, cost in zip(pending, estimates):
-                    self._reserved += cost
+                    self._reserve(cost)
                     await state.queue.put((record, cost))
         finally:
             self._write_cases(cases, logged)
@@ -281,6 +284,32 @@ class Engine:
                 for state in states:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
+
+    async def _within_budget(self, cost: float) -> bool:
+        """Whether the next request fits the budget, waiting for what is in flight to settle first.
+
+        Requests in flight hold their worst-case cost; once they answer, their actual cost is
+        usually lower. So the budget stops dispatching only when nothing is in flight and the
+        spend so far plus the next request's worst case would pass it."""
+        budget = self.scenario.budget_usd
+        if budget is None:
+            return True
+        while self._stop is None and self._spent + self._reserved + cost > budget:
+            if not self._reservations:
+                self._stop = BudgetExhausted(_budget_message(budget, self._spent, cost))
+                break
+            self._released.clear()
+            await self._released.wait()
+        return self._stop is None
+
+    def _reserve(self, cost: float) -> None:
+        self._reserved += cost
+        self._reservations += 1
+
+    def _release(self, cost: float) -> None:
+        self._reservations -= 1
+        self._reserved = self._reserved - cost if self._reservations else 0.0  # no float drift
+        self._released.set()
 
     def _write_cases(self, cases: list[tuple[int, LogRecord]], logged: list[Outcome]) -> None:
         if cases:
@@ -296,32 +325,26 @@ class Engine:
             if item is None:
                 return
             record, reserved = item
-            if self._stop is not None:
-                self._reserved -= reserved
-                continue
             try:
-                outcome = await self._replay(state, record)
+                if self._stop is None:
+                    self._record(state, await self._replay(state, record))
             except RunIncomplete as stop:
                 self._stop = self._stop or stop
-                self._reserved -= reserved
-                continue
-            self._reserved -= reserved
-            self._record(state, outcome)
+            finally:
+                self._release(reserved)
 
     def _record(self, state: _ArmState, outcome: Outcome) -> None:
-        if outcome.status == "ok":
-            state.successes += 1
+        if not state.reached:
+            if outcome.error_class == "connection_error":
+                # Hold these back: if the endpoint is dead, they must be re-sent on resume.
+                state.unreachable.append(outcome)
+                if len(state.unreachable) >= UNREACHABLE_AFTER:
+                    self._stop = self._stop or _unreachable(state)
+                return
+            state.reached = True
             for held in state.unreachable:
                 self._commit(held)
             state.unreachable.clear()
-        elif outcome.error_class == "connection_error" and state.successes == 0:
-            # Hold these back: if the endpoint is dead, they must be re-sent on resume.
-            state.unreachable.append(outcome)
-            if len(state.unreachable) >= UNREACHABLE_AFTER:
-                self._stop = self._stop or EndpointUnreachable(
-                    f"{state.name} endpoint {state.arm.base_url} is unreachable: {outcome.error_message}"
-                )
-            return
         self._commit(outcome)
 
     def _commit(self, outcome: Outcome) -> None:
@@ -434,6 +457,23 @@ class Engine:
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},
             http_status=record.status or 200, cost_usd=price,
         )  # fmt: skip
+
+
+def _usd(amount: float) -> str:
+    """$0.01 and $5 as a person writes them; smaller amounts with the digits that matter."""
+    return f"${amount:.2f}" if round(amount, 2) == amount else f"${amount:.4f}"
+
+
+def _budget_message(budget: float, spent: float, cost: float) -> str:
+    if spent == 0:
+        return f"budget {_usd(budget)} is less than one request could cost (~{_usd(cost)}): nothing sent"
+    return f"budget {_usd(budget)} reached: spent {_usd(spent)}, and the next request could cost ~{_usd(cost)} more"
+
+
+def _unreachable(state: _ArmState) -> EndpointUnreachable:
+    return EndpointUnreachable(
+        f"{state.name} endpoint {state.arm.base_url} is unreachable: {state.unreachable[-1].error_message}"
+    )
 
 
 def _run_loop(main: Awaitable[None]) -> None:

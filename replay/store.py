@@ -236,7 +236,8 @@ class Store:
             if row is None:
                 raise StoreError(f"{self.path}: no runs yet")
             return _run_row(row)
-        rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ? || '%'", (ref,)).fetchall()
+        # a prefix, compared as text: LIKE would let '_' and '%' in it match anything
+        rows = self.db.execute("SELECT * FROM runs WHERE substr(id, 1, ?) = ?", (len(ref), ref)).fetchall()
         exact = [row for row in rows if row[0] == ref]
         if exact:
             return _run_row(exact[0])

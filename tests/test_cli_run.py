@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import sqlite3
 
 import pytest
@@ -140,6 +141,80 @@ def test_dead_endpoint_is_an_input_error(tmp_path, store_path):
     assert results(store_path) == {}  # nothing stored: resume will send them all
 
 
+class BannerServer:
+    """A port on 127.0.0.1 that answers every connection with a non-HTTP banner, or resets it."""
+
+    def __init__(self, reply):
+        import socket
+        import threading
+
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import socket
+        import struct
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                if self.reply == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    conn.sendall(self.reply)
+
+    def close(self):
+        self.sock.close()
+
+
+def _dead_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("transport", ["native", "httpx", "aiohttp"])
+@pytest.mark.parametrize("fault", ["dead", "banner", "reset"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_an_endpoint_never_reached_is_an_error_whatever_the_sample_size(tmp_path, store_path, n, fault, transport):
+    banner = None if fault == "dead" else BannerServer(b"SSH-2.0-OpenSSH_9.6\r\n" if fault == "banner" else "reset")
+    port = _dead_port() if banner is None else banner.port
+    url = f"http://127.0.0.1:{port}/v1"
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(n)])
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: t\nlogs: {log}\ncandidate: {{base_url: '{url}', model: m, transport: {transport}}}\n"
+                        "limits: {max_attempts: 1}\n")  # fmt: skip
+    try:
+        result = invoke("run", scenario, "--store", store_path, "--quiet")
+    finally:
+        if banner is not None:
+            banner.close()
+    assert result.exit_code == 2, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"Error: candidate endpoint {url} is unreachable: "), result.stderr
+    assert results(store_path) == {}  # nothing stored: resume will send them all
+    assert run_row(store_path)[1] == "failed"
+
+
+def test_connection_errors_before_an_error_answer_are_stored(server, tmp_path, store_path):
+    """An endpoint that answered (even with an error) was reached: no failure is held back and lost."""
+    log = write_log(tmp_path / "log.jsonl", [record("a", "x [mock:drop]"), record("b", "y [mock:400]")])
+    result = adhoc(server, log, store_path, "--max-attempts", 1, "--concurrency", 1)
+    assert result.exit_code == 0, result.output
+    rows = results(store_path)
+    assert rows["a"]["error_class"] == "connection_error" and rows["b"]["http_status"] == 400
+
+
 def test_budget_stops_dispatching(server, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", "word " * 400) for i in range(30)])
     # gpt-4o prices: each request is ~400 prompt tokens + 50 max output = ~$0.0015
@@ -152,6 +227,26 @@ def test_budget_stops_dispatching(server, tmp_path, store_path):
     spent = sum(r["cost_usd"] for r in results(store_path).values())
     assert 0 < spent <= 0.01
     assert len(results(store_path)) < 30
+
+
+def test_a_budget_is_spent_though_every_concurrent_slot_reserves_its_worst_case(server, store_path):
+    result = invoke("run", "--logs", SUPPORT_LOG, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
+                    "--budget", "0.01", "--concurrency", 16, "--store", store_path, "--quiet")  # fmt: skip
+    assert result.exit_code == 3
+    spent = sum(r["cost_usd"] for r in results(store_path).values())
+    error = result.stderr.splitlines()[-1]
+    match = re.fullmatch(rf"Error: budget \$0\.01 reached: spent \${spent:.4f}, and the next request could cost ~\$(0\.\d{{4}}) more", error)
+    assert match, error
+    assert spent <= 0.01 < spent + float(match[1]) + 0.00005  # stopped only when the next request might not fit
+
+
+def test_a_budget_below_one_request_says_nothing_was_sent(server, store_path):
+    result = invoke("run", "--logs", SUPPORT_LOG, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
+                    "--budget", "0.0001", "--store", store_path, "--quiet")  # fmt: skip
+    assert result.exit_code == 3
+    assert re.fullmatch(r"Error: budget \$0\.0001 is less than one request could cost \(~\$0\.\d{4}\): nothing sent",
+                        result.stderr.splitlines()[-1])  # fmt: skip
+    assert server.stats.requests == 0
 
 
 def test_fresh_baseline_sends_both_arms_with_the_same_parameters(make_server, tmp_path, store_path):

@@ -26,6 +26,10 @@ def test_runs_outcomes_and_lookup(tmp_path):
         store.get_run("2026010")
     with pytest.raises(StoreError, match="no run 'zzz'"):
         store.get_run("zzz")
+    with pytest.raises(StoreError, match="no run '2026_1'"):
+        store.get_run("2026_1")  # a prefix is matched literally, not as a LIKE pattern
+    with pytest.raises(StoreError, match="no run '%'"):
+        store.get_run("%")
     store.set_status("20260101-000000-aaaaaa", "interrupted", "SIGTERM")
     run = store.get_run("20260101-000000-aaaaaa")
     assert run.status == "interrupted" and run.message == "SIGTERM" and run.ended_at is not None
