@@ -4,9 +4,11 @@
     ├── InputError          bad input from the user: exit code 2
     │   ├── LogFormatError      a malformed shadow-log line (carries path and line)
     │   ├── ScenarioError       a bad scenario key or value (carries path and key)
-    │   └── StoreError          unknown run id, unreadable store
+    │   └── StoreError          unknown run id, unreadable store, a store of a newer version
+    │       └── StoreWriteError     the store refused a write (disk full, read-only, altered schema)
     └── RunIncomplete       the run stopped before every request had an outcome: exit code 3
         ├── ArmStopped          a fatal provider answer (401/403, insufficient_quota)
+        ├── StoreFailed         the store refused to record outcomes: dispatching stopped
         ├── EndpointUnreachable an arm never reached its endpoint (exit code 2: a bad URL)
         ├── BudgetExhausted     the next request would have passed ``budget_usd``
         └── Interrupted         Ctrl-C or SIGTERM
@@ -43,6 +45,10 @@ class StoreError(InputError):
     """The store cannot answer the question asked (unknown run, bad path)."""
 
 
+class StoreWriteError(StoreError):
+    """A write the store refused: ``database or disk is full``, a read-only file, an altered schema."""
+
+
 class ComparisonFailed(ReplayError):
     """Comparing stored pairs failed (a comparator raised, a worker process died)."""
 
@@ -60,6 +66,11 @@ class RunIncomplete(ReplayError):
 
 class ArmStopped(RunIncomplete):
     """An arm got an answer that retrying cannot fix (bad key, no quota)."""
+
+
+class StoreFailed(RunIncomplete):
+    """The store refused to record outcomes, so dispatching stopped; the message names the
+    store, the cause and the requests a resume will re-send."""
 
 
 class EndpointUnreachable(RunIncomplete):

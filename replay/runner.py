@@ -29,6 +29,8 @@ from replay.errors import (
     InputError,
     Interrupted,
     RunIncomplete,
+    StoreFailed,
+    StoreWriteError,
 )
 from replay.pricing import PriceTable
 from replay.providers import Provider, ProviderError, get_provider
@@ -163,6 +165,7 @@ class Engine:
         self._errors = 0
         self._unpriced: set[str] = set()
         self._unwritten: list[Outcome] = []
+        self._store_error: StoreWriteError | None = None
 
     # --- public ---------------------------------------------------------------------
 
@@ -183,14 +186,22 @@ class Engine:
                 _run_loop(self._main(paths, selected, arms))
         finally:
             self.reporter.stop()
+        self._mark_run()
         status = "completed" if self._stop is None else self._stop.status
         message = None if self._stop is None else str(self._stop)
-        self.store.set_status(self.run_id, status, message)
         summary = RunSummary(self.run_id, status, len(selected), self._sent, self._errors, self._spent, stats.invalid, message)
         if self._stop is not None:
             self._stop.run_id = self.run_id
             raise self._stop
         return summary
+
+    def _mark_run(self) -> None:
+        status = "completed" if self._stop is None else self._stop.status
+        try:
+            self.store.set_status(self.run_id, status, None if self._stop is None else str(self._stop))
+        except StoreWriteError as exc:
+            said = f"{self._stop}; " if self._stop is not None else ""
+            self._stop = StoreFailed(f"{said}the run could not be marked {status}: {exc}")
 
     # --- setup ------------------------------------------------------------------------
 
@@ -220,7 +231,7 @@ class Engine:
                 if state.unreachable and self._stop is None:
                     self._stop = _unreachable(state)
         finally:
-            self._flush()
+            self._final_flush()
             restore()
             for state in states:
                 await state.provider.aclose()
@@ -306,18 +317,27 @@ class Engine:
         self._reserved += cost
         self._reservations += 1
 
+    def _wake(self) -> None:
+        """Wake a dispatcher waiting for budget, so it sees that the run is stopping."""
+        with contextlib.suppress(AttributeError):
+            self._released.set()
+
     def _release(self, cost: float) -> None:
         self._reservations -= 1
         self._reserved = self._reserved - cost if self._reservations else 0.0  # no float drift
         self._released.set()
 
     def _write_cases(self, cases: list[tuple[int, LogRecord]], logged: list[Outcome]) -> None:
-        if cases:
-            self.store.add_cases(self.run_id, cases)
-            cases.clear()
-        if logged:
-            self.store.add_outcomes(self.run_id, logged)
-            logged.clear()
+        """Cases and logged answers come from the log: if the store refuses them, a resume derives them again."""
+        try:
+            if cases:
+                self.store.add_cases(self.run_id, cases)
+            if logged:
+                self.store.add_outcomes(self.run_id, logged)
+        except StoreWriteError as exc:
+            self._store_failed(exc)
+        cases.clear()
+        logged.clear()
 
     async def _worker(self, state: _ArmState) -> None:
         while True:
@@ -362,9 +382,34 @@ class Engine:
         self.reporter.outcome(outcome, self._spent)
 
     def _flush(self) -> None:
-        if self._unwritten:
-            batch, self._unwritten = self._unwritten, []
-            self.store.add_outcomes(self.run_id, batch)
+        if not self._unwritten or self._store_error is not None:
+            return
+        try:
+            self.store.add_outcomes(self.run_id, self._unwritten)
+        except StoreWriteError as exc:  # keep the batch: it is written again at the end
+            self._store_failed(exc)
+            return
+        self._unwritten = []
+
+    def _store_failed(self, exc: StoreWriteError) -> None:
+        """Stop dispatching at once; what is in flight still answers and is kept for one more try."""
+        if self._store_error is None:
+            self._store_error = exc
+            self._stop = StoreFailed(f"{exc}: dispatching stopped")
+            self._wake()
+
+    def _final_flush(self) -> None:
+        """Once nothing is in flight: write what is left, retrying a write that failed once."""
+        failed, self._store_error = self._store_error, None
+        self._flush()
+        if self._store_error is not None:
+            ids = list(dict.fromkeys(outcome.request_id for outcome in self._unwritten))
+            self._stop = StoreFailed(
+                f"{self._store_error}: dispatching stopped; {len(ids)} answered request(s) could not be stored"
+                f" and a resume re-sends them: {_listed(ids)}"
+            )
+        elif failed is not None:
+            self._stop = StoreFailed(f"{failed}: dispatching stopped; a retry stored every answer received")
 
     # --- one request ------------------------------------------------------------------------
 
@@ -457,6 +502,11 @@ class Engine:
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},
             http_status=record.status or 200, cost_usd=price,
         )  # fmt: skip
+
+
+def _listed(ids: list[str], at_most: int = 10) -> str:
+    shown = ", ".join(ids[:at_most])
+    return shown + (f" and {len(ids) - at_most} more" if len(ids) > at_most else "")
 
 
 def _usd(amount: float) -> str:

@@ -8,23 +8,39 @@ snapshot, which names environment variables, never their values.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from replay import __version__
 from replay import fastjson
-from replay.errors import StoreError
+from replay.errors import StoreError, StoreWriteError
 from replay.types import LogRecord, Outcome
 
 DEFAULT_STORE = os.path.join(".replay", "replay.db")
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 migration = MIGRATIONS.append
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _writes(method: F) -> F:
+    """A write the store may refuse (disk full, read-only file, an altered schema) raises
+    :class:`StoreWriteError` naming the store and SQLite's reason, never a bare sqlite3 error."""
+
+    @functools.wraps(method)
+    def write(self: "Store", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(f"{self.path}: cannot write to the store ({exc})") from exc
+
+    return write  # type: ignore[return-value]
 
 
 @migration
@@ -188,6 +204,7 @@ class Store:
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
         done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+        _refuse_newer(self.path, done)
         for step in MIGRATIONS:
             if step.__name__ not in done:
                 with self.transaction():
@@ -209,6 +226,7 @@ class Store:
 
     # --- runs --------------------------------------------------------------------
 
+    @_writes
     def create_run(self, run_id: str, name: str, scenario: dict[str, Any], scenario_hash: str) -> None:
         self.db.execute(
             "INSERT INTO runs (id, name, scenario_json, scenario_hash, tool_version, started_at, status)"
@@ -216,12 +234,14 @@ class Store:
             (run_id, name, json.dumps(scenario, default=str), scenario_hash, __version__, time.time()),
         )
 
+    @_writes
     def set_status(self, run_id: str, status: str, message: str | None = None, ended: bool = True) -> None:
         self.db.execute(
             "UPDATE runs SET status = ?, message = ?, ended_at = ? WHERE id = ?",
             (status, message, time.time() if ended else None, run_id),
         )
 
+    @_writes
     def set_planned(self, run_id: str, planned: int) -> None:
         self.db.execute("UPDATE runs SET planned = ? WHERE id = ?", (planned, run_id))
 
@@ -249,6 +269,7 @@ class Store:
 
     # --- cases and results --------------------------------------------------------
 
+    @_writes
     def add_cases(self, run_id: str, cases: list[tuple[int, LogRecord]]) -> None:
         with self.transaction() as db:
             db.executemany(
@@ -256,6 +277,7 @@ class Store:
                 [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata)) for seq, r in cases],
             )
 
+    @_writes
     def add_outcomes(self, run_id: str, outcomes: list[Outcome]) -> None:
         """Commit outcomes in one transaction (one fsync-free WAL commit for the lot)."""
         with self.transaction() as db:
@@ -376,6 +398,7 @@ class Store:
             (run_id, digest),
         )
 
+    @_writes
     def add_review_items(self, run_id: str, items: list[tuple[str, str, str]]) -> None:
         """Rows of (item_id, request_id, candidate_is 'A' or 'B'): the blinding key."""
         now = time.time()
@@ -391,6 +414,7 @@ class Store:
         ).fetchone()
         return tuple(row) if row else None  # type: ignore[return-value]
 
+    @_writes
     def add_reviews(self, rows: list[tuple[str, str, str, str, str, str | None]]) -> None:
         """Rows of (run_id, item_id, request_id, reviewer, verdict, comment)."""
         now = time.time()
@@ -411,7 +435,29 @@ class _Tx:
         return self.db
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self._rollback()
+            return
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()  # a failed COMMIT (disk full) leaves the transaction open
+            raise
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite rolls back by itself after some errors
+            self.db.execute("ROLLBACK")
+
+
+def _refuse_newer(path: str, done: set[str]) -> None:
+    """A store migrated by a newer replay may hold what this version would misread or break."""
+    known = {step.__name__ for step in MIGRATIONS}
+    newer = sorted(done - known)
+    if newer:
+        raise StoreError(
+            f"{path}: the store was written by a newer version of replay (migration {newer[-1]};"
+            f" replay {__version__} knows up to {MIGRATIONS[-1].__name__}): upgrade replay to use it"
+        )
 
 
 def _id_range(first: str | None, last: str | None, only: list[str] | None = None) -> tuple[str, tuple[str, ...]]:

@@ -400,3 +400,97 @@ def test_logs_validate(tmp_path):
         f"{bad}:3: duplicate id 'a' (first at {bad}:1)",
         "Error: 2 invalid line(s), 1 valid record(s)",
     ]
+
+
+class FaultyStore:
+    """Stores whose writes fail the way a full disk makes them fail."""
+
+    @staticmethod
+    def full_after_create(path):
+        """A real SQLITE_FULL: the file may not grow past its size when the run is created."""
+        from replay.store import Store
+
+        class Full(Store):
+            def create_run(self, *args, **kwargs):
+                super().create_run(*args, **kwargs)
+                pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+                self.db.execute(f"PRAGMA max_page_count = {pages}")
+
+        return Full(path)
+
+    @staticmethod
+    def first_outcomes_write_fails(path):
+        """The first write of candidate outcomes fails as SQLite fails it on a full disk; later ones succeed."""
+        from replay.store import Store
+
+        class Connection:
+            def __init__(self, db):
+                self.db, self.failed = db, False
+
+            def executemany(self, sql, rows):
+                rows = list(rows)
+                if not self.failed and sql.startswith("INSERT OR REPLACE INTO results") and rows[0][2] == "candidate":
+                    self.failed = True
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.db.executemany(sql, rows)
+
+            def __getattr__(self, name):
+                return getattr(self.db, name)
+
+        store = Store(path)
+        store.db = Connection(store.db)
+        return store
+
+
+def _sent_ids(server):
+    return {body["messages"][0]["content"].replace("q", "r") for body in server.stats.bodies}
+
+
+def test_a_full_disk_stops_the_run_and_names_every_request_a_resume_re_sends(server, tmp_path, store_path, monkeypatch):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(40)])
+    monkeypatch.setattr("replay.cli.run.open_store", FaultyStore.full_after_create)
+    result = adhoc(server, log, store_path, "--concurrency", 2)
+    assert result.exit_code == 3
+    run_id = run_row(store_path)[0]
+    hint, error = result.stderr.splitlines()[-2:]
+    assert hint == f"run {run_id}: failed; resume with: replay run --resume {run_id} --store {store_path}"
+    match = re.fullmatch(
+        rf"Error: {re.escape(store_path)}: cannot write to the store \(database or disk is full\): dispatching stopped;"
+        r" (\d+) answered request\(s\) could not be stored and a resume re-sends them: (.+)", error)  # fmt: skip
+    assert match, error
+    unstored, stored = set(match[2].split(", ")), set(results(store_path))
+    assert len(unstored) == int(match[1]) and not unstored & stored
+    assert unstored | stored == _sent_ids(server) and len(_sent_ids(server)) < 40  # stopped at once, each named
+    assert run_row(store_path)[1:3] == ("failed", error[len("Error: "):])
+    monkeypatch.undo()
+    before = server.stats.requests
+    resumed = invoke("run", "--resume", run_id, "--store", store_path, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(results(store_path)) == 40 and server.stats.requests - before == 40 - len(stored)
+
+
+def test_a_write_that_fails_once_is_retried_and_nothing_answered_is_lost(server, tmp_path, store_path, monkeypatch):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(40)])
+    monkeypatch.setattr("replay.cli.run.open_store", FaultyStore.first_outcomes_write_fails)
+    result = adhoc(server, log, store_path, "--concurrency", 4)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {store_path}: cannot write to the store (database or disk is full): dispatching stopped;"
+        " a retry stored every answer received"
+    )
+    assert set(results(store_path)) == _sent_ids(server) and server.stats.requests < 40
+
+
+def test_a_store_whose_schema_was_altered_stops_the_run_with_one_line(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(3)])
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("ALTER TABLE results RENAME COLUMN text TO answer_text")
+    db.commit()
+    result = adhoc(server, log, store_path)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: {store_path}: cannot write to the store (table results has no column named text): dispatching stopped;"
+    )
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+    assert run_row(store_path)[1] == "failed"

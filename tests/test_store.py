@@ -78,3 +78,28 @@ def test_unopenable_store_is_an_input_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot open the store"):
         Store(str(blocker / "r.db"))
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path):
+    path = str(tmp_path / "r.db")
+    Store(path).close()
+    db = __import__("sqlite3").connect(path)
+    db.execute("INSERT INTO _migrations VALUES ('m999_from_the_future')")
+    db.commit()
+    with pytest.raises(StoreError, match=r"r\.db: the store was written by a newer version of replay \(migration "
+                                         r"m999_from_the_future; replay .* knows up to m00\d_.*\): upgrade replay"):
+        Store(path)
+
+
+def test_a_refused_write_names_the_store_and_leaves_no_transaction_open(tmp_path):
+    from replay.errors import StoreWriteError
+
+    store = Store(str(tmp_path / "r.db"))
+    store.create_run("r1", "one", {}, "h")
+    store.db.execute("PRAGMA max_page_count = %d" % store.db.execute("PRAGMA page_count").fetchone()[0])
+    with pytest.raises(StoreWriteError, match=r"r\.db: cannot write to the store \(database or disk is full\)"):
+        store.add_outcomes("r1", [outcome(f"x{i}") for i in range(200)])
+    assert not store.db.in_transaction
+    store.db.execute("PRAGMA max_page_count = 1073741823")
+    store.add_outcomes("r1", [outcome("x")])
+    assert store.done_keys("r1") == {("x", "candidate")}
