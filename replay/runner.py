@@ -48,6 +48,16 @@ T = TypeVar("T")
 CASE_BATCH = 64
 UNREACHABLE_AFTER = 3
 """Requests that failed on connection errors, with no success yet, before an arm gives up."""
+GRACE_S = 5.0
+"""After Ctrl-C or SIGTERM, how long the requests in flight may take to answer and be stored."""
+
+
+class _NotSent(Exception):
+    """A request abandoned before its next attempt because the run is stopping: nothing is stored."""
+
+
+def signame_again(signame: str) -> str:
+    return "press Ctrl-C again" if signame == "SIGINT" else f"send {signame} again"
 
 
 class Reporter:
@@ -166,6 +176,11 @@ class Engine:
         self._unpriced: set[str] = set()
         self._unwritten: list[Outcome] = []
         self._store_error: StoreWriteError | None = None
+        self._in_flight = 0
+        self._not_sent = 0
+        self._cancelled = False
+        self._interrupted_by: tuple[str, int] | None = None
+        self._states: list[_ArmState] = []
 
     # --- public ---------------------------------------------------------------------
 
@@ -218,6 +233,7 @@ class Engine:
             provider = self.provider_factory(name, arm)
             limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm)
             states.append(_ArmState(name, arm, provider, limiter, asyncio.Queue(maxsize=arm.limits.concurrency)))
+        self._states = states
         done = self.store.done_keys(self.run_id)
         to_send = sum(1 for record_id in selected for name, _ in arms if (record_id, name) not in done)
         self.reporter.start(self.run_id, len(selected), to_send, self.resumed)
@@ -230,6 +246,8 @@ class Engine:
             for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
                 if state.unreachable and self._stop is None:
                     self._stop = _unreachable(state)
+            if self._interrupted_by and not self._cancelled and isinstance(self._stop, Interrupted):
+                self._stop = Interrupted(self._after_grace(*self._interrupted_by))
         finally:
             self._final_flush()
             restore()
@@ -239,14 +257,43 @@ class Engine:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
 
-    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
-        loop = asyncio.get_running_loop()
+    def _after_grace(self, signame: str, in_flight: int) -> str:
+        stored = in_flight - self._not_sent
+        said = f"{signame}: stopped dispatching; the {stored} request(s) in flight answered and were stored"
+        if self._not_sent:
+            said += f", {self._not_sent} waiting to retry were not (a resume re-sends them)"
+        return said
 
-        def interrupt(signame: str) -> None:
-            if self._stop is None or not isinstance(self._stop, Interrupted):
-                self._stop = Interrupted(f"{signame}: stopped dispatching")
+    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
+        """The first Ctrl-C or SIGTERM stops dispatching and gives the requests in flight
+        ``GRACE_S`` to answer and be stored; a second one (or the end of the grace) stops at once."""
+        loop = asyncio.get_running_loop()
+        timers: list[asyncio.TimerHandle] = []
+
+        def hard_stop(reason: str) -> None:
+            self._cancelled = True
+            lost = f"{self._in_flight} request(s) in flight not stored, a resume re-sends them"
+            self._stop = self._stop if isinstance(self._stop, StoreFailed) else Interrupted(f"{reason}; {lost}")
             for task in tasks:
                 task.cancel()
+
+        def interrupt(signame: str) -> None:
+            if self._cancelled:
+                return
+            if timers:
+                hard_stop(f"{signame} again: stopped at once")
+                return
+            if not isinstance(self._stop, StoreFailed):
+                self._stop = Interrupted(f"{signame}: stopped dispatching")
+                self._interrupted_by = (signame, self._in_flight)
+            self._wake()
+            grace = min([GRACE_S] + [state.arm.limits.timeout_s for state in self._states])
+            timers.append(loop.call_later(grace, hard_stop, f"{signame}: stopped after waiting {grace:g}s"))
+            if self._in_flight:
+                self.reporter.warn(
+                    f"{signame}: stopped dispatching; waiting up to {grace:g}s for {self._in_flight} request(s) in flight"
+                    f" ({signame_again(signame)} to stop at once)"
+                )
 
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -255,7 +302,14 @@ class Engine:
                 installed.append(signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
-        return lambda: [loop.remove_signal_handler(signum) for signum in installed] and None
+
+        def restore() -> None:
+            for timer in timers:
+                timer.cancel()
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+        return restore
 
     # --- dispatch -----------------------------------------------------------------------
 
@@ -291,7 +345,7 @@ class Engine:
                     await state.queue.put((record, cost))
         finally:
             self._write_cases(cases, logged)
-            if not isinstance(self._stop, Interrupted):  # interrupted: the workers are cancelled too
+            if not self._cancelled:  # cancelled: so are the workers, nobody would take these
                 for state in states:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
@@ -345,12 +399,16 @@ class Engine:
             if item is None:
                 return
             record, reserved = item
+            self._in_flight += 1
             try:
                 if self._stop is None:
                     self._record(state, await self._replay(state, record))
             except RunIncomplete as stop:
                 self._stop = self._stop or stop
+            except _NotSent:
+                self._not_sent += 1
             finally:
+                self._in_flight -= 1
                 self._release(reserved)
 
     def _record(self, state: _ArmState, outcome: Outcome) -> None:
@@ -422,6 +480,8 @@ class Engine:
             tokens = estimate_prompt_tokens(body, state.arm.model) + _expected_output_tokens(body, record)
         attempts: list[Attempt] = []
         for number in range(1, limits.max_attempts + 1):
+            if number > 1 and self._stop is not None:
+                raise _NotSent  # no new attempt once the run stops: a resume sends it afresh
             async with state.limiter.slot(tokens):
                 started = time.time()
                 try:

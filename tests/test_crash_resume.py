@@ -16,9 +16,10 @@ N = 40
 CONCURRENCY = 4
 
 
-def start_run(server, log, store_path):
+def start_run(server, log, store_path, *extra):
     cmd = [sys.executable, "-m", "replay", "run", "--logs", log, "--candidate-url", server.base_url,
-           "--candidate-model", "m", "--concurrency", str(CONCURRENCY), "--store", store_path, "--gates", NO_GATES]  # fmt: skip
+           "--candidate-model", "m", "--concurrency", str(CONCURRENCY), "--store", store_path, "--gates", NO_GATES,
+           *extra]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "REPLAY_RAISE_ERRORS"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -80,3 +81,51 @@ def test_sigterm_marks_the_run_interrupted_and_prints_the_resume_command(make_se
     result = CliRunner().invoke(cli, ["run", "--resume", run_id, "--store", store_path, "--quiet", "--gates", NO_GATES], catch_exceptions=False)
     assert result.exit_code == 0
     assert stored(store_path) == N
+
+
+def read_until(stream, needle):
+    """Lines of ``stream`` up to the one containing ``needle`` (the process's progress is plain: not a TTY)."""
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} never came: {lines}")
+
+
+def test_answers_in_flight_at_sigterm_are_stored_and_nothing_is_sent_after(make_server, tmp_path, store_path):
+    server = make_server(latency_ms=300)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
+    proc = start_run(server, log, store_path)
+    wait_for_outcomes(store_path, 4, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, err
+    kept = stored(store_path)
+    assert kept == server.stats.requests < N  # every request sent was answered and stored
+    lines = err.splitlines()
+    assert lines[-1] == f"Error: SIGTERM: stopped dispatching; the {CONCURRENCY} request(s) in flight answered and were stored"
+    assert f"warning: SIGTERM: stopped dispatching; waiting up to 5s for {CONCURRENCY} request(s) in flight" \
+           " (send SIGTERM again to stop at once)" in lines  # fmt: skip
+    result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert server.stats.requests == N and stored(store_path) == N
+
+
+def test_a_second_signal_stops_at_once_and_names_what_a_resume_re_sends(make_server, tmp_path, store_path):
+    server = make_server(latency_ms=60_000)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
+    proc = start_run(server, log, store_path, "--timeout", "120")
+    deadline = time.time() + 20
+    while server.stats.requests < CONCURRENCY and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    read_until(proc.stderr, "waiting up to 5s")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, err
+    assert err.splitlines()[-1] == (
+        f"Error: SIGINT again: stopped at once; {CONCURRENCY} request(s) in flight not stored, a resume re-sends them"
+    )
+    assert stored(store_path) == 0
+    assert sqlite3.connect(store_path).execute("SELECT status FROM runs").fetchone() == ("interrupted",)
