@@ -29,6 +29,7 @@ from replay.errors import (
     InputError,
     Interrupted,
     RunIncomplete,
+    RunTakenOver,
     StoreFailed,
     StoreWriteError,
 )
@@ -39,7 +40,7 @@ from replay.ratelimit import Limiter
 from replay.readers import ReadStats, iter_records, resolve_log_paths
 from replay.retry import decide
 from replay.sampling import select_ids
-from replay.store import Store, new_run_id
+from replay.store import HEARTBEAT_S, Owner, Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
 
@@ -181,6 +182,8 @@ class Engine:
         self._cancelled = False
         self._interrupted_by: tuple[str, int] | None = None
         self._states: list[_ArmState] = []
+        self._owner: Owner | None = None
+        self._beat: asyncio.TimerHandle | None = None
 
     # --- public ---------------------------------------------------------------------
 
@@ -191,17 +194,23 @@ class Engine:
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
             check_arm(name, arm)
         if self.resumed:
-            self.store.set_status(self.run_id, "running", ended=False)
-        else:
-            self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
-        self.store.set_planned(self.run_id, len(selected))
-        self._spent = self.store.spent(self.run_id)
+            self._owner = self.store.claim(self.run_id)  # a live run refuses a second process
         try:
-            with _fewer_gc_pauses():
-                _run_loop(self._main(paths, selected, arms))
+            if self.resumed:
+                self.store.set_status(self.run_id, "running", ended=False)
+            else:
+                self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
+                self._owner = self.store.claim(self.run_id)
+            self.store.set_planned(self.run_id, len(selected))
+            self._spent = self.store.spent(self.run_id)
+            try:
+                with _fewer_gc_pauses():
+                    _run_loop(self._main(paths, selected, arms))
+            finally:
+                self.reporter.stop()
+            self._mark_run()
         finally:
-            self.reporter.stop()
-        self._mark_run()
+            self._disown()
         status = "completed" if self._stop is None else self._stop.status
         message = None if self._stop is None else str(self._stop)
         summary = RunSummary(self.run_id, status, len(selected), self._sent, self._errors, self._spent, stats.invalid, message)
@@ -210,7 +219,29 @@ class Engine:
             raise self._stop
         return summary
 
+    def _disown(self) -> None:
+        """On any exit; if even this write fails, the dead process's lease frees the run."""
+        if self._owner is not None:
+            with contextlib.suppress(StoreWriteError):
+                self.store.release(self.run_id, self._owner)
+
+    def _heartbeat(self) -> None:
+        """Renew the run's lease; if another process took the run over (this one was stopped
+        for longer than the lease), stop dispatching: two processes must never run one run."""
+        loop = asyncio.get_running_loop()
+        try:
+            ours = self._owner is None or self.store.heartbeat(self.run_id, self._owner)
+        except StoreWriteError:
+            ours = True  # the outcomes' writes report the store's trouble
+        if not ours:
+            self._stop = self._stop or RunTakenOver(f"run {self.run_id}: another process took it over; stopped dispatching")
+            self._wake()
+            return
+        self._beat = loop.call_later(HEARTBEAT_S, self._heartbeat)
+
     def _mark_run(self) -> None:
+        if isinstance(self._stop, RunTakenOver):
+            return  # the run's status is its new owner's to write
         status = "completed" if self._stop is None else self._stop.status
         try:
             self.store.set_status(self.run_id, status, None if self._stop is None else str(self._stop))
@@ -241,6 +272,7 @@ class Engine:
         for state in states:
             tasks += [asyncio.ensure_future(self._worker(state)) for _ in range(state.arm.limits.concurrency)]
         restore = self._install_signal_handlers(tasks)
+        self._beat = asyncio.get_running_loop().call_later(HEARTBEAT_S, self._heartbeat)
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
@@ -251,6 +283,8 @@ class Engine:
         finally:
             self._final_flush()
             restore()
+            if self._beat is not None:
+                self._beat.cancel()
             for state in states:
                 await state.provider.aclose()
         for result in results:

@@ -11,15 +11,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, TypeVar
 
 from replay import __version__
 from replay import fastjson
-from replay.errors import StoreError, StoreWriteError
+from replay.errors import RunInUse, StoreError, StoreWriteError
 from replay.types import LogRecord, Outcome
 
 DEFAULT_STORE = os.path.join(".replay", "replay.db")
@@ -148,6 +149,32 @@ def m003_indexes_for_reports(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_run_owners(db: sqlite3.Connection) -> None:
+    """Who is running a run: a lease that the owner renews (``heartbeat_at``) and releases on
+    any exit; a lease whose process is dead, or that was not renewed in ``LEASE_S``, is free."""
+    _statements(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS run_owners (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id),
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            token TEXT NOT NULL,
+            heartbeat_at REAL NOT NULL
+        );
+        """,
+    )
+
+
+LEASE_S = 30.0
+"""A run's owner renews its lease every ``HEARTBEAT_S``; one not renewed for this long is taken over."""
+HEARTBEAT_S = 5.0
+ABANDONED = "abandoned"
+"""The status shown for a run stored as ``running`` that no live process owns (killed, crashed,
+machine restarted): ``replay run --resume`` finishes it."""
+
+
 def _statements(db: sqlite3.Connection, script: str) -> None:
     """Run each statement inside the caller's transaction (``executescript`` would commit)."""
     for statement in script.split(";"):
@@ -167,6 +194,39 @@ class RunRow:
     status: str
     planned: int | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process running a run, as its lease in the store names it."""
+
+    pid: int
+    host: str
+    token: str
+    heartbeat_at: float
+
+    def values(self) -> tuple[Any, ...]:
+        return (self.pid, self.host, self.token, self.heartbeat_at)
+
+    def alive(self) -> bool:
+        """Renewed within ``LEASE_S`` and, on this host, its process still exists (a ``kill -9``
+        frees the run at once; a process on another host is trusted until its lease expires)."""
+        if time.time() - self.heartbeat_at > LEASE_S:
+            return False
+        return self.host != socket.gethostname() or _pid_alive(self.pid)
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host}, last seen {max(time.time() - self.heartbeat_at, 0):.0f}s ago"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 RESULT_COLUMNS = (
@@ -198,6 +258,7 @@ class Store:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            self._has_owners = self._has_table("run_owners")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
 
@@ -213,6 +274,9 @@ class Store:
                         continue
                     step(self.db)
                     self.db.execute("INSERT INTO _migrations VALUES (?)", (step.__name__,))
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
     def transaction(self) -> sqlite3.Connection:
         """A write transaction. IMMEDIATE takes the write lock at once, so that a second writer
@@ -247,7 +311,47 @@ class Store:
 
     def runs(self) -> list[RunRow]:
         rows = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC, id DESC").fetchall()
-        return [_run_row(row) for row in rows]
+        return [self._run_row(row) for row in rows]
+
+    def _run_row(self, row: tuple[Any, ...]) -> RunRow:
+        run = _run_row(row)
+        if run.status == "running" and self.owner(run.id) is None:
+            return replace(run, status=ABANDONED)
+        return run
+
+    # --- owners ------------------------------------------------------------------
+
+    def owner(self, run_id: str) -> Owner | None:
+        """The live process that owns the run, if any."""
+        if not self._has_owners:
+            return None
+        row = self.db.execute("SELECT pid, host, token, heartbeat_at FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
+        owner = Owner(*row) if row else None
+        return owner if owner is not None and owner.alive() else None
+
+    @_writes
+    def claim(self, run_id: str) -> Owner:
+        """Own the run, or raise :class:`RunInUse` while another live process owns it."""
+        me = Owner(os.getpid(), socket.gethostname(), uuid.uuid4().hex, time.time())
+        with self.transaction() as db:  # the write lock: two processes cannot both see it free
+            row = db.execute("SELECT pid, host, token, heartbeat_at FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and Owner(*row).alive():
+                raise RunInUse(f"run {run_id} is being run by another process ({Owner(*row).describe()}):"
+                               " wait for it to end, or stop it, then resume")  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO run_owners VALUES (?, ?, ?, ?, ?)", (run_id, *me.values()))
+        return me
+
+    @_writes
+    def heartbeat(self, run_id: str, owner: Owner) -> bool:
+        """Renew the lease; False if another process has taken the run over meanwhile."""
+        cursor = self.db.execute(
+            "UPDATE run_owners SET heartbeat_at = ? WHERE run_id = ? AND token = ?", (time.time(), run_id, owner.token)
+        )
+        return cursor.rowcount == 1
+
+    @_writes
+    def release(self, run_id: str, owner: Owner) -> None:
+        self.db.execute("DELETE FROM run_owners WHERE run_id = ? AND token = ?", (run_id, owner.token))
 
     def get_run(self, ref: str) -> RunRow:
         """A run by id, by unique id prefix, or ``latest``."""
@@ -260,9 +364,9 @@ class Store:
         rows = self.db.execute("SELECT * FROM runs WHERE substr(id, 1, ?) = ?", (len(ref), ref)).fetchall()
         exact = [row for row in rows if row[0] == ref]
         if exact:
-            return _run_row(exact[0])
+            return self._run_row(exact[0])
         if len(rows) == 1:
-            return _run_row(rows[0])
+            return self._run_row(rows[0])
         if rows:
             raise StoreError(f"run id '{ref}' is ambiguous: {', '.join(row[0] for row in rows[:5])}")
         raise StoreError(f"{self.path}: no run '{ref}' (see 'replay runs')")

@@ -494,3 +494,26 @@ def test_a_store_whose_schema_was_altered_stops_the_run_with_one_line(server, tm
     )
     assert "Traceback" not in result.stderr and "Exception" not in result.stderr
     assert run_row(store_path)[1] == "failed"
+
+
+def test_a_run_taken_over_by_another_process_stops_dispatching(make_server, tmp_path, store_path, monkeypatch):
+    """This process was stopped (SIGSTOP, a suspended laptop) past its lease, and another took the run over."""
+    from replay.store import Store
+
+    class TakenOver(Store):
+        def heartbeat(self, run_id, owner):
+            self.db.execute("UPDATE run_owners SET token = 'someone-else' WHERE run_id = ?", (run_id,))
+            return super().heartbeat(run_id, owner)
+
+    server = make_server(latency_ms=100)
+    monkeypatch.setattr("replay.runner.HEARTBEAT_S", 0.3)
+    monkeypatch.setattr("replay.cli.run.open_store", TakenOver)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(200)])
+    result = adhoc(server, log, store_path, "--concurrency", 2)
+    assert result.exit_code == 3
+    run_id = run_row(store_path)[0]
+    assert result.stderr.splitlines()[-1] == f"Error: run {run_id}: another process took it over; stopped dispatching"
+    assert server.stats.requests < 200
+    owners = sqlite3.connect(store_path).execute("SELECT token FROM run_owners").fetchall()
+    assert owners == [("someone-else",)]  # its lease is not released by the process that lost it
+    assert run_row(store_path)[1] == "running"  # nor its status written

@@ -129,3 +129,30 @@ def test_a_second_signal_stops_at_once_and_names_what_a_resume_re_sends(make_ser
     )
     assert stored(store_path) == 0
     assert sqlite3.connect(store_path).execute("SELECT status FROM runs").fetchone() == ("interrupted",)
+
+
+def test_a_live_run_refuses_a_second_process_and_is_abandoned_once_killed(make_server, tmp_path, store_path):
+    import json
+
+    server = make_server(latency_ms=150)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
+    proc = start_run(server, log, store_path)
+    wait_for_outcomes(store_path, 4, proc)
+    runner = CliRunner()
+    second = runner.invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES])
+    assert second.exit_code == 2
+    run_id = sqlite3.connect(store_path).execute("SELECT id FROM runs").fetchone()[0]
+    assert second.stderr.startswith(f"Error: run {run_id} is being run by another process (pid {proc.pid} on ")
+    assert second.stderr.endswith("s ago): wait for it to end, or stop it, then resume\n")
+    listing = runner.invoke(cli, ["runs", "--json", "--store", store_path])
+    assert json.loads(listing.stdout)["status"] == "running"
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    listing = runner.invoke(cli, ["runs", "--json", "--store", store_path])
+    assert json.loads(listing.stdout)["status"] == "abandoned"
+    kept, sent_before = stored(store_path), server.stats.requests
+    resumed = runner.invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES])
+    assert resumed.exit_code == 0, resumed.output
+    assert server.stats.requests - sent_before == N - kept  # the second process sent only what was missing
+    assert sqlite3.connect(store_path).execute("SELECT COUNT(*) FROM run_owners").fetchone() == (0,)  # released

@@ -103,3 +103,61 @@ def test_a_refused_write_names_the_store_and_leaves_no_transaction_open(tmp_path
     store.db.execute("PRAGMA max_page_count = 1073741823")
     store.add_outcomes("r1", [outcome("x")])
     assert store.done_keys("r1") == {("x", "candidate")}
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _lease(store, run_id, pid, host, age_s):
+    import time
+
+    store.db.execute("INSERT OR REPLACE INTO run_owners VALUES (?, ?, ?, 'other', ?)", (run_id, pid, host, time.time() - age_s))
+
+
+@pytest.mark.parametrize(
+    "pid, host, age_s, taken_over",
+    [
+        ("parent", "here", 0, False),  # a live process on this host
+        ("dead", "here", 0, True),  # killed: its pid is gone, the run is free at once
+        ("parent", "here", 60, True),  # not renewed: a reused pid does not keep it
+        (1, "elsewhere", 0, False),  # another host: trusted while its lease runs
+        (1, "elsewhere", 60, True),
+    ],
+)
+def test_a_run_is_owned_by_one_live_process(tmp_path, pid, host, age_s, taken_over):
+    import os
+    import socket
+
+    from replay.errors import RunInUse
+
+    store = Store(str(tmp_path / "r.db"))
+    store.create_run("r1", "one", {}, "h")
+    pid = {"parent": os.getppid(), "dead": _dead_pid()}.get(pid, pid)
+    _lease(store, "r1", pid, socket.gethostname() if host == "here" else host, age_s)
+    if taken_over:
+        assert store.get_run("r1").status == "abandoned"
+        owner = store.claim("r1")
+        assert store.owner("r1") == owner and store.get_run("r1").status == "running"
+        store.release("r1", owner)
+        assert store.owner("r1") is None
+    else:
+        assert store.get_run("r1").status == "running"
+        with pytest.raises(RunInUse, match=rf"run r1 is being run by another process \(pid {pid} on .*, last seen \d+s ago\)"):
+            store.claim("r1")
+
+
+def test_a_heartbeat_tells_the_owner_whether_the_run_is_still_its_own(tmp_path):
+    store = Store(str(tmp_path / "r.db"))
+    store.create_run("r1", "one", {}, "h")
+    owner = store.claim("r1")
+    assert store.heartbeat("r1", owner)
+    _lease(store, "r1", 1, "elsewhere", 0)  # taken over while this process was stopped
+    assert not store.heartbeat("r1", owner)
+    store.release("r1", owner)  # releases only its own lease
+    assert store.owner("r1") is not None

@@ -16,6 +16,10 @@ from replay.cli.options import open_store, store_option
 def runs_command(as_json: bool, store_path: str) -> None:
     """List the runs in the store, newest first.
 
+    A status of 'running' means a live process owns the run; 'abandoned' means the run was
+    left running by a process that died (killed, crashed, machine restarted): finish it
+    with 'replay run --resume RUN_ID'.
+
     \b
     Example:
       replay runs --store .replay/replay.db
