@@ -6,7 +6,8 @@
     │   ├── ScenarioError       a bad scenario key or value (carries path and key)
     │   ├── StoreError          unknown run id, unreadable store, a store of a newer version
     │   │   └── StoreWriteError     the store refused a write (disk full, read-only, altered schema)
-    │   └── RunInUse            another live process owns the run
+    │   ├── RunInUse            another live process owns the run
+    │   └── LogChanged          a resume whose log no longer holds the run's requests
     └── RunIncomplete       the run stopped before every request had an outcome: exit code 3
         ├── ArmStopped          a fatal provider answer (401/403, insufficient_quota)
         ├── StoreFailed         the store refused to record outcomes: dispatching stopped
@@ -53,6 +54,10 @@ class StoreWriteError(StoreError):
 
 class RunInUse(InputError):
     """Another process that is still alive owns the run (``replay run --resume`` on a live run)."""
+
+
+class LogChanged(InputError):
+    """On resume, sampled records changed or disappeared from the log since the run started."""
 
 
 class ComparisonFailed(ReplayError):

@@ -9,6 +9,7 @@ snapshot, which names environment variables, never their values.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -165,6 +166,24 @@ def m004_run_owners(db: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migration
+def m005_case_digests(db: sqlite3.Connection) -> None:
+    """What identifies each case's request (:func:`request_digest`), so that a resume notices
+    a log edited since the run started. Cases stored before this have none."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(cases)")}
+    if "request_digest" not in columns:
+        db.execute("ALTER TABLE cases ADD COLUMN request_digest TEXT")
+
+
+def request_digest(request: dict[str, Any]) -> str:
+    """The request body as JSON with sorted keys, hashed: the same request whatever the key
+    order or spacing of the log line it was read from."""
+    import orjson
+
+    body = orjson.dumps(request, default=str, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 LEASE_S = 30.0
@@ -377,9 +396,24 @@ class Store:
     def add_cases(self, run_id: str, cases: list[tuple[int, LogRecord]]) -> None:
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
-                [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata)) for seq, r in cases],
-            )
+                "INSERT OR IGNORE INTO cases (run_id, request_id, seq, request_json, metadata_json, request_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata), request_digest(r.request))
+                 for seq, r in cases],
+            )  # fmt: skip
+
+    def case_digests(self, run_id: str) -> dict[str, str | None]:
+        """request id -> digest of its stored request (None for cases stored before digests were)."""
+        rows = self.db.execute("SELECT request_id, request_digest FROM cases WHERE run_id = ?", (run_id,))
+        return dict(rows.fetchall())
+
+    @_writes
+    def forget(self, run_id: str, request_ids: list[str]) -> None:
+        """Drop these requests from the run (case, outcomes, comparisons): a resume sends them afresh."""
+        where, args = _id_range(None, None, request_ids)
+        with self.transaction() as db:
+            for table in ("comparisons", "results", "cases"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?{where}", (run_id, *args))
 
     @_writes
     def add_outcomes(self, run_id: str, outcomes: list[Outcome]) -> None:

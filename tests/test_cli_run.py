@@ -517,3 +517,63 @@ def test_a_run_taken_over_by_another_process_stops_dispatching(make_server, tmp_
     owners = sqlite3.connect(store_path).execute("SELECT token FROM run_owners").fetchall()
     assert owners == [("someone-else",)]  # its lease is not released by the process that lost it
     assert run_row(store_path)[1] == "running"  # nor its status written
+
+
+def _interrupted_run_with_an_edited_log(server, tmp_path, store_path):
+    """A completed run of r0..r9 whose last two outcomes are lost, then a log with r2 changed and r5 gone."""
+    records = [record(f"r{i}", f"q{i}") for i in range(10)]
+    log = write_log(tmp_path / "log.jsonl", records)
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id IN ('r8', 'r9')")
+    db.execute("UPDATE runs SET status = 'interrupted'")
+    db.commit()
+    records[2]["request"]["messages"][0]["content"] = "q2, edited"
+    write_log(tmp_path / "log.jsonl", records[:5] + records[6:])
+    return log, db.execute("SELECT id FROM runs").fetchone()[0]
+
+
+def test_resume_refuses_a_log_changed_since_the_run_started(server, tmp_path, store_path):
+    log, run_id = _interrupted_run_with_an_edited_log(server, tmp_path, store_path)
+    before = server.stats.requests
+    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {log}: the log changed since run {run_id} started: 1 sampled record(s) changed, 1 no longer in the"
+        " sample (e.g. r2, r5); resuming would mix old answers with new requests: start a new run, or resume with"
+        " --resend-changed to re-send the changed records and drop the missing ones\n"
+    )
+    assert server.stats.requests == before and len(results(store_path)) == 8
+    assert run_row(store_path)[1] == "interrupted"
+
+
+def test_resume_with_resend_changed_re_sends_what_changed_and_drops_what_is_gone(server, tmp_path, store_path):
+    log, run_id = _interrupted_run_with_an_edited_log(server, tmp_path, store_path)
+    before = server.stats.requests
+    result = invoke("run", "--resume", "latest", "--resend-changed", "--store", store_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    sent = sorted(b["messages"][0]["content"] for b in server.stats.bodies[before:])
+    assert sent == ["q2, edited", "q8", "q9"]
+    assert set(results(store_path)) == {f"r{i}" for i in range(10)} - {"r5"}
+    assert set(results(store_path, "logged")) == set(results(store_path))  # the logged answers follow the log
+    assert run_row(store_path)[1:] == ("completed", None, 9)
+
+
+def test_resume_takes_a_log_rewritten_with_other_key_order_and_spacing_as_unchanged(server, tmp_path, store_path):
+    records = [record(f"r{i}", f"q{i}") for i in range(4)]
+    log = write_log(tmp_path / "log.jsonl", records)
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id = 'r3'")
+    db.commit()
+    rewritten = [{**r, "request": dict(reversed(list(r["request"].items())))} for r in records]
+    write_log(tmp_path / "log.jsonl", [json.dumps(r, indent=None, separators=(" , ", " : ")) for r in rewritten])
+    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(results(store_path)) == 4
+
+
+def test_resend_changed_needs_resume(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a")])
+    result = CliRunner().invoke(cli, ["run", "--logs", log, "--resend-changed", "--store", store_path])
+    assert result.exit_code == 2 and "--resend-changed goes with --resume" in result.stderr

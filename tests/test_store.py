@@ -1,7 +1,7 @@
 import pytest
 
 from replay.errors import StoreError
-from replay.store import MIGRATIONS, Store
+from replay.store import MIGRATIONS, Store, request_digest
 from replay.types import Attempt, Completion, Outcome, ToolCall, Usage
 
 
@@ -161,3 +161,24 @@ def test_a_heartbeat_tells_the_owner_whether_the_run_is_still_its_own(tmp_path):
     assert not store.heartbeat("r1", owner)
     store.release("r1", owner)  # releases only its own lease
     assert store.owner("r1") is not None
+
+
+def test_a_store_of_an_older_version_opens_and_its_cases_have_no_digest(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY)")
+    for step in MIGRATIONS[:3]:  # the store as replay wrote it before run owners and case digests
+        step(db)
+        db.execute("INSERT INTO _migrations VALUES (?)", (step.__name__,))
+    db.execute("INSERT INTO runs VALUES ('r1', 'one', '{}', 'h', '0.1', 0, NULL, 'running', 2, NULL)")
+    db.execute("INSERT INTO cases VALUES ('r1', 'a', 0, '{}', '{}')")
+    db.close()
+    store = Store(path)
+    assert store.case_digests("r1") == {"a": None}
+    assert store.get_run("r1").status == "abandoned"  # left running by a version that kept no owner
+    from replay.types import LogRecord
+
+    store.add_cases("r1", [(1, LogRecord("b", {"messages": []}))])
+    assert store.case_digests("r1")["b"] == request_digest({"messages": []})
