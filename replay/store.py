@@ -15,6 +15,7 @@ import os
 import socket
 import sqlite3
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, TypeVar
@@ -267,19 +268,48 @@ def new_run_id() -> str:
 
 
 class Store:
-    def __init__(self, path: str = DEFAULT_STORE) -> None:
+    def __init__(self, path: str = DEFAULT_STORE, create: bool = True) -> None:
+        """Open the store at ``path``, creating it when ``create`` (``replay run``); commands that
+        only read pass ``create=False``, so that a mistyped path says so instead of yielding an
+        empty store. A store that cannot be written (a read-only filesystem or file) opens read-only."""
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
+        self.read_only = False
+        if not create and not os.path.isfile(path):
+            what = "is a directory, not a store" if os.path.isdir(path) else "no store there"
+            raise StoreError(f"{path}: {what} ('replay run' creates one; --store or REPLAY_STORE names another)")
         try:
-            os.makedirs(directory, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
+            if create or _writable(path):
+                self._open(path)
+            else:
+                self._open_read_only(path)
             self._has_owners = self._has_table("run_owners")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
+
+    def _open(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _open_read_only(self, path: str) -> None:
+        """Read-only; where SQLite cannot even keep its shared-memory file next to the store
+        (a read-only filesystem), as immutable: nothing else can be writing it there."""
+        self.read_only = True
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path))
+        for mode in ("?mode=ro", "?immutable=1"):
+            self.db = sqlite3.connect(uri + mode, uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+            except sqlite3.OperationalError as exc:
+                self.db.close()
+                if mode == "?immutable=1" or "no such table" in str(exc):
+                    raise
+                continue
+            _refuse_newer(path, done)
+            return
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
@@ -585,6 +615,12 @@ class _Tx:
     def _rollback(self) -> None:
         if self.db.in_transaction:  # SQLite rolls back by itself after some errors
             self.db.execute("ROLLBACK")
+
+
+def _writable(path: str) -> bool:
+    """SQLite writes the store and, in WAL mode, its -wal and -shm files beside it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.access(path, os.W_OK) and os.access(directory, os.W_OK)
 
 
 def _refuse_newer(path: str, done: set[str]) -> None:

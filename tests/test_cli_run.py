@@ -385,8 +385,21 @@ def test_export_formats_and_runs_listing(server, tmp_path, store_path):
 
 
 def test_unknown_run_is_an_input_error(store_path):
+    from replay.store import Store
+
+    Store(store_path).close()
     result = CliRunner().invoke(cli, ["export", "nope", "--store", store_path])
     assert result.exit_code == 2 and "no run 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["report"], ["gate"], ["disagreements"], ["show", "latest", "a"], ["runs"],
+                                     ["export", "latest"], ["run", "--resume", "latest"]])  # fmt: skip
+def test_a_command_on_a_missing_store_says_so_and_creates_nothing(tmp_path, command):
+    path = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, [*command, "--store", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}: no store there ('replay run' creates one; --store or REPLAY_STORE names another)\n"
+    assert not path.exists()
 
 
 def test_logs_validate(tmp_path):
@@ -406,7 +419,7 @@ class FaultyStore:
     """Stores whose writes fail the way a full disk makes them fail."""
 
     @staticmethod
-    def full_after_create(path):
+    def full_after_create(path, create=True):
         """A real SQLITE_FULL: the file may not grow past its size when the run is created."""
         from replay.store import Store
 
@@ -419,7 +432,7 @@ class FaultyStore:
         return Full(path)
 
     @staticmethod
-    def first_outcomes_write_fails(path):
+    def first_outcomes_write_fails(path, create=True):
         """The first write of candidate outcomes fails as SQLite fails it on a full disk; later ones succeed."""
         from replay.store import Store
 

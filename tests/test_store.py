@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from replay.errors import StoreError
@@ -182,3 +184,58 @@ def test_a_store_of_an_older_version_opens_and_its_cases_have_no_digest(tmp_path
 
     store.add_cases("r1", [(1, LogRecord("b", {"messages": []}))])
     assert store.case_digests("r1")["b"] == request_digest({"messages": []})
+
+
+def _read_only_mounts():
+    import shutil
+    import subprocess
+
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _read_only_mounts(), reason="needs unshare (user and mount namespaces) for a read-only mount")
+@pytest.mark.parametrize("wal_left", [False, True])
+def test_a_store_on_a_read_only_filesystem_is_read(server, tmp_path, wal_left):
+    """Read-only commands read a store they cannot write (an artifact mounted read-only in CI)."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from conftest import NO_GATES, record, write_log
+    from replay.cli import cli
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = str(folder / "replay.db")
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(3)])
+    run = CliRunner().invoke(cli, ["run", "--logs", log, "--candidate-url", server.base_url, "--candidate-model", "m",
+                                   "--store", path, "--quiet", "--gates", NO_GATES])  # fmt: skip
+    assert run.exit_code == 0, run.output
+    if wal_left:  # as a killed process leaves them: the -wal and -shm files beside the store
+        import sqlite3
+
+        keep = sqlite3.connect(path)
+        keep.execute("PRAGMA wal_autocheckpoint = 0")
+        keep.execute("UPDATE runs SET name = 'renamed'")
+        keep.commit()
+        assert os.path.exists(path + "-wal")
+    python = shlex.quote(sys.executable)
+    commands = " && ".join(f"{python} -m replay {command} --store {shlex.quote(path)}"
+                           for command in ("runs --json", "report latest --format json", "export latest"))  # fmt: skip
+    folder_q = shlex.quote(str(folder))
+    script = f"mount --bind {folder_q} {folder_q} && mount -o remount,bind,ro {folder_q} && {commands}"
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    listed = json.loads(lines[0])
+    assert listed["status"] == "completed" and listed["outcomes"] == 3
+    assert listed["name"] == ("renamed" if wal_left else "<flags>")  # what the -wal holds is read too
+    assert sum(1 for line in lines if line.startswith('{"run_id"')) == 6
+
+
+

@@ -95,7 +95,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
         overrides["logs"] = list(overrides["logs"])
     gates = load_gates_file(gates_file) if gates_file else None
     check_report_paths(report_json, report_md, report_junit)
-    store = open_store(store_path)
+    store = open_store(store_path, create=not resume)
     if resume:
         if scenario or overrides:
             raise click.UsageError("--resume takes no scenario and no override flags: the run keeps its own")
