@@ -58,7 +58,7 @@ class _NotSent(Exception):
     """A request abandoned before its next attempt because the run is stopping: nothing is stored."""
 
 
-def signame_again(signame: str) -> str:
+def _again(signame: str) -> str:
     return "press Ctrl-C again" if signame == "SIGINT" else f"send {signame} again"
 
 
@@ -174,7 +174,7 @@ class Engine:
         self._spent = 0.0
         self._reserved = 0.0
         self._reservations = 0
-        self._released: asyncio.Event  # made in the event loop
+        self._released = asyncio.Event()  # bound to the run's loop when first awaited (3.10+)
         self._sent = 0
         self._errors = 0
         self._unpriced: set[str] = set()
@@ -292,7 +292,6 @@ class Engine:
         return arms
 
     async def _main(self, paths: list[str], selected: set[str], arms: list[tuple[str, Arm]]) -> None:
-        self._released = asyncio.Event()
         states = []
         for name, arm in arms:
             provider = self.provider_factory(name, arm)
@@ -360,7 +359,7 @@ class Engine:
             if self._in_flight:
                 self.reporter.warn(
                     f"{signame}: stopped dispatching; waiting up to {grace:g}s for {self._in_flight} request(s) in flight"
-                    f" ({signame_again(signame)} to stop at once)"
+                    f" ({_again(signame)} to stop at once)"
                 )
 
         installed = []
@@ -441,8 +440,7 @@ class Engine:
 
     def _wake(self) -> None:
         """Wake a dispatcher waiting for budget, so it sees that the run is stopping."""
-        with contextlib.suppress(AttributeError):
-            self._released.set()
+        self._released.set()
 
     def _release(self, cost: float) -> None:
         self._reservations -= 1
