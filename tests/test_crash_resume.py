@@ -1,4 +1,5 @@
-"""A real ``replay run`` process, killed (SIGKILL) or cancelled (SIGTERM) mid-run, then resumed."""
+"""A real ``replay run`` process, killed (SIGKILL) or cancelled (SIGTERM) mid-run, then resumed;
+raced by a second process; on a disk that fills up."""
 
 import os
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import NO_GATES, record, write_log
@@ -156,3 +158,35 @@ def test_a_live_run_refuses_a_second_process_and_is_abandoned_once_killed(make_s
     assert resumed.exit_code == 0, resumed.output
     assert server.stats.requests - sent_before == N - kept  # the second process sent only what was missing
     assert sqlite3.connect(store_path).execute("SELECT COUNT(*) FROM run_owners").fetchone() == (0,)  # released
+
+
+def _can_mount():
+    import shutil
+
+    return bool(shutil.which("unshare")) and subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount(), reason="needs unshare (user and mount namespaces) for a tiny tmpfs")
+def test_a_really_full_disk_ends_the_run_in_one_line_and_marks_it(make_server, tmp_path):
+    import json
+    import shlex
+
+    server = make_server(latency_ms=10)
+    long = "x" * 2000
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:03d}", f"q{i} {long}") for i in range(300)])
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    store = str(disk / "replay.db")
+    replay = f"{shlex.quote(sys.executable)} -m replay"
+    script = (f"mount -t tmpfs -o size=300k tmpfs {shlex.quote(str(disk))} && {replay} run --logs {shlex.quote(log)}"
+              f" --candidate-url {server.base_url} --candidate-model m --quiet --store {shlex.quote(store)}"
+              f" --gates {shlex.quote(NO_GATES)}; echo rc=$? >&2; {replay} runs --json --store {shlex.quote(store)}")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "REPLAY_RAISE_ERRORS"}
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    errors = done.stderr.splitlines()
+    assert errors[-1] == "rc=3", done.stderr
+    assert "Traceback" not in done.stderr
+    assert errors[-2].startswith(f"Error: {store}: cannot write to the store (database or disk is full): dispatching stopped; ")
+    listed = json.loads(done.stdout)
+    assert listed["status"] == "failed" and listed["message"] == errors[-2][len("Error: "):]
+    assert listed["outcomes"] < 300
