@@ -305,7 +305,7 @@ class Engine:
         for state in states:
             tasks += [asyncio.ensure_future(self._worker(state)) for _ in range(state.arm.limits.concurrency)]
         restore = self._install_signal_handlers(tasks)
-        self._beat = asyncio.get_running_loop().call_later(HEARTBEAT_S, self._heartbeat)
+        self._heartbeat()  # renewed now: checking a long log on resume may have taken a while
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
