@@ -170,11 +170,12 @@ class Engine:
         self.provider_factory = provider_factory
         self.prices = PriceTable(scenario.prices)
         self.rng = random.Random()
-        self._stop: RunIncomplete | None = None
+        self._stopped_by: RunIncomplete | None = None
+        self._stopping = asyncio.Event()  # events bind to the run's loop when first awaited (3.10+)
         self._spent = 0.0
         self._reserved = 0.0
         self._reservations = 0
-        self._released = asyncio.Event()  # bound to the run's loop when first awaited (3.10+)
+        self._released = asyncio.Event()
         self._sent = 0
         self._errors = 0
         self._unpriced: set[str] = set()
@@ -187,6 +188,19 @@ class Engine:
         self._states: list[_ArmState] = []
         self._owner: Owner | None = None
         self._beat: asyncio.TimerHandle | None = None
+
+    @property
+    def _stop(self) -> RunIncomplete | None:
+        """Why the run stops (None while it goes on). Setting it wakes whatever waits: the
+        dispatcher waiting for budget, requests waiting for their turn or to retry."""
+        return self._stopped_by
+
+    @_stop.setter
+    def _stop(self, stop: RunIncomplete | None) -> None:
+        self._stopped_by = stop
+        if stop is not None:
+            self._stopping.set()
+            self._released.set()
 
     # --- public ---------------------------------------------------------------------
 
@@ -269,7 +283,6 @@ class Engine:
             ours = True  # the outcomes' writes report the store's trouble
         if not ours:
             self._stop = self._stop or RunTakenOver(f"run {self.run_id}: another process took it over; stopped dispatching")
-            self._wake()
             return
         self._beat = loop.call_later(HEARTBEAT_S, self._heartbeat)
 
@@ -295,7 +308,7 @@ class Engine:
         states = []
         for name, arm in arms:
             provider = self.provider_factory(name, arm)
-            limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm)
+            limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm, sleep=self._pause)
             states.append(_ArmState(name, arm, provider, limiter, asyncio.Queue(maxsize=arm.limits.concurrency)))
         self._states = states
         done = self.store.done_keys(self.run_id)
@@ -328,7 +341,7 @@ class Engine:
         stored = in_flight - self._not_sent
         said = f"{signame}: stopped dispatching; the {stored} request(s) in flight answered and were stored"
         if self._not_sent:
-            said += f", {self._not_sent} waiting to retry were not (a resume re-sends them)"
+            said += f"; {self._not_sent} waiting for their turn or a retry were not sent (a resume sends them)"
         return said
 
     def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
@@ -353,7 +366,6 @@ class Engine:
             if not isinstance(self._stop, StoreFailed):
                 self._stop = Interrupted(f"{signame}: stopped dispatching")
                 self._interrupted_by = (signame, self._in_flight)
-            self._wake()
             grace = min([GRACE_S] + [state.arm.limits.timeout_s for state in self._states])
             timers.append(loop.call_later(grace, hard_stop, f"{signame}: stopped after waiting {grace:g}s"))
             if self._in_flight:
@@ -438,10 +450,6 @@ class Engine:
         self._reserved += cost
         self._reservations += 1
 
-    def _wake(self) -> None:
-        """Wake a dispatcher waiting for budget, so it sees that the run is stopping."""
-        self._released.set()
-
     def _release(self, cost: float) -> None:
         self._reservations -= 1
         self._reserved = self._reserved - cost if self._reservations else 0.0  # no float drift
@@ -520,7 +528,6 @@ class Engine:
         if self._store_error is None:
             self._store_error = exc
             self._stop = StoreFailed(f"{exc}: dispatching stopped")
-            self._wake()
 
     def _final_flush(self) -> None:
         """Once nothing is in flight: write what is left, retrying a write that failed once."""
@@ -546,9 +553,9 @@ class Engine:
             tokens = estimate_prompt_tokens(body, state.arm.model) + _expected_output_tokens(body, record)
         attempts: list[Attempt] = []
         for number in range(1, limits.max_attempts + 1):
-            if number > 1 and self._stop is not None:
-                raise _NotSent  # no new attempt once the run stops: a resume sends it afresh
             async with state.limiter.slot(tokens):
+                if self._stop is not None:
+                    raise _NotSent  # no new attempt once the run stops: a resume sends it afresh
                 started = time.time()
                 try:
                     completion = await _within(provider.send(body, limits.timeout_s), limits.timeout_s)
@@ -576,11 +583,19 @@ class Engine:
                 break
             if decision.hinted:
                 state.limiter.pause(decision.delay_s)
-            await asyncio.sleep(decision.delay_s)
+            await self._pause(decision.delay_s)
         return Outcome(
             request_id=record.id, arm=state.name, status="error", completion=None, attempts=tuple(attempts),
             params=params, http_status=error.status, error_class=error.error_class, error_message=error.message,
         )  # fmt: skip
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait for a turn or a retry, unless the run stops meanwhile (then the request is not sent)."""
+        if self._stop is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+        if self._stop is not None:
+            raise _NotSent
 
     def _ok(
         self, state: _ArmState, record: LogRecord, body: dict[str, Any], completion: Completion,

@@ -2,6 +2,7 @@
 raced by a second process; on a disk that fills up."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -190,3 +191,18 @@ def test_a_really_full_disk_ends_the_run_in_one_line_and_marks_it(make_server, t
     listed = json.loads(done.stdout)
     assert listed["status"] == "failed" and listed["message"] == errors[-2][len("Error: "):]
     assert listed["outcomes"] < 300
+
+
+def test_requests_waiting_for_their_turn_at_a_signal_are_not_sent(make_server, tmp_path, store_path):
+    """With --rpm, most workers wait for their turn: a signal must not let them go out afterwards."""
+    server = make_server(latency_ms=50)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
+    proc = start_run(server, log, store_path, "--rpm", "120")  # one request every 0.5 s, 4 workers
+    wait_for_outcomes(store_path, 2, proc)
+    at_signal = server.stats.requests
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 3, err
+    assert server.stats.requests <= at_signal + 1  # at most the one already on its way
+    assert stored(store_path) == server.stats.requests
+    assert re.search(r"; [1-4] waiting for their turn or a retry were not sent \(a resume sends them\)$", err.splitlines()[-1])
