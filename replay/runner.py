@@ -28,7 +28,6 @@ from replay.errors import (
     EndpointUnreachable,
     InputError,
     Interrupted,
-    LogChanged,
     RunIncomplete,
     RunTakenOver,
     StoreFailed,
@@ -39,9 +38,10 @@ from replay.providers import Provider, ProviderError, get_provider
 from replay.providers.stream import completion_from_body
 from replay.ratelimit import Limiter
 from replay.readers import ReadStats, iter_records, resolve_log_paths
+from replay.resume import check_log
 from replay.retry import decide
 from replay.sampling import select_ids
-from replay.store import HEARTBEAT_S, Owner, Store, new_run_id, request_digest
+from replay.store import HEARTBEAT_S, Owner, Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
 
@@ -214,7 +214,7 @@ class Engine:
             self._owner = self.store.claim(self.run_id)  # a live run refuses a second process
         try:
             if self.resumed:
-                self._check_log(paths, selected)
+                check_log(self.store, self.run_id, paths, self._records(paths, selected), selected, self.resend_changed)
                 self.store.set_status(self.run_id, "running", ended=False)
             else:
                 self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
@@ -236,36 +236,6 @@ class Engine:
             self._stop.run_id = self.run_id
             raise self._stop
         return summary
-
-    def _check_log(self, paths: list[str], selected: set[str]) -> None:
-        """Before a resume sends anything: the sampled records must be the ones the run stored.
-
-        A record whose request changed, or that is no longer in the sample, would mix old
-        answers with new requests; so would new records joining a sample that was all sent.
-        Refuse, or with ``resend_changed`` drop what no longer holds and send it afresh."""
-        stored = self.store.case_digests(self.run_id)
-        if not stored:
-            return
-        gone = [request_id for request_id in stored if request_id not in selected]
-        changed = [
-            record.id for record in self._records(paths, selected)
-            if stored.get(record.id) not in (None, request_digest(record.request))
-        ]  # fmt: skip
-        planned = self.store.get_run(self.run_id).planned or 0
-        new = len(selected.difference(stored)) if len(stored) >= planned else 0
-        if not (gone or changed or new):
-            return
-        if self.resend_changed:
-            self.store.forget(self.run_id, changed + gone)
-            return
-        counts = [f"{len(changed)} sampled record(s) changed", f"{len(gone)} no longer in the sample"]
-        counts += [f"{new} new in it"] if new else []
-        examples = ", ".join((changed + gone)[:3])
-        raise LogChanged(
-            f"{', '.join(paths)}: the log changed since run {self.run_id} started: {', '.join(counts)}"
-            f"{f' (e.g. {examples})' if examples else ''}; resuming would mix old answers with new requests:"
-            " start a new run, or resume with --resend-changed to re-send the changed records and drop the missing ones"
-        )
 
     def _disown(self) -> None:
         """On any exit; if even this write fails, the dead process's lease frees the run."""
