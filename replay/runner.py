@@ -41,7 +41,8 @@ from replay.readers import ReadStats, iter_records, resolve_log_paths
 from replay.resume import check_log
 from replay.retry import decide
 from replay.sampling import select_ids
-from replay.store import HEARTBEAT_S, Owner, Store, new_run_id
+from replay.owners import HEARTBEAT_S, Owner
+from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
 

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import os
-import socket
 import sqlite3
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from replay import __version__
 from replay import fastjson
 from replay.errors import RunInUse, StoreError, StoreWriteError
+from replay.owners import ABANDONED, Owner
 from replay.types import LogRecord, Outcome
 
 DEFAULT_STORE = os.path.join(".replay", "replay.db")
@@ -154,7 +154,7 @@ def m003_indexes_for_reports(db: sqlite3.Connection) -> None:
 @migration
 def m004_run_owners(db: sqlite3.Connection) -> None:
     """Who is running a run: a lease that the owner renews (``heartbeat_at``) and releases on
-    any exit; a lease whose process is dead, or that was not renewed in ``LEASE_S``, is free."""
+    any exit; a lease whose process is dead, or that was not renewed in ``replay.owners.LEASE_S``, is free."""
     _statements(
         db,
         """
@@ -187,14 +187,6 @@ def request_digest(request: dict[str, Any]) -> str:
     return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
-LEASE_S = 30.0
-"""A run's owner renews its lease every ``HEARTBEAT_S``; one not renewed for this long is taken over."""
-HEARTBEAT_S = 5.0
-ABANDONED = "abandoned"
-"""The status shown for a run stored as ``running`` that no live process owns (killed, crashed,
-machine restarted): ``replay run --resume`` finishes it."""
-
-
 def _statements(db: sqlite3.Connection, script: str) -> None:
     """Run each statement inside the caller's transaction (``executescript`` would commit)."""
     for statement in script.split(";"):
@@ -214,39 +206,6 @@ class RunRow:
     status: str
     planned: int | None
     message: str | None
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The process running a run, as its lease in the store names it."""
-
-    pid: int
-    host: str
-    token: str
-    heartbeat_at: float
-
-    def values(self) -> tuple[Any, ...]:
-        return (self.pid, self.host, self.token, self.heartbeat_at)
-
-    def alive(self) -> bool:
-        """Renewed within ``LEASE_S`` and, on this host, its process still exists (a ``kill -9``
-        frees the run at once; a process on another host is trusted until its lease expires)."""
-        if time.time() - self.heartbeat_at > LEASE_S:
-            return False
-        return self.host != socket.gethostname() or _pid_alive(self.pid)
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host}, last seen {max(time.time() - self.heartbeat_at, 0):.0f}s ago"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 RESULT_COLUMNS = (
@@ -381,7 +340,7 @@ class Store:
     @_writes
     def claim(self, run_id: str) -> Owner:
         """Own the run, or raise :class:`RunInUse` while another live process owns it."""
-        me = Owner(os.getpid(), socket.gethostname(), uuid.uuid4().hex, time.time())
+        me = Owner.this_process()
         with self.transaction() as db:  # the write lock: two processes cannot both see it free
             row = db.execute("SELECT pid, host, token, heartbeat_at FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
             if row is not None and Owner(*row).alive():
