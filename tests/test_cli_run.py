@@ -465,7 +465,8 @@ def test_a_full_disk_stops_the_run_and_names_every_request_a_resume_re_sends(ser
     result = adhoc(server, log, store_path, "--concurrency", 2)
     assert result.exit_code == 3
     run_id = run_row(store_path)[0]
-    hint, error = result.stderr.splitlines()[-2:]
+    warning, hint, error = result.stderr.splitlines()
+    assert warning == "warning: no price for model 'cand-1': its cost counts as unknown (add it under 'prices')"
     assert hint == f"run {run_id}: failed; resume with: replay run --resume {run_id} --store {store_path}"
     match = re.fullmatch(
         rf"Error: {re.escape(store_path)}: cannot write to the store \(database or disk is full\): dispatching stopped;"
@@ -487,10 +488,13 @@ def test_a_write_that_fails_once_is_retried_and_nothing_answered_is_lost(server,
     monkeypatch.setattr("replay.cli.run.open_store", FaultyStore.first_outcomes_write_fails)
     result = adhoc(server, log, store_path, "--concurrency", 4)
     assert result.exit_code == 3
-    assert result.stderr.splitlines()[-1] == (
+    run_id = run_row(store_path)[0]
+    assert result.stderr.splitlines() == [
+        "warning: no price for model 'cand-1': its cost counts as unknown (add it under 'prices')",
+        f"run {run_id}: failed; resume with: replay run --resume {run_id} --store {store_path}",
         f"Error: {store_path}: cannot write to the store (database or disk is full): dispatching stopped;"
-        " a retry stored every answer received"
-    )
+        " a retry stored every answer received",
+    ]
     assert set(results(store_path)) == _sent_ids(server) and server.stats.requests < 40
 
 

@@ -106,10 +106,16 @@ def test_answers_in_flight_at_sigterm_are_stored_and_nothing_is_sent_after(make_
     assert proc.returncode == 3, err
     kept = stored(store_path)
     assert kept == server.stats.requests < N  # every request sent was answered and stored
-    lines = err.splitlines()
-    assert lines[-1] == f"Error: SIGTERM: stopped dispatching; the {CONCURRENCY} request(s) in flight answered and were stored"
-    assert f"warning: SIGTERM: stopped dispatching; waiting up to 5s for {CONCURRENCY} request(s) in flight" \
-           " (send SIGTERM again to stop at once)" in lines  # fmt: skip
+    run_id = sqlite3.connect(store_path).execute("SELECT id FROM runs").fetchone()[0]
+    assert err.splitlines() == [
+        f"run {run_id}: {N} sampled requests, {N} to send",
+        "warning: no price for model 'm': its cost counts as unknown (add it under 'prices')",
+        f"warning: SIGTERM: stopped dispatching; waiting up to 5s for {CONCURRENCY} request(s) in flight"
+        " (send SIGTERM again to stop at once)",
+        f"run {run_id}: interrupted; resume with: replay run --resume {run_id} --store {store_path}",
+        f"Error: SIGTERM: stopped dispatching; the {CONCURRENCY} request(s) in flight answered and were stored",
+    ]
+    assert sqlite3.connect(store_path).execute("SELECT COUNT(*) FROM run_owners").fetchone() == (0,)  # released
     result = CliRunner().invoke(cli, ["run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES], catch_exceptions=False)
     assert result.exit_code == 0
     assert server.stats.requests == N and stored(store_path) == N
