@@ -518,8 +518,12 @@ def test_a_run_taken_over_by_another_process_stops_dispatching(make_server, tmp_
     from replay.store import Store
 
     class TakenOver(Store):
+        beats = 0
+
         def heartbeat(self, run_id, owner):
-            self.db.execute("UPDATE run_owners SET token = 'someone-else' WHERE run_id = ?", (run_id,))
+            TakenOver.beats += 1
+            if TakenOver.beats == 2:  # the first renews the lease as the run starts; then it is lost
+                self.db.execute("UPDATE run_owners SET token = 'someone-else' WHERE run_id = ?", (run_id,))
             return super().heartbeat(run_id, owner)
 
     server = make_server(latency_ms=100)
@@ -530,7 +534,7 @@ def test_a_run_taken_over_by_another_process_stops_dispatching(make_server, tmp_
     assert result.exit_code == 3
     run_id = run_row(store_path)[0]
     assert result.stderr.splitlines()[-1] == f"Error: run {run_id}: another process took it over; stopped dispatching"
-    assert server.stats.requests < 200
+    assert 0 < server.stats.requests < 200 and TakenOver.beats == 2
     owners = sqlite3.connect(store_path).execute("SELECT token FROM run_owners").fetchall()
     assert owners == [("someone-else",)]  # its lease is not released by the process that lost it
     assert run_row(store_path)[1] == "running"  # nor its status written
