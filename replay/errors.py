@@ -4,9 +4,14 @@
     ├── InputError          bad input from the user: exit code 2
     │   ├── LogFormatError      a malformed shadow-log line (carries path and line)
     │   ├── ScenarioError       a bad scenario key or value (carries path and key)
-    │   └── StoreError          unknown run id, unreadable store
+    │   ├── StoreError          unknown run id, unreadable store, a store of a newer version
+    │   │   └── StoreWriteError     the store refused a write (disk full, read-only, altered schema)
+    │   ├── RunInUse            another live process owns the run
+    │   └── LogChanged          a resume whose log no longer holds the run's requests
     └── RunIncomplete       the run stopped before every request had an outcome: exit code 3
         ├── ArmStopped          a fatal provider answer (401/403, insufficient_quota)
+        ├── StoreFailed         the store refused to record outcomes: dispatching stopped
+        ├── RunTakenOver        another process took the run over (this one was stopped too long)
         ├── EndpointUnreachable an arm never reached its endpoint (exit code 2: a bad URL)
         ├── BudgetExhausted     the next request would have passed ``budget_usd``
         └── Interrupted         Ctrl-C or SIGTERM
@@ -43,6 +48,18 @@ class StoreError(InputError):
     """The store cannot answer the question asked (unknown run, bad path)."""
 
 
+class StoreWriteError(StoreError):
+    """A write the store refused: ``database or disk is full``, a read-only file, an altered schema."""
+
+
+class RunInUse(InputError):
+    """Another process that is still alive owns the run (``replay run --resume`` on a live run)."""
+
+
+class LogChanged(InputError):
+    """On resume, sampled records changed or disappeared from the log since the run started."""
+
+
 class ComparisonFailed(ReplayError):
     """Comparing stored pairs failed (a comparator raised, a worker process died)."""
 
@@ -60,6 +77,16 @@ class RunIncomplete(ReplayError):
 
 class ArmStopped(RunIncomplete):
     """An arm got an answer that retrying cannot fix (bad key, no quota)."""
+
+
+class StoreFailed(RunIncomplete):
+    """The store refused to record outcomes, so dispatching stopped; the message names the
+    store, the cause and the requests a resume will re-send."""
+
+
+class RunTakenOver(RunIncomplete):
+    """This process's lease on the run expired (it was stopped for longer than the lease) and
+    another process took the run over: this one stops dispatching."""
 
 
 class EndpointUnreachable(RunIncomplete):

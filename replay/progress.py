@@ -43,6 +43,10 @@ class RichReporter(Reporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console = Console(stderr=True)
+        if self.console.is_terminal:
+            # two columns free for the terminal's echo of Ctrl-C ("^C"): on a full-width line it
+            # would wrap, and the next redraw would leave the old progress line on screen
+            self.console.width = max(self.console.width - 2, 20)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

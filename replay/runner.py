@@ -29,14 +29,19 @@ from replay.errors import (
     InputError,
     Interrupted,
     RunIncomplete,
+    RunTakenOver,
+    StoreFailed,
+    StoreWriteError,
 )
 from replay.pricing import PriceTable
 from replay.providers import Provider, ProviderError, get_provider
 from replay.providers.stream import completion_from_body
 from replay.ratelimit import Limiter
 from replay.readers import ReadStats, iter_records, resolve_log_paths
+from replay.resume import check_log
 from replay.retry import decide
 from replay.sampling import select_ids
+from replay.owners import HEARTBEAT_S, Owner
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
@@ -46,6 +51,16 @@ T = TypeVar("T")
 CASE_BATCH = 64
 UNREACHABLE_AFTER = 3
 """Requests that failed on connection errors, with no success yet, before an arm gives up."""
+GRACE_S = 5.0
+"""After Ctrl-C or SIGTERM, how long the requests in flight may take to answer and be stored."""
+
+
+class _NotSent(Exception):
+    """A request abandoned before its next attempt because the run is stopping: nothing is stored."""
+
+
+def _again(signame: str) -> str:
+    return "press Ctrl-C again" if signame == "SIGINT" else f"send {signame} again"
 
 
 class Reporter:
@@ -76,8 +91,10 @@ class _ArmState:
     provider: Provider
     limiter: Limiter
     queue: asyncio.Queue[Any]
-    successes: int = 0
+    reached: bool = False
+    """The endpoint answered at least once (any HTTP answer, an error status included)."""
     unreachable: list[Outcome] = field(default_factory=list)
+    """Connection errors held back until the endpoint answers: if it never does, a resume re-sends them."""
 
 
 ProviderFactory = Callable[[str, Arm], Provider]
@@ -142,23 +159,49 @@ class Engine:
         skip_invalid: bool = False,
         reporter: Reporter | None = None,
         provider_factory: ProviderFactory = default_provider_factory,
+        resend_changed: bool = False,
     ) -> None:
         self.scenario = scenario
         self.store = store
         self.resumed = run_id is not None
         self.run_id = run_id or new_run_id()
         self.skip_invalid = skip_invalid
+        self.resend_changed = resend_changed
         self.reporter = reporter or Reporter()
         self.provider_factory = provider_factory
         self.prices = PriceTable(scenario.prices)
         self.rng = random.Random()
-        self._stop: RunIncomplete | None = None
+        self._stopped_by: RunIncomplete | None = None
+        self._stopping = asyncio.Event()  # events bind to the run's loop when first awaited (3.10+)
         self._spent = 0.0
         self._reserved = 0.0
+        self._reservations = 0
+        self._released = asyncio.Event()
         self._sent = 0
         self._errors = 0
         self._unpriced: set[str] = set()
         self._unwritten: list[Outcome] = []
+        self._store_error: StoreWriteError | None = None
+        self._in_flight = 0
+        self._not_sent = 0
+        self._cancelled = False
+        self._interrupted_by: tuple[str, int] | None = None
+        self._states: list[_ArmState] = []
+        self._owner: Owner | None = None
+        self._beat: asyncio.TimerHandle | None = None
+
+    @property
+    def _stop(self) -> RunIncomplete | None:
+        """Why the run stops (None while it goes on). Setting it wakes whatever waits: the
+        dispatcher waiting for budget, requests waiting for their turn or to retry."""
+        return self._stopped_by
+
+    @_stop.setter
+    def _stop(self, stop: RunIncomplete | None) -> None:
+        self._stopped_by = stop
+        if stop is not None:
+            self._stopping.set()
+            self._released.set()
 
     # --- public ---------------------------------------------------------------------
 
@@ -169,24 +212,60 @@ class Engine:
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
             check_arm(name, arm)
         if self.resumed:
-            self.store.set_status(self.run_id, "running", ended=False)
-        else:
-            self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
-        self.store.set_planned(self.run_id, len(selected))
-        self._spent = self.store.spent(self.run_id)
+            self._owner = self.store.claim(self.run_id)  # a live run refuses a second process
         try:
-            with _fewer_gc_pauses():
-                _run_loop(self._main(paths, selected, arms))
+            if self.resumed:
+                check_log(self.store, self.run_id, paths, self._records(paths, selected), selected, self.resend_changed)
+                self.store.set_status(self.run_id, "running", ended=False)
+            else:
+                self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
+                self._owner = self.store.claim(self.run_id)
+            self.store.set_planned(self.run_id, len(selected))
+            self._spent = self.store.spent(self.run_id)
+            try:
+                with _fewer_gc_pauses():
+                    _run_loop(self._main(paths, selected, arms))
+            finally:
+                self.reporter.stop()
+            self._mark_run()
         finally:
-            self.reporter.stop()
+            self._disown()
         status = "completed" if self._stop is None else self._stop.status
         message = None if self._stop is None else str(self._stop)
-        self.store.set_status(self.run_id, status, message)
         summary = RunSummary(self.run_id, status, len(selected), self._sent, self._errors, self._spent, stats.invalid, message)
         if self._stop is not None:
             self._stop.run_id = self.run_id
             raise self._stop
         return summary
+
+    def _disown(self) -> None:
+        """On any exit; if even this write fails, the dead process's lease frees the run."""
+        if self._owner is not None:
+            with contextlib.suppress(StoreWriteError):
+                self.store.release(self.run_id, self._owner)
+
+    def _heartbeat(self) -> None:
+        """Renew the run's lease; if another process took the run over (this one was stopped
+        for longer than the lease), stop dispatching: two processes must never run one run."""
+        loop = asyncio.get_running_loop()
+        try:
+            ours = self._owner is None or self.store.heartbeat(self.run_id, self._owner)
+        except StoreWriteError:
+            ours = True  # the outcomes' writes report the store's trouble
+        if not ours:
+            self._stop = self._stop or RunTakenOver(f"run {self.run_id}: another process took it over; stopped dispatching")
+            return
+        self._beat = loop.call_later(HEARTBEAT_S, self._heartbeat)
+
+    def _mark_run(self) -> None:
+        if isinstance(self._stop, RunTakenOver):
+            return  # the run's status is its new owner's to write
+        status = "completed" if self._stop is None else self._stop.status
+        try:
+            self.store.set_status(self.run_id, status, None if self._stop is None else str(self._stop))
+        except StoreWriteError as exc:
+            said = f"{self._stop}; " if self._stop is not None else ""
+            self._stop = StoreFailed(f"{said}the run could not be marked {status}: {exc}")
 
     # --- setup ------------------------------------------------------------------------
 
@@ -200,8 +279,9 @@ class Engine:
         states = []
         for name, arm in arms:
             provider = self.provider_factory(name, arm)
-            limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm)
+            limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm, sleep=self._pause)
             states.append(_ArmState(name, arm, provider, limiter, asyncio.Queue(maxsize=arm.limits.concurrency)))
+        self._states = states
         done = self.store.done_keys(self.run_id)
         to_send = sum(1 for record_id in selected for name, _ in arms if (record_id, name) not in done)
         self.reporter.start(self.run_id, len(selected), to_send, self.resumed)
@@ -209,25 +289,61 @@ class Engine:
         for state in states:
             tasks += [asyncio.ensure_future(self._worker(state)) for _ in range(state.arm.limits.concurrency)]
         restore = self._install_signal_handlers(tasks)
+        self._heartbeat()  # renewed now: checking a long log on resume may have taken a while
         try:
             results = await asyncio.gather(*tasks, return_exceptions=True)
+            for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
+                if state.unreachable and self._stop is None:
+                    self._stop = _unreachable(state)
+            if self._interrupted_by and not self._cancelled and isinstance(self._stop, Interrupted):
+                self._stop = Interrupted(self._after_grace(*self._interrupted_by))
         finally:
-            self._flush()
+            self._final_flush()
             restore()
+            if self._beat is not None:
+                self._beat.cancel()
             for state in states:
                 await state.provider.aclose()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
 
-    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
-        loop = asyncio.get_running_loop()
+    def _after_grace(self, signame: str, in_flight: int) -> str:
+        stored = in_flight - self._not_sent
+        said = f"{signame}: stopped dispatching; the {stored} request(s) in flight answered and were stored"
+        if self._not_sent:
+            said += f"; {self._not_sent} waiting for their turn or a retry were not sent (a resume sends them)"
+        return said
 
-        def interrupt(signame: str) -> None:
-            if self._stop is None or not isinstance(self._stop, Interrupted):
-                self._stop = Interrupted(f"{signame}: stopped dispatching")
+    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
+        """The first Ctrl-C or SIGTERM stops dispatching and gives the requests in flight
+        ``GRACE_S`` to answer and be stored; a second one (or the end of the grace) stops at once."""
+        loop = asyncio.get_running_loop()
+        timers: list[asyncio.TimerHandle] = []
+
+        def hard_stop(reason: str) -> None:
+            self._cancelled = True
+            lost = f"{self._in_flight} request(s) in flight not stored, a resume re-sends them"
+            self._stop = self._stop if isinstance(self._stop, StoreFailed) else Interrupted(f"{reason}; {lost}")
             for task in tasks:
                 task.cancel()
+
+        def interrupt(signame: str) -> None:
+            if self._cancelled:
+                return
+            if timers:
+                hard_stop(f"{signame} again: stopped at once")
+                return
+            if not isinstance(self._stop, StoreFailed):
+                self._stop = Interrupted(f"{signame}: stopped dispatching")
+                self._interrupted_by = (signame, self._in_flight)
+            grace = min([GRACE_S] + [state.arm.limits.timeout_s for state in self._states])
+            timers.append(loop.call_later(grace, hard_stop, f"{signame}: stopped after waiting {grace:g}s"))
+            if self._in_flight:
+                self.reporter.warn(
+                    f"{signame}: stopped dispatching; waiting up to {grace:g}s for {self._in_flight} request(s) in flight"
+                    f" ({_again(signame)} to stop at once)"
+                )
 
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -236,7 +352,14 @@ class Engine:
                 installed.append(signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
-        return lambda: [loop.remove_signal_handler(signum) for signum in installed] and None
+
+        def restore() -> None:
+            for timer in timers:
+                timer.cancel()
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+        return restore
 
     # --- dispatch -----------------------------------------------------------------------
 
@@ -265,30 +388,55 @@ class Engine:
                 if not pending:
                     continue
                 estimates = [self._estimate_cost(state, record) for state in pending]
-                budget = self.scenario.budget_usd
-                if budget is not None and self._spent + self._reserved + sum(estimates) > budget:
-                    self._stop = BudgetExhausted(
-                        f"budget ${budget:.2f} reached: spent ${self._spent:.4f},"
-                        f" the next request could add ~${sum(estimates):.4f}"
-                    )
+                if not await self._within_budget(sum(estimates)):
                     break
                 for state, cost in zip(pending, estimates):
-                    self._reserved += cost
+                    self._reserve(cost)
                     await state.queue.put((record, cost))
         finally:
             self._write_cases(cases, logged)
-            if not isinstance(self._stop, Interrupted):  # interrupted: the workers are cancelled too
+            if not self._cancelled:  # cancelled: so are the workers, nobody would take these
                 for state in states:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
 
+    async def _within_budget(self, cost: float) -> bool:
+        """Whether the next request fits the budget, waiting for what is in flight to settle first.
+
+        Requests in flight hold their worst-case cost; once they answer, their actual cost is
+        usually lower. So the budget stops dispatching only when nothing is in flight and the
+        spend so far plus the next request's worst case would pass it."""
+        budget = self.scenario.budget_usd
+        if budget is None:
+            return True
+        while self._stop is None and self._spent + self._reserved + cost > budget:
+            if not self._reservations:
+                self._stop = BudgetExhausted(_budget_message(budget, self._spent, cost))
+                break
+            self._released.clear()
+            await self._released.wait()
+        return self._stop is None
+
+    def _reserve(self, cost: float) -> None:
+        self._reserved += cost
+        self._reservations += 1
+
+    def _release(self, cost: float) -> None:
+        self._reservations -= 1
+        self._reserved = self._reserved - cost if self._reservations else 0.0  # no float drift
+        self._released.set()
+
     def _write_cases(self, cases: list[tuple[int, LogRecord]], logged: list[Outcome]) -> None:
-        if cases:
-            self.store.add_cases(self.run_id, cases)
-            cases.clear()
-        if logged:
-            self.store.add_outcomes(self.run_id, logged)
-            logged.clear()
+        """Cases and logged answers come from the log: if the store refuses them, a resume derives them again."""
+        try:
+            if cases:
+                self.store.add_cases(self.run_id, cases)
+            if logged:
+                self.store.add_outcomes(self.run_id, logged)
+        except StoreWriteError as exc:
+            self._store_failed(exc)
+        cases.clear()
+        logged.clear()
 
     async def _worker(self, state: _ArmState) -> None:
         while True:
@@ -296,32 +444,30 @@ class Engine:
             if item is None:
                 return
             record, reserved = item
-            if self._stop is not None:
-                self._reserved -= reserved
-                continue
+            self._in_flight += 1
             try:
-                outcome = await self._replay(state, record)
+                if self._stop is None:
+                    self._record(state, await self._replay(state, record))
             except RunIncomplete as stop:
                 self._stop = self._stop or stop
-                self._reserved -= reserved
-                continue
-            self._reserved -= reserved
-            self._record(state, outcome)
+            except _NotSent:
+                self._not_sent += 1
+            finally:
+                self._in_flight -= 1
+                self._release(reserved)
 
     def _record(self, state: _ArmState, outcome: Outcome) -> None:
-        if outcome.status == "ok":
-            state.successes += 1
+        if not state.reached:
+            if outcome.error_class == "connection_error":
+                # Hold these back: if the endpoint is dead, they must be re-sent on resume.
+                state.unreachable.append(outcome)
+                if len(state.unreachable) >= UNREACHABLE_AFTER:
+                    self._stop = self._stop or _unreachable(state)
+                return
+            state.reached = True
             for held in state.unreachable:
                 self._commit(held)
             state.unreachable.clear()
-        elif outcome.error_class == "connection_error" and state.successes == 0:
-            # Hold these back: if the endpoint is dead, they must be re-sent on resume.
-            state.unreachable.append(outcome)
-            if len(state.unreachable) >= UNREACHABLE_AFTER:
-                self._stop = self._stop or EndpointUnreachable(
-                    f"{state.name} endpoint {state.arm.base_url} is unreachable: {outcome.error_message}"
-                )
-            return
         self._commit(outcome)
 
     def _commit(self, outcome: Outcome) -> None:
@@ -339,9 +485,33 @@ class Engine:
         self.reporter.outcome(outcome, self._spent)
 
     def _flush(self) -> None:
-        if self._unwritten:
-            batch, self._unwritten = self._unwritten, []
-            self.store.add_outcomes(self.run_id, batch)
+        if not self._unwritten or self._store_error is not None:
+            return
+        try:
+            self.store.add_outcomes(self.run_id, self._unwritten)
+        except StoreWriteError as exc:  # keep the batch: it is written again at the end
+            self._store_failed(exc)
+            return
+        self._unwritten = []
+
+    def _store_failed(self, exc: StoreWriteError) -> None:
+        """Stop dispatching at once; what is in flight still answers and is kept for one more try."""
+        if self._store_error is None:
+            self._store_error = exc
+            self._stop = StoreFailed(f"{exc}: dispatching stopped")
+
+    def _final_flush(self) -> None:
+        """Once nothing is in flight: write what is left, retrying a write that failed once."""
+        failed, self._store_error = self._store_error, None
+        self._flush()
+        if self._store_error is not None:
+            ids = list(dict.fromkeys(outcome.request_id for outcome in self._unwritten))
+            self._stop = StoreFailed(
+                f"{self._store_error}: dispatching stopped; {len(ids)} answered request(s) could not be stored"
+                f" and a resume re-sends them: {_listed(ids)}"
+            )
+        elif failed is not None:
+            self._stop = StoreFailed(f"{failed}: dispatching stopped; a retry stored every answer received")
 
     # --- one request ------------------------------------------------------------------------
 
@@ -355,6 +525,8 @@ class Engine:
         attempts: list[Attempt] = []
         for number in range(1, limits.max_attempts + 1):
             async with state.limiter.slot(tokens):
+                if self._stop is not None:
+                    raise _NotSent  # no new attempt once the run stops: a resume sends it afresh
                 started = time.time()
                 try:
                     completion = await _within(provider.send(body, limits.timeout_s), limits.timeout_s)
@@ -382,11 +554,19 @@ class Engine:
                 break
             if decision.hinted:
                 state.limiter.pause(decision.delay_s)
-            await asyncio.sleep(decision.delay_s)
+            await self._pause(decision.delay_s)
         return Outcome(
             request_id=record.id, arm=state.name, status="error", completion=None, attempts=tuple(attempts),
             params=params, http_status=error.status, error_class=error.error_class, error_message=error.message,
         )  # fmt: skip
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait for a turn or a retry, unless the run stops meanwhile (then the request is not sent)."""
+        if self._stop is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
+        if self._stop is not None:
+            raise _NotSent
 
     def _ok(
         self, state: _ArmState, record: LogRecord, body: dict[str, Any], completion: Completion,
@@ -434,6 +614,28 @@ class Engine:
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},
             http_status=record.status or 200, cost_usd=price,
         )  # fmt: skip
+
+
+def _listed(ids: list[str], at_most: int = 10) -> str:
+    shown = ", ".join(ids[:at_most])
+    return shown + (f" and {len(ids) - at_most} more" if len(ids) > at_most else "")
+
+
+def _usd(amount: float) -> str:
+    """$0.01 and $5 as a person writes them; smaller amounts with the digits that matter."""
+    return f"${amount:.2f}" if round(amount, 2) == amount else f"${amount:.4f}"
+
+
+def _budget_message(budget: float, spent: float, cost: float) -> str:
+    if spent == 0:
+        return f"budget {_usd(budget)} is less than one request could cost (~{_usd(cost)}): nothing sent"
+    return f"budget {_usd(budget)} reached: spent {_usd(spent)}, and the next request could cost ~{_usd(cost)} more"
+
+
+def _unreachable(state: _ArmState) -> EndpointUnreachable:
+    return EndpointUnreachable(
+        f"{state.name} endpoint {state.arm.base_url} is unreachable: {state.unreachable[-1].error_message}"
+    )
 
 
 def _run_loop(main: Awaitable[None]) -> None:

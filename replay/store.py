@@ -8,23 +8,42 @@ snapshot, which names environment variables, never their values.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import sqlite3
 import time
+import urllib.parse
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, TypeVar
 
 from replay import __version__
 from replay import fastjson
-from replay.errors import StoreError
+from replay.errors import RunInUse, StoreError, StoreWriteError
+from replay.owners import ABANDONED, Owner
 from replay.types import LogRecord, Outcome
 
 DEFAULT_STORE = os.path.join(".replay", "replay.db")
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = []
 migration = MIGRATIONS.append
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _writes(method: F) -> F:
+    """A write the store may refuse (disk full, read-only file, an altered schema) raises
+    :class:`StoreWriteError` naming the store and SQLite's reason, never a bare sqlite3 error."""
+
+    @functools.wraps(method)
+    def write(self: "Store", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreWriteError(f"{self.path}: cannot write to the store ({exc})") from exc
+
+    return write  # type: ignore[return-value]
 
 
 @migration
@@ -132,6 +151,42 @@ def m003_indexes_for_reports(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_run_owners(db: sqlite3.Connection) -> None:
+    """Who is running a run: a lease that the owner renews (``heartbeat_at``) and releases on
+    any exit; a lease whose process is dead, or that was not renewed in ``replay.owners.LEASE_S``, is free."""
+    _statements(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS run_owners (
+            run_id TEXT PRIMARY KEY REFERENCES runs(id),
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            token TEXT NOT NULL,
+            heartbeat_at REAL NOT NULL
+        );
+        """,
+    )
+
+
+@migration
+def m005_case_digests(db: sqlite3.Connection) -> None:
+    """What identifies each case's request (:func:`request_digest`), so that a resume notices
+    a log edited since the run started. Cases stored before this have none."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(cases)")}
+    if "request_digest" not in columns:
+        db.execute("ALTER TABLE cases ADD COLUMN request_digest TEXT")
+
+
+def request_digest(request: dict[str, Any]) -> str:
+    """The request body as JSON with sorted keys, hashed: the same request whatever the key
+    order or spacing of the log line it was read from."""
+    import orjson
+
+    body = orjson.dumps(request, default=str, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
 def _statements(db: sqlite3.Connection, script: str) -> None:
     """Run each statement inside the caller's transaction (``executescript`` would commit)."""
     for statement in script.split(";"):
@@ -172,22 +227,53 @@ def new_run_id() -> str:
 
 
 class Store:
-    def __init__(self, path: str = DEFAULT_STORE) -> None:
+    def __init__(self, path: str = DEFAULT_STORE, create: bool = True) -> None:
+        """Open the store at ``path``, creating it when ``create`` (``replay run``); commands that
+        only read pass ``create=False``, so that a mistyped path says so instead of yielding an
+        empty store. A store that cannot be written (a read-only filesystem or file) opens read-only."""
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
+        self.read_only = False
+        if not create and not os.path.isfile(path):
+            what = "is a directory, not a store" if os.path.isdir(path) else "no store there"
+            raise StoreError(f"{path}: {what} ('replay run' creates one; --store or REPLAY_STORE names another)")
         try:
-            os.makedirs(directory, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
+            if create or _writable(path):
+                self._open(path)
+            else:
+                self._open_read_only(path)
+            self._has_owners = self._has_table("run_owners")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
+
+    def _open(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _open_read_only(self, path: str) -> None:
+        """Read-only; where SQLite cannot even keep its shared-memory file next to the store
+        (a read-only filesystem), as immutable: nothing else can be writing it there."""
+        self.read_only = True
+        uri = "file:" + urllib.parse.quote(os.path.abspath(path))
+        for mode in ("?mode=ro", "?immutable=1"):
+            self.db = sqlite3.connect(uri + mode, uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+            except sqlite3.OperationalError as exc:
+                self.db.close()
+                if mode == "?immutable=1" or "no such table" in str(exc):
+                    raise
+                continue
+            _refuse_newer(path, done)
+            return
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY)")
         done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
+        _refuse_newer(self.path, done)
         for step in MIGRATIONS:
             if step.__name__ not in done:
                 with self.transaction():
@@ -196,6 +282,9 @@ class Store:
                         continue
                     step(self.db)
                     self.db.execute("INSERT INTO _migrations VALUES (?)", (step.__name__,))
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
     def transaction(self) -> sqlite3.Connection:
         """A write transaction. IMMEDIATE takes the write lock at once, so that a second writer
@@ -209,6 +298,7 @@ class Store:
 
     # --- runs --------------------------------------------------------------------
 
+    @_writes
     def create_run(self, run_id: str, name: str, scenario: dict[str, Any], scenario_hash: str) -> None:
         self.db.execute(
             "INSERT INTO runs (id, name, scenario_json, scenario_hash, tool_version, started_at, status)"
@@ -216,18 +306,60 @@ class Store:
             (run_id, name, json.dumps(scenario, default=str), scenario_hash, __version__, time.time()),
         )
 
+    @_writes
     def set_status(self, run_id: str, status: str, message: str | None = None, ended: bool = True) -> None:
         self.db.execute(
             "UPDATE runs SET status = ?, message = ?, ended_at = ? WHERE id = ?",
             (status, message, time.time() if ended else None, run_id),
         )
 
+    @_writes
     def set_planned(self, run_id: str, planned: int) -> None:
         self.db.execute("UPDATE runs SET planned = ? WHERE id = ?", (planned, run_id))
 
     def runs(self) -> list[RunRow]:
         rows = self.db.execute("SELECT * FROM runs ORDER BY started_at DESC, id DESC").fetchall()
-        return [_run_row(row) for row in rows]
+        return [self._run_row(row) for row in rows]
+
+    def _run_row(self, row: tuple[Any, ...]) -> RunRow:
+        run = _run_row(row)
+        if run.status == "running" and self.owner(run.id) is None:
+            return replace(run, status=ABANDONED)
+        return run
+
+    # --- owners ------------------------------------------------------------------
+
+    def owner(self, run_id: str) -> Owner | None:
+        """The live process that owns the run, if any."""
+        if not self._has_owners:
+            return None
+        row = self.db.execute("SELECT pid, host, token, heartbeat_at FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
+        owner = Owner(*row) if row else None
+        return owner if owner is not None and owner.alive() else None
+
+    @_writes
+    def claim(self, run_id: str) -> Owner:
+        """Own the run, or raise :class:`RunInUse` while another live process owns it."""
+        me = Owner.this_process()
+        with self.transaction() as db:  # the write lock: two processes cannot both see it free
+            row = db.execute("SELECT pid, host, token, heartbeat_at FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and Owner(*row).alive():
+                raise RunInUse(f"run {run_id} is being run by another process ({Owner(*row).describe()}):"
+                               " wait for it to end, or stop it, then resume")  # fmt: skip
+            db.execute("INSERT OR REPLACE INTO run_owners VALUES (?, ?, ?, ?, ?)", (run_id, *me.values()))
+        return me
+
+    @_writes
+    def heartbeat(self, run_id: str, owner: Owner) -> bool:
+        """Renew the lease; False if another process has taken the run over meanwhile."""
+        cursor = self.db.execute(
+            "UPDATE run_owners SET heartbeat_at = ? WHERE run_id = ? AND token = ?", (time.time(), run_id, owner.token)
+        )
+        return cursor.rowcount == 1
+
+    @_writes
+    def release(self, run_id: str, owner: Owner) -> None:
+        self.db.execute("DELETE FROM run_owners WHERE run_id = ? AND token = ?", (run_id, owner.token))
 
     def get_run(self, ref: str) -> RunRow:
         """A run by id, by unique id prefix, or ``latest``."""
@@ -236,25 +368,43 @@ class Store:
             if row is None:
                 raise StoreError(f"{self.path}: no runs yet")
             return _run_row(row)
-        rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ? || '%'", (ref,)).fetchall()
+        # a prefix, compared as text: LIKE would let '_' and '%' in it match anything
+        rows = self.db.execute("SELECT * FROM runs WHERE substr(id, 1, ?) = ?", (len(ref), ref)).fetchall()
         exact = [row for row in rows if row[0] == ref]
         if exact:
-            return _run_row(exact[0])
+            return self._run_row(exact[0])
         if len(rows) == 1:
-            return _run_row(rows[0])
+            return self._run_row(rows[0])
         if rows:
             raise StoreError(f"run id '{ref}' is ambiguous: {', '.join(row[0] for row in rows[:5])}")
         raise StoreError(f"{self.path}: no run '{ref}' (see 'replay runs')")
 
     # --- cases and results --------------------------------------------------------
 
+    @_writes
     def add_cases(self, run_id: str, cases: list[tuple[int, LogRecord]]) -> None:
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO cases VALUES (?, ?, ?, ?, ?)",
-                [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata)) for seq, r in cases],
-            )
+                "INSERT OR IGNORE INTO cases (run_id, request_id, seq, request_json, metadata_json, request_digest)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata), request_digest(r.request))
+                 for seq, r in cases],
+            )  # fmt: skip
 
+    def case_digests(self, run_id: str) -> dict[str, str | None]:
+        """request id -> digest of its stored request (None for cases stored before digests were)."""
+        rows = self.db.execute("SELECT request_id, request_digest FROM cases WHERE run_id = ?", (run_id,))
+        return dict(rows.fetchall())
+
+    @_writes
+    def forget(self, run_id: str, request_ids: list[str]) -> None:
+        """Drop these requests from the run (case, outcomes, comparisons): a resume sends them afresh."""
+        where, args = _id_range(None, None, request_ids)
+        with self.transaction() as db:
+            for table in ("comparisons", "results", "cases"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?{where}", (run_id, *args))
+
+    @_writes
     def add_outcomes(self, run_id: str, outcomes: list[Outcome]) -> None:
         """Commit outcomes in one transaction (one fsync-free WAL commit for the lot)."""
         with self.transaction() as db:
@@ -375,6 +525,7 @@ class Store:
             (run_id, digest),
         )
 
+    @_writes
     def add_review_items(self, run_id: str, items: list[tuple[str, str, str]]) -> None:
         """Rows of (item_id, request_id, candidate_is 'A' or 'B'): the blinding key."""
         now = time.time()
@@ -390,6 +541,7 @@ class Store:
         ).fetchone()
         return tuple(row) if row else None  # type: ignore[return-value]
 
+    @_writes
     def add_reviews(self, rows: list[tuple[str, str, str, str, str, str | None]]) -> None:
         """Rows of (run_id, item_id, request_id, reviewer, verdict, comment)."""
         now = time.time()
@@ -410,7 +562,35 @@ class _Tx:
         return self.db
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self._rollback()
+            return
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()  # a failed COMMIT (disk full) leaves the transaction open
+            raise
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:  # SQLite rolls back by itself after some errors
+            self.db.execute("ROLLBACK")
+
+
+def _writable(path: str) -> bool:
+    """SQLite writes the store and, in WAL mode, its -wal and -shm files beside it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.access(path, os.W_OK) and os.access(directory, os.W_OK)
+
+
+def _refuse_newer(path: str, done: set[str]) -> None:
+    """A store migrated by a newer replay may hold what this version would misread or break."""
+    known = {step.__name__ for step in MIGRATIONS}
+    newer = sorted(done - known)
+    if newer:
+        raise StoreError(
+            f"{path}: the store was written by a newer version of replay (migration {newer[-1]};"
+            f" replay {__version__} knows up to {MIGRATIONS[-1].__name__}): upgrade replay to use it"
+        )
 
 
 def _id_range(first: str | None, last: str | None, only: list[str] | None = None) -> tuple[str, tuple[str, ...]]:

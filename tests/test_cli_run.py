@@ -141,6 +141,80 @@ def test_dead_endpoint_is_an_input_error(tmp_path, store_path):
     assert results(store_path) == {}  # nothing stored: resume will send them all
 
 
+class BannerServer:
+    """A port on 127.0.0.1 that answers every connection with a non-HTTP banner, or resets it."""
+
+    def __init__(self, reply):
+        import socket
+        import threading
+
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        import socket
+        import struct
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                if self.reply == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    conn.sendall(self.reply)
+
+    def close(self):
+        self.sock.close()
+
+
+def _dead_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("transport", ["native", "httpx", "aiohttp"])
+@pytest.mark.parametrize("fault", ["dead", "banner", "reset"])
+@pytest.mark.parametrize("n", [1, 2])
+def test_an_endpoint_never_reached_is_an_error_whatever_the_sample_size(tmp_path, store_path, n, fault, transport):
+    banner = None if fault == "dead" else BannerServer(b"SSH-2.0-OpenSSH_9.6\r\n" if fault == "banner" else "reset")
+    port = _dead_port() if banner is None else banner.port
+    url = f"http://127.0.0.1:{port}/v1"
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(n)])
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: t\nlogs: {log}\ncandidate: {{base_url: '{url}', model: m, transport: {transport}}}\n"
+                        "limits: {max_attempts: 1}\n")  # fmt: skip
+    try:
+        result = invoke("run", scenario, "--store", store_path, "--quiet")
+    finally:
+        if banner is not None:
+            banner.close()
+    assert result.exit_code == 2, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"Error: candidate endpoint {url} is unreachable: "), result.stderr
+    assert results(store_path) == {}  # nothing stored: resume will send them all
+    assert run_row(store_path)[1] == "failed"
+
+
+def test_connection_errors_before_an_error_answer_are_stored(server, tmp_path, store_path):
+    """An endpoint that answered (even with an error) was reached: no failure is held back and lost."""
+    log = write_log(tmp_path / "log.jsonl", [record("a", "x [mock:drop]"), record("b", "y [mock:400]")])
+    result = adhoc(server, log, store_path, "--max-attempts", 1, "--concurrency", 1)
+    assert result.exit_code == 0, result.output
+    rows = results(store_path)
+    assert rows["a"]["error_class"] == "connection_error" and rows["b"]["http_status"] == 400
+
+
 def test_budget_stops_dispatching(server, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", "word " * 400) for i in range(30)])
     # gpt-4o prices: each request is ~400 prompt tokens + 50 max output = ~$0.0015
@@ -153,6 +227,26 @@ def test_budget_stops_dispatching(server, tmp_path, store_path):
     spent = sum(r["cost_usd"] for r in results(store_path).values())
     assert 0 < spent <= 0.01
     assert len(results(store_path)) < 30
+
+
+def test_a_budget_is_spent_though_every_concurrent_slot_reserves_its_worst_case(server, store_path):
+    result = invoke("run", "--logs", SUPPORT_LOG, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
+                    "--budget", "0.01", "--concurrency", 16, "--store", store_path, "--quiet")  # fmt: skip
+    assert result.exit_code == 3
+    spent = sum(r["cost_usd"] for r in results(store_path).values())
+    error = result.stderr.splitlines()[-1]
+    match = re.fullmatch(rf"Error: budget \$0\.01 reached: spent \${spent:.4f}, and the next request could cost ~\$(0\.\d{{4}}) more", error)
+    assert match, error
+    assert spent <= 0.01 < spent + float(match[1]) + 0.00005  # stopped only when the next request might not fit
+
+
+def test_a_budget_below_one_request_says_nothing_was_sent(server, store_path):
+    result = invoke("run", "--logs", SUPPORT_LOG, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
+                    "--budget", "0.0001", "--store", store_path, "--quiet")  # fmt: skip
+    assert result.exit_code == 3
+    assert re.fullmatch(r"Error: budget \$0\.0001 is less than one request could cost \(~\$0\.\d{4}\): nothing sent",
+                        result.stderr.splitlines()[-1])  # fmt: skip
+    assert server.stats.requests == 0
 
 
 def test_fresh_baseline_sends_both_arms_with_the_same_parameters(make_server, tmp_path, store_path):
@@ -291,8 +385,21 @@ def test_export_formats_and_runs_listing(server, tmp_path, store_path):
 
 
 def test_unknown_run_is_an_input_error(store_path):
+    from replay.store import Store
+
+    Store(store_path).close()
     result = CliRunner().invoke(cli, ["export", "nope", "--store", store_path])
     assert result.exit_code == 2 and "no run 'nope'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["report"], ["gate"], ["disagreements"], ["show", "latest", "a"], ["runs"],
+                                     ["export", "latest"], ["run", "--resume", "latest"]])  # fmt: skip
+def test_a_command_on_a_missing_store_says_so_and_creates_nothing(tmp_path, command):
+    path = tmp_path / "new.db"
+    result = CliRunner().invoke(cli, [*command, "--store", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}: no store there ('replay run' creates one; --store or REPLAY_STORE names another)\n"
+    assert not path.exists()
 
 
 def test_logs_validate(tmp_path):
@@ -344,3 +451,187 @@ def test_a_priced_model_has_spent_in_dollars(server, tmp_path, store_path):
     spent = sum(r["cost_usd"] for r in results(store_path).values())
     assert "warning" not in result.stderr
     assert f"  spent: ${spent:.4f}" in summary_lines(result.stderr)
+
+class FaultyStore:
+    """Stores whose writes fail the way a full disk makes them fail."""
+
+    @staticmethod
+    def full_after_create(path, create=True):
+        """A real SQLITE_FULL: the file may not grow past its size when the run is created."""
+        from replay.store import Store
+
+        class Full(Store):
+            def create_run(self, *args, **kwargs):
+                super().create_run(*args, **kwargs)
+                pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+                self.db.execute(f"PRAGMA max_page_count = {pages}")
+
+        return Full(path)
+
+    @staticmethod
+    def first_outcomes_write_fails(path, create=True):
+        """The first write of candidate outcomes fails as SQLite fails it on a full disk; later ones succeed."""
+        from replay.store import Store
+
+        class Connection:
+            def __init__(self, db):
+                self.db, self.failed = db, False
+
+            def executemany(self, sql, rows):
+                rows = list(rows)
+                if not self.failed and sql.startswith("INSERT OR REPLACE INTO results") and rows[0][2] == "candidate":
+                    self.failed = True
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.db.executemany(sql, rows)
+
+            def __getattr__(self, name):
+                return getattr(self.db, name)
+
+        store = Store(path)
+        store.db = Connection(store.db)
+        return store
+
+
+def _sent_ids(server):
+    return {body["messages"][0]["content"].replace("q", "r") for body in server.stats.bodies}
+
+
+def test_a_full_disk_stops_the_run_and_names_every_request_a_resume_re_sends(server, tmp_path, store_path, monkeypatch):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(40)])
+    monkeypatch.setattr("replay.cli.run.open_store", FaultyStore.full_after_create)
+    result = adhoc(server, log, store_path, "--concurrency", 2)
+    assert result.exit_code == 3
+    run_id = run_row(store_path)[0]
+    warning, hint, command, error = result.stderr.splitlines()
+    assert warning == "warning: no price for model 'cand-1': its cost counts as unknown (add it under 'prices')"
+    assert (hint, command) == (f"run {run_id}: failed; resume with:", f"  replay run --resume {run_id} --store {store_path}")
+    match = re.fullmatch(
+        rf"Error: {re.escape(store_path)}: cannot write to the store \(database or disk is full\): dispatching stopped;"
+        r" (\d+) answered request\(s\) could not be stored and a resume re-sends them: (.+)", error)  # fmt: skip
+    assert match, error
+    unstored, stored = set(match[2].split(", ")), set(results(store_path))
+    assert len(unstored) == int(match[1]) and not unstored & stored
+    assert unstored | stored == _sent_ids(server) and len(_sent_ids(server)) < 40  # stopped at once, each named
+    assert run_row(store_path)[1:3] == ("failed", error[len("Error: "):])
+    monkeypatch.undo()
+    before = server.stats.requests
+    resumed = invoke("run", "--resume", run_id, "--store", store_path, "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(results(store_path)) == 40 and server.stats.requests - before == 40 - len(stored)
+
+
+def test_a_write_that_fails_once_is_retried_and_nothing_answered_is_lost(server, tmp_path, store_path, monkeypatch):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(40)])
+    monkeypatch.setattr("replay.cli.run.open_store", FaultyStore.first_outcomes_write_fails)
+    result = adhoc(server, log, store_path, "--concurrency", 4)
+    assert result.exit_code == 3
+    run_id = run_row(store_path)[0]
+    assert result.stderr.splitlines() == [
+        "warning: no price for model 'cand-1': its cost counts as unknown (add it under 'prices')",
+        f"run {run_id}: failed; resume with:", f"  replay run --resume {run_id} --store {store_path}",
+        f"Error: {store_path}: cannot write to the store (database or disk is full): dispatching stopped;"
+        " a retry stored every answer received",
+    ]
+    assert set(results(store_path)) == _sent_ids(server) and server.stats.requests < 40
+
+
+def test_a_store_whose_schema_was_altered_stops_the_run_with_one_line(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(3)])
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("ALTER TABLE results RENAME COLUMN text TO answer_text")
+    db.commit()
+    result = adhoc(server, log, store_path)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: {store_path}: cannot write to the store (table results has no column named text): dispatching stopped;"
+    )
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr
+    assert run_row(store_path)[1] == "failed"
+
+
+def test_a_run_taken_over_by_another_process_stops_dispatching(make_server, tmp_path, store_path, monkeypatch):
+    """This process was stopped (SIGSTOP, a suspended laptop) past its lease, and another took the run over."""
+    from replay.store import Store
+
+    class TakenOver(Store):
+        beats = 0
+
+        def heartbeat(self, run_id, owner):
+            TakenOver.beats += 1
+            if TakenOver.beats == 2:  # the first renews the lease as the run starts; then it is lost
+                self.db.execute("UPDATE run_owners SET token = 'someone-else' WHERE run_id = ?", (run_id,))
+            return super().heartbeat(run_id, owner)
+
+    server = make_server(latency_ms=100)
+    monkeypatch.setattr("replay.runner.HEARTBEAT_S", 0.3)
+    monkeypatch.setattr("replay.cli.run.open_store", TakenOver)
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(200)])
+    result = adhoc(server, log, store_path, "--concurrency", 2)
+    assert result.exit_code == 3
+    run_id = run_row(store_path)[0]
+    assert result.stderr.splitlines()[-1] == f"Error: run {run_id}: another process took it over; stopped dispatching"
+    assert 0 < server.stats.requests < 200 and TakenOver.beats == 2
+    owners = sqlite3.connect(store_path).execute("SELECT token FROM run_owners").fetchall()
+    assert owners == [("someone-else",)]  # its lease is not released by the process that lost it
+    assert run_row(store_path)[1] == "running"  # nor its status written
+
+
+def _interrupted_run_with_an_edited_log(server, tmp_path, store_path):
+    """A completed run of r0..r9 whose last two outcomes are lost, then a log with r2 changed and r5 gone."""
+    records = [record(f"r{i}", f"q{i}") for i in range(10)]
+    log = write_log(tmp_path / "log.jsonl", records)
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id IN ('r8', 'r9')")
+    db.execute("UPDATE runs SET status = 'interrupted'")
+    db.commit()
+    records[2]["request"]["messages"][0]["content"] = "q2, edited"
+    write_log(tmp_path / "log.jsonl", records[:5] + records[6:])
+    return log, db.execute("SELECT id FROM runs").fetchone()[0]
+
+
+def test_resume_refuses_a_log_changed_since_the_run_started(server, tmp_path, store_path):
+    log, run_id = _interrupted_run_with_an_edited_log(server, tmp_path, store_path)
+    before = server.stats.requests
+    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {log}: the log changed since run {run_id} started: 1 sampled record(s) changed, 1 no longer in the"
+        " sample (e.g. r2, r5); resuming would mix old answers with new requests: start a new run, or resume with"
+        " --resend-changed to re-send the changed records and drop the missing ones\n"
+    )
+    assert server.stats.requests == before and len(results(store_path)) == 8
+    assert run_row(store_path)[1] == "interrupted"
+
+
+def test_resume_with_resend_changed_re_sends_what_changed_and_drops_what_is_gone(server, tmp_path, store_path):
+    log, run_id = _interrupted_run_with_an_edited_log(server, tmp_path, store_path)
+    before = server.stats.requests
+    result = invoke("run", "--resume", "latest", "--resend-changed", "--store", store_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    sent = sorted(b["messages"][0]["content"] for b in server.stats.bodies[before:])
+    assert sent == ["q2, edited", "q8", "q9"]
+    assert set(results(store_path)) == {f"r{i}" for i in range(10)} - {"r5"}
+    assert set(results(store_path, "logged")) == set(results(store_path))  # the logged answers follow the log
+    assert run_row(store_path)[1:] == ("completed", None, 9)
+
+
+def test_resume_takes_a_log_rewritten_with_other_key_order_and_spacing_as_unchanged(server, tmp_path, store_path):
+    records = [record(f"r{i}", f"q{i}") for i in range(4)]
+    log = write_log(tmp_path / "log.jsonl", records)
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id = 'r3'")
+    db.commit()
+    rewritten = [{**r, "request": dict(reversed(list(r["request"].items())))} for r in records]
+    write_log(tmp_path / "log.jsonl", [json.dumps(r, indent=None, separators=(" , ", " : ")) for r in rewritten])
+    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(results(store_path)) == 4
+
+
+def test_resend_changed_needs_resume(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a")])
+    result = CliRunner().invoke(cli, ["run", "--logs", log, "--resend-changed", "--store", store_path])
+    assert result.exit_code == 2 and "--resend-changed goes with --resume" in result.stderr

@@ -1,4 +1,5 @@
-"""replay.progress: warnings quote endpoints, so they are escaped; an unknown spend is not $0."""
+"""replay.progress: warnings quote endpoints, so they are escaped; an unknown spend is not $0; the live line
+leaves room for an echoed ^C."""
 
 import io
 
@@ -37,3 +38,22 @@ def test_the_bar_knows_the_spend_is_unknown_after_an_unpriced_answer():
     assert not reporter.unpriced
     reporter.outcome(Outcome("r3", "candidate", "ok", answer, (), {}, 200, cost_usd=None), 0.001)
     assert reporter.unpriced
+
+
+def test_the_progress_line_leaves_room_for_the_echo_of_ctrl_c(monkeypatch):
+    """At full width the terminal's "^C" wraps the line and the next redraw leaves a copy of it."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    reporter = RichReporter()
+    assert reporter.console.is_terminal
+    with reporter.console.capture() as captured:
+        reporter.start("20261201-000000-abcdef", 200, 200, resumed=False)
+        reporter.stop()
+    lines = [line for line in captured.get().splitlines() if "replaying" in line]
+    assert lines and all(len(_plain(line)) <= 78 for line in lines)
+
+
+def _plain(line):
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)

@@ -46,7 +46,7 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
         if scenario.production is not None:
             overrides["production.base_url"] = server.base_url
         scenario = load_scenario(scenario_path, overrides)
-        store = open_store(store_path)
+        store = open_store(store_path, create=True)
         summary = Engine(scenario, store, reporter=make_reporter(quiet)).run()
     from replay.cli.run import _summary_text, decide_and_report
 

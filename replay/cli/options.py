@@ -23,7 +23,9 @@ def store_option(func: F) -> F:
     )(func)
 
 
-def open_store(path: str) -> Any:
+def open_store(path: str, create: bool = False) -> Any:
+    """The store at ``path``; only commands that record runs create it (``create``), the others
+    say that a missing store is missing, and read one they cannot write read-only."""
     from replay.store import Store
 
-    return Store(path)
+    return Store(path, create=create)

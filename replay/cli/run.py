@@ -59,6 +59,8 @@ OVERRIDES = {
 @click.option("--budget", type=click.FloatRange(0, min_open=True), help="Stop dispatching before spending more USD.")
 @click.option("--no-stream", is_flag=True, help="Use non-streaming requests on every arm.")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Finish an interrupted run (RUN_ID or 'latest').")
+@click.option("--resend-changed", is_flag=True,
+              help="With --resume: re-send the records whose request changed in the log and drop those gone from it, instead of refusing.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed log lines (counted and reported) instead of stopping.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False),
@@ -67,7 +69,8 @@ OVERRIDES = {
 @report_file_options
 @store_option
 @click.pass_context
-def run_command(ctx: click.Context, scenario: str | None, resume: str | None, skip_invalid: bool, quiet: bool,
+def run_command(ctx: click.Context, scenario: str | None, resume: str | None, resend_changed: bool,
+                skip_invalid: bool, quiet: bool,
                 store_path: str, no_stream: bool, gates_file: str | None, on_inconclusive: str | None,
                 report_json: str | None, report_md: str | None, report_junit: str | None,
                 **flags: Any) -> None:  # fmt: skip
@@ -93,18 +96,21 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, sk
         overrides["logs"] = list(overrides["logs"])
     gates = load_gates_file(gates_file) if gates_file else None
     check_report_paths(report_json, report_md, report_junit)
-    store = open_store(store_path)
+    store = open_store(store_path, create=not resume)
     if resume:
         if scenario or overrides:
             raise click.UsageError("--resume takes no scenario and no override flags: the run keeps its own")
         row = store.get_run(resume)
         config, run_id = scenario_from_snapshot(row.scenario), row.id
     else:
+        if resend_changed:
+            raise click.UsageError("--resend-changed goes with --resume")
         decision = {"gates": gates, "on_inconclusive": on_inconclusive}
         config, run_id = load_scenario(scenario, {**overrides, **decision}), None
         if no_stream:
             config = config.without_streaming()
-    engine = Engine(config, store, run_id=run_id, skip_invalid=skip_invalid, reporter=make_reporter(quiet))
+    engine = Engine(config, store, run_id=run_id, skip_invalid=skip_invalid, reporter=make_reporter(quiet),
+                    resend_changed=resend_changed)  # fmt: skip
     from replay.errors import RunIncomplete
 
     try:

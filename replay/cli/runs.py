@@ -21,6 +21,10 @@ def runs_command(as_json: bool, store_path: str) -> None:
     The table fits the terminal (or COLUMNS) and never cuts a run id: the name folds, and
     the started and seconds columns are left out when there is no room (--json has all).
 
+    A status of 'running' means a live process owns the run; 'abandoned' means the run was
+    left running by a process that died (killed, crashed, machine restarted): finish it
+    with 'replay run --resume RUN_ID'.
+
     \b
     Example:
       replay runs --store .replay/replay.db

@@ -98,6 +98,8 @@ def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[s
         rows.append(measures)
     # the answers' cursor is exhausted: this connection holds no read transaction while it writes
     notes = []
+    if store.read_only:  # a store on a read-only filesystem: compared each time, and nothing to say
+        return ComparedPairs(ids, transpose(rows), notes)
     try:
         for start in range(0, len(stored), WRITE_BATCH):
             store.add_comparisons(run_id, stored[start : start + WRITE_BATCH])
@@ -159,7 +161,7 @@ def _compare_slice(bounds: tuple[int, int]) -> ComparedPairs:
     assert _JOB is not None, "workers inherit the job from the parent (fork)"
     path, run_id, base_arm, request_ids, spec, digest, dense = _JOB
     try:
-        store = Store(path)
+        store = Store(path, create=False)  # read-only where the parent's store is
         try:
             return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digest, dense)
         finally:
