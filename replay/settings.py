@@ -122,10 +122,13 @@ def _load_schema(value: Any, fail: Fail, base_dirs: tuple[str, ...]) -> dict[str
         if path is None:
             raise fail("compare.schema", f"no such schema file: {value}")
         try:
-            import yaml
+            from replay.yamlfile import load_yaml_file
 
-            with open(path, encoding="utf-8") as handle:
-                schema = yaml.safe_load(handle) if path.endswith((".yaml", ".yml")) else json.load(handle)
+            if path.endswith((".yaml", ".yml")):
+                schema = load_yaml_file(path)
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    schema = json.load(handle)
         except (ValueError, OSError) as exc:
             raise fail("compare.schema", f"{path}: not a JSON Schema file: {exc}") from None
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import click
@@ -27,3 +28,27 @@ def open_store(path: str) -> Any:
     from replay.store import Store
 
     return Store(path)
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """click's FloatRange lets ``nan`` through (every comparison with NaN is false)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def number_type(key: str) -> click.ParamType:
+    """The click type of the flag overriding the numeric scenario ``key`` (same range)."""
+    from replay.config import RANGES
+
+    limits = RANGES[key]
+    if limits.integer:
+        return click.IntRange(int(limits.low), int(limits.high))
+    return _FiniteFloatRange(limits.low, limits.high, min_open=limits.low_open)
+
+
+def finite_float(low: float | None = None, high: float | None = None, min_open: bool = False) -> click.ParamType:
+    return _FiniteFloatRange(low, high, min_open=min_open)
