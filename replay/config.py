@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from replay.errors import ScenarioError
+from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
 from replay.settings import check_decision
 
@@ -24,8 +25,6 @@ TRANSPORTS = ("native", "aiohttp", "httpx")
 
 DEFAULT_PARAMS: dict[str, Any] = {"temperature": 0, "seed": 1234}
 BASELINE_MODES = ("logged", "fresh")
-DEFAULT_MAX_RECORD_MB = 8.0
-"""A log line longer than this is refused (or skipped) without being read into memory."""
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
 from replay.errors import InputError, LogFormatError
 from replay.types import LogRecord
 
 
-class Reader(Protocol):
-    """Yields ``(line_number, record_or_error)``; an error is a ``LogFormatError``."""
+DEFAULT_MAX_RECORD_MB = 8.0
+"""The longest log line read (scenario key ``max_record_mb``, flag ``--max-record-mb``)."""
+DEFAULT_MAX_RECORD_BYTES = int(DEFAULT_MAX_RECORD_MB * 2**20)
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
+"""The files read from a directory given as a log."""
 
-    def __call__(self, path: str) -> Iterator[tuple[int, LogRecord | LogFormatError]]: ...
+
+class Reader(Protocol):
+    """Yields ``(line_number, record_or_error)``; an error is a ``LogFormatError``.
+
+    A line longer than ``max_record_bytes`` is an error, and is never read into memory whole.
+    """
+
+    def __call__(
+        self, path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    ) -> Iterator[tuple[int, LogRecord | LogFormatError]]: ...
 
 
 READERS: dict[str, Reader] = {}
@@ -37,23 +49,27 @@ def get_reader(name: str) -> Reader:
 
 
 def resolve_log_paths(spec: str | Iterable[str], search_dirs: Iterable[str] = (".",)) -> list[str]:
-    """Expand a path, a glob or a list of either; sorted per glob.
+    """Expand a path, a glob, a directory or a list of them; sorted per glob.
 
     A relative pattern is tried against each of ``search_dirs`` in turn (the working
-    directory, then the scenario's folder) and the first that matches wins.
+    directory, then the scenario's folder) and the first that matches wins. A directory
+    stands for the ``*.jsonl`` and ``*.jsonl.gz`` files directly in it, sorted by name.
     """
     patterns = [spec] if isinstance(spec, str) else list(spec)
     paths: list[str] = []
     for pattern in patterns:
         matches = _expand(pattern, search_dirs)
-        if not matches:
+        if matches is None:
             what = "no file matches" if glob.has_magic(pattern) else "no such file"
             raise InputError(f"logs: {what} '{pattern}'")
+        if not matches:
+            raise InputError(f"logs: the directory '{pattern}' has no *.jsonl or *.jsonl.gz file")
         paths.extend(matches)
     return paths
 
 
-def _expand(pattern: str, search_dirs: Iterable[str]) -> list[str]:
+def _expand(pattern: str, search_dirs: Iterable[str]) -> list[str] | None:
+    """The files a pattern stands for; ``[]`` for a directory without logs, None for nothing."""
     bases = [""] if os.path.isabs(pattern) else list(search_dirs)
     for base in bases:
         full = os.path.normpath(os.path.join(base, pattern))
@@ -63,7 +79,11 @@ def _expand(pattern: str, search_dirs: Iterable[str]) -> list[str]:
                 return matches
         elif os.path.isfile(full):
             return [full]
-    return []
+        elif os.path.isdir(full):
+            return sorted(
+                entry.path for entry in os.scandir(full) if entry.name.endswith(LOG_SUFFIXES) and entry.is_file()
+            )
+    return None
 
 
 @dataclass
@@ -72,6 +92,18 @@ class ReadStats:
 
     records: int = 0
     invalid: int = 0
+    empty_files: list[str] = field(default_factory=list)
+    """Files without a single non-blank line."""
+
+
+def check_not_empty(paths: list[str], stats: ReadStats) -> None:
+    """A log with no record is an error naming it: a run of nothing decides nothing."""
+    if stats.records:
+        return
+    where = paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more file(s)"
+    if stats.invalid:
+        raise InputError(f"{where}: no valid record (all {stats.invalid} line(s) invalid and skipped)")
+    raise InputError(f"{where}: the log is empty (no records)" if len(paths) == 1 else f"{where}: every file is empty (no records)")
 
 
 def iter_records(
@@ -81,6 +113,7 @@ def iter_records(
     skip_invalid: bool = False,
     stats: ReadStats | None = None,
     on_invalid: Callable[[LogFormatError], None] | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> Iterator[LogRecord]:
     """Stream valid records from every path, in order, in constant memory but for the ids.
 
@@ -90,7 +123,8 @@ def iter_records(
     stats = stats if stats is not None else ReadStats()
     seen: dict[str, str] = {}
     for path in paths:
-        for line_no, item in reader(path):
+        line_no = 0
+        for line_no, item in reader(path, max_record_bytes):
             if isinstance(item, LogRecord):
                 first = seen.get(item.id)
                 if first is None:
@@ -104,3 +138,5 @@ def iter_records(
             stats.invalid += 1
             if on_invalid is not None:
                 on_invalid(item)
+        if line_no == 0:
+            stats.empty_files.append(path)
