@@ -14,6 +14,8 @@ import math
 from typing import Any, Callable
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_ROLES = frozenset(ROLES)
+_STR_OR_NONE = (str, type(None))
 _INT = "an integer"
 _NUMBER = "a number"
 _BOOL = "true or false"
@@ -89,11 +91,14 @@ def request(value: Any) -> dict[str, Any]:
     if not isinstance(messages, list) or not messages:
         raise ValueError("'request.messages' must be a non-empty list")
     for index, message in enumerate(messages):
+        if type(message) is dict and message.get("role") in _ROLES and type(message.get("content")) is str \
+                and message.get("name") is None and message.get("tool_calls") is None:
+            continue  # the usual message, checked in one expression (the reader runs twice a run)
         _message(message, f"request.messages[{index}]")
-    for key, (accepts, expected) in PARAMETERS.items():
-        param = value.get(key)
-        if param is not None and not accepts(param):
-            raise ValueError(f"'request.{key}' must be {expected}, got {shown(param)}")
+    for key, param in value.items():  # a request has a handful of keys: look each up
+        check = PARAMETERS.get(key)
+        if check is not None and param is not None and not check[0](param):
+            raise ValueError(f"'request.{key}' must be {check[1]}, got {shown(param)}")
     return value
 
 
@@ -125,13 +130,17 @@ def response(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise ValueError("'response' must be an object")
-    for key in ("id", "model", "system_fingerprint"):
-        _optional_string(value, key, f"response.{key}")
+    _optional_strings(value, ("id", "model", "system_fingerprint"), "response")
     choices = value.get("choices")
     if choices is not None:
         if not isinstance(choices, list):
             raise ValueError(f"'response.choices' must be a list, got {_kind(choices)}")
         for index, choice in enumerate(choices):
+            if type(choice) is dict and type(choice.get("finish_reason")) in _STR_OR_NONE:
+                message = choice.get("message")
+                if type(message) is dict and type(message.get("content")) in _STR_OR_NONE \
+                        and message.get("refusal") is None and message.get("tool_calls") is None:
+                    continue  # the usual answer, checked in one expression
             _choice(choice, f"response.choices[{index}]")
     usage = value.get("usage")
     if usage is not None:
@@ -149,34 +158,33 @@ def _choice(choice: Any, where: str) -> None:
         return
     if not isinstance(choice, dict):
         raise ValueError(f"'{where}' must be an object, got {_kind(choice)}")
-    _optional_string(choice, "finish_reason", f"{where}.finish_reason")
+    _optional_strings(choice, ("finish_reason",), where)
     message = choice.get("message")
     if message is None:
         return
     if not isinstance(message, dict):
         raise ValueError(f"'{where}.message' must be an object, got {_kind(message)}")
-    for key in ("content", "refusal"):
-        _optional_string(message, key, f"{where}.message.{key}")
+    _optional_strings(message, ("content", "refusal"), f"{where}.message")
     calls = message.get("tool_calls")
     if calls is None:
         return
     if not _is_object_list(calls):
         raise ValueError(f"'{where}.message.tool_calls' must be a list of objects")
     for index, call in enumerate(calls):
-        _optional_string(call, "id", f"{where}.message.tool_calls[{index}].id")
+        _optional_strings(call, ("id",), f"{where}.message.tool_calls[{index}]")
         function = call.get("function")
         if function is None:
             continue
         if not isinstance(function, dict):
             raise ValueError(f"'{where}.message.tool_calls[{index}].function' must be an object")
-        for key in ("name", "arguments"):
-            _optional_string(function, key, f"{where}.message.tool_calls[{index}].function.{key}")
+        _optional_strings(function, ("name", "arguments"), f"{where}.message.tool_calls[{index}].function")
 
 
-def _optional_string(obj: dict[str, Any], key: str, where: str) -> None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"'{where}' must be a string, got {_kind(value)}")
+def _optional_strings(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"'{where}.{key}' must be a string, got {_kind(value)}")
 
 
 def finite(obj: Any) -> None:
