@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from replay.errors import ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
-from replay.settings import check_decision
+from replay.settings import check_decision, segment_keys
 
 TRANSPORTS = ("native", "aiohttp", "httpx")
 """HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
@@ -78,6 +78,10 @@ class Scenario:
     def without_streaming(self) -> "Scenario":
         production = replace(self.production, stream=False) if self.production else None
         return replace(self, candidate=replace(self.candidate, stream=False), production=production)
+
+    def segment_keys(self) -> dict[str, str]:
+        """Metadata keys the decision segments by, each with the scenario key naming it."""
+        return segment_keys(self.decision)
 
     @property
     def max_record_bytes(self) -> int:

@@ -34,7 +34,7 @@ from replay.pricing import PriceTable
 from replay.providers import Provider, ProviderError, get_provider
 from replay.providers.stream import completion_from_body
 from replay.ratelimit import Limiter
-from replay.readers import ReadStats, check_not_empty, iter_records, resolve_log_paths
+from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.retry import decide
 from replay.sampling import empty_sample_message, select_ids
 from replay.store import Store, new_run_id
@@ -128,10 +128,12 @@ def scan(scenario: Scenario, skip_invalid: bool) -> tuple[list[str], set[str], R
     """First pass over the logs: validate every line and pick the sample, before sending anything."""
     paths = resolve_log_paths(scenario.logs, scenario.search_dirs)
     stats = ReadStats()
+    watched = scenario.segment_keys()
     records = iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats,
-                           max_record_bytes=scenario.max_record_bytes)  # fmt: skip
+                           max_record_bytes=scenario.max_record_bytes, watch_keys=watched)  # fmt: skip
     selected = select_ids((record.id for record in records), scenario.sample)
     check_not_empty(paths, stats)
+    check_segment_keys(watched, stats, scenario.source)
     if not selected:
         raise InputError(empty_sample_message(scenario.sample, stats.records))
     return paths, selected, stats

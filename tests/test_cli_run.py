@@ -342,3 +342,13 @@ def test_a_directory_of_logs_is_read(server, tmp_path, store_path):
     result = adhoc(server, str(tmp_path / "logs"), store_path)
     assert result.exit_code == 0, result.output
     assert set(results(store_path)) == {"a", "b"}
+
+
+def test_a_segment_by_key_no_record_has_stops_before_sending(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a"), record("b")])
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"logs: {log}\ncandidate: {{base_url: {server.base_url}, model: m}}\nsegment_by: categroy\n")
+    result = invoke("run", scenario, "--store", store_path, "--quiet")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {scenario}: segment_by: no record has the metadata key 'categroy' (did you mean 'category'?)\n"
+    assert server.stats.requests == 0

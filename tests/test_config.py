@@ -275,3 +275,10 @@ def test_a_yaml_schema_file_is_read_strictly(tmp_path):
     path = scenario_file(tmp_path, BASE + "compare: {schema: schema.yaml}\n")
     with pytest.raises(ScenarioError, match=r"compare.schema: .*schema.yaml: not a JSON Schema file: duplicate key 'type'"):
         load_scenario(path)
+
+
+def test_segment_keys_name_where_each_key_comes_from(tmp_path):
+    path = scenario_file(tmp_path, BASE + "segment_by: [category]\ncritical_segments: [billing, 'tenant=t1']\n"
+                         "gates: [{metric: error_rate, max_delta: 0.1, segment: 'route=/x'}, default]\n")  # fmt: skip
+    assert load_scenario(path).segment_keys() == {"category": "segment_by", "tenant": "critical_segments",
+                                                  "route": "gates[0].segment"}  # fmt: skip

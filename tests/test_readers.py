@@ -280,3 +280,30 @@ def test_empty_logs_are_named(tmp_path):
     with pytest.raises(InputError) as info:
         check_not_empty([empty, bad], stats)
     assert str(info.value) == f"{empty} and 1 more file(s): no valid record (all 2 line(s) invalid and skipped)"
+
+
+def test_a_segment_key_no_record_has_is_named_with_a_suggestion(tmp_path):
+    from replay.readers import check_segment_keys
+
+    path = write_log(tmp_path / "log.jsonl", [record("a"), {**record("b"), "metadata": {"tenant": "t1"}}])
+    stats = ReadStats()
+    watched = {"categroy": "segment_by", "tenant": "critical_segments"}
+    list(iter_records([path], stats=stats, watch_keys=watched))
+    with pytest.raises(InputError) as info:
+        check_segment_keys(watched, stats, "s.yaml")
+    assert str(info.value) == "s.yaml: segment_by: no record has the metadata key 'categroy' (did you mean 'category'?)"
+    with pytest.raises(InputError) as info:
+        check_segment_keys({"zzz": "gates[0].segment"}, stats)
+    assert str(info.value) == "gates[0].segment: no record has the metadata key 'zzz'; the records have category, tenant"
+    check_segment_keys({"category": "segment_by", "tenant": "segment_by"}, stats)  # both present: no error
+
+
+def test_noted_metadata_keys_stay_bounded(tmp_path):
+    from replay.readers.base import MAX_KEYS_NOTED
+
+    path = write_log(tmp_path / "log.jsonl", [{**record(f"r{i}"), "metadata": {f"k{i}": 1, "wanted": i == 999}}
+                                              for i in range(1000)])  # fmt: skip
+    stats = ReadStats()
+    list(iter_records([path], stats=stats, watch_keys=["wanted", "k999"]))
+    assert "wanted" in stats.metadata_keys and "k999" in stats.metadata_keys
+    assert len(stats.metadata_keys) <= MAX_KEYS_NOTED + 2

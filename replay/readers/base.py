@@ -94,6 +94,32 @@ class ReadStats:
     invalid: int = 0
     empty_files: list[str] = field(default_factory=list)
     """Files without a single non-blank line."""
+    metadata_keys: set[str] = field(default_factory=set)
+    """With ``watch_keys``: those of them some record has, and the first few others (for suggestions)."""
+
+
+MAX_KEYS_NOTED = 64
+"""Metadata keys remembered beyond the watched ones: enough to suggest, bounded whatever the log."""
+
+
+def check_segment_keys(watched: dict[str, str], stats: ReadStats, source: str = "") -> None:
+    """A segment key that no record has would make one segment called "None": name it instead.
+
+    ``watched`` maps each key to the scenario key that asked for it (``segment_by``...).
+    """
+    import difflib
+
+    for key, where in watched.items():
+        if key in stats.metadata_keys:
+            continue
+        others = sorted(stats.metadata_keys - set(watched))
+        hint = difflib.get_close_matches(key, others, n=1)
+        if hint:
+            suggestion = f" (did you mean '{hint[0]}'?)"
+        else:
+            suggestion = f"; the records have {', '.join(others[:10])}" if others else "; the records have no metadata"
+        prefix = f"{source}: " if source else ""
+        raise InputError(f"{prefix}{where}: no record has the metadata key '{key}'{suggestion}")
 
 
 def check_not_empty(paths: list[str], stats: ReadStats) -> None:
@@ -114,11 +140,14 @@ def iter_records(
     stats: ReadStats | None = None,
     on_invalid: Callable[[LogFormatError], None] | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    watch_keys: Iterable[str] = (),
 ) -> Iterator[LogRecord]:
     """Stream valid records from every path, in order, in constant memory but for the ids.
 
     Ids must be unique across all the files; a repeat is an error naming both lines.
+    ``watch_keys`` are metadata keys to note in ``stats.metadata_keys`` when a record has them.
     """
+    watched = tuple(watch_keys)
     reader = get_reader(fmt)
     stats = stats if stats is not None else ReadStats()
     seen: dict[str, str] = {}
@@ -130,6 +159,8 @@ def iter_records(
                 if first is None:
                     seen[item.id] = item.source
                     stats.records += 1
+                    if watched and item.metadata:
+                        _note_keys(stats.metadata_keys, item.metadata, watched)
                     yield item
                     continue
                 item = LogFormatError(path, line_no, f"duplicate id '{item.id}' (first at {first})")
@@ -140,3 +171,10 @@ def iter_records(
                 on_invalid(item)
         if line_no == 0:
             stats.empty_files.append(path)
+
+
+def _note_keys(noted: set[str], metadata: dict[str, object], watched: tuple[str, ...]) -> None:
+    if len(noted) < MAX_KEYS_NOTED:
+        noted.update(key for key in metadata if isinstance(key, str))
+    else:
+        noted.update(key for key in watched if key in metadata)
