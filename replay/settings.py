@@ -151,6 +151,8 @@ def _load_schema(value: Any, fail: Fail, base_dirs: tuple[str, ...]) -> dict[str
         raise fail("compare.schema", "expected a path to a JSON Schema file, or an inline schema")
     if not isinstance(schema, dict):
         raise fail("compare.schema", "a JSON Schema must be an object")
+    if not isinstance(schema.get("$schema", ""), str):  # jsonschema would crash looking it up
+        raise fail("compare.schema", f"$schema must be a meta-schema URI string, got {schema['$schema']!r}"[:200])
     from jsonschema import Draft202012Validator, SchemaError
     from jsonschema.validators import validator_for
 

@@ -75,16 +75,21 @@ StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, lis
 
 def load_yaml_text(text: str) -> Any:
     """Parse one YAML document; raise :class:`YamlError` (with a line where known)."""
-    loader = StrictLoader(text)
+    loader = None
     try:
+        loader = StrictLoader(text)  # checks the characters at once
         node = loader.get_single_node()
         if node is None:
             return None
         _check_expansion(node)
         return loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise YamlError(f"a control character (#x{ord(exc.character) if isinstance(exc.character, str) else exc.character:02x})"
+                        " is not allowed in YAML", line) from None  # fmt: skip
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise YamlError(problem, mark.line + 1 if mark else None) from None
     except YamlError:
         raise
@@ -93,7 +98,8 @@ def load_yaml_text(text: str) -> Any:
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise YamlError(str(exc)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_yaml_file(path: str) -> Any:

@@ -43,6 +43,8 @@ def with_base(extra):
         ("compare: {key_fields: ['items[oops']}", "compare: bad JSON path 'items[oops' near '[oops'"),
         ("compare: {policies: {card: '([0-9'}}", "compare.policies.card: invalid regular expression: unterminated character set at position 1"),
         ("compare: {schema: nosuch.json}", "compare.schema: no such schema file: nosuch.json"),
+        ("compare: {schema: {$schema: 5}}", "compare.schema: $schema must be a meta-schema URI string, got 5"),
+        ("compare: {schema: {$schema: [1]}}", "compare.schema: $schema must be a meta-schema URI string, got [1]"),
         ("gates: [{metric: latency_p99_ms, max_delta: 200, segment: vip}]",
          "gates[0].segment: 'vip': write key=value, or set segment_by"),
         ("on_inconclusive: maybe", "on_inconclusive: expected 'fail' or 'pass', got 'maybe'"),

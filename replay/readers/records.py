@@ -80,7 +80,8 @@ def shown(value: Any, limit: int = 40) -> str:
 
 
 def _kind(value: Any) -> str:
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+             type(None): "null"}  # fmt: skip
     return kinds.get(type(value), type(value).__name__)
 
 
@@ -91,8 +92,8 @@ def request(value: Any) -> dict[str, Any]:
     if not isinstance(messages, list) or not messages:
         raise ValueError("'request.messages' must be a non-empty list")
     for index, message in enumerate(messages):
-        if type(message) is dict and message.get("role") in _ROLES and type(message.get("content")) is str \
-                and message.get("name") is None and message.get("tool_calls") is None:
+        if type(message) is dict and type(message.get("content")) is str and type(message.get("role")) is str \
+                and message["role"] in _ROLES and message.get("name") is None and message.get("tool_calls") is None:
             continue  # the usual message, checked in one expression (the reader runs twice a run)
         _message(message, f"request.messages[{index}]")
     for key, param in value.items():  # a request has a handful of keys: look each up
@@ -177,7 +178,10 @@ def _choice(choice: Any, where: str) -> None:
             continue
         if not isinstance(function, dict):
             raise ValueError(f"'{where}.message.tool_calls[{index}].function' must be an object")
-        _optional_strings(function, ("name", "arguments"), f"{where}.message.tool_calls[{index}].function")
+        for key in ("name", "arguments"):  # the engine joins them as text: present means a string
+            if key in function and not isinstance(function[key], str):
+                raise ValueError(f"'{where}.message.tool_calls[{index}].function.{key}' must be a string,"
+                                 f" got {_kind(function[key])}")  # fmt: skip
 
 
 def _optional_strings(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
