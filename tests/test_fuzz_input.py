@@ -24,7 +24,7 @@ from replay.providers.stream import completion_from_body, usage_from
 from replay.readers import iter_records
 from replay.tokens import estimate_prompt_tokens
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 
 scalars = st.one_of(
@@ -200,7 +200,7 @@ def test_any_scenario_ends_in_a_scenario_or_a_located_error(tmp_path_factory, te
     json.dumps(scenario.snapshot(), allow_nan=False, default=str)  # stored with the run: finite, bounded
 
 
-@settings(FUZZ, max_examples=40)
+@settings(FUZZ, max_examples=30)
 @given(text=scenario_texts)
 def test_any_scenario_through_the_cli_exits_2_in_one_line_or_runs(tmp_path_factory, text):
     folder = tmp_path_factory.mktemp("fuzz")
