@@ -161,7 +161,7 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "limits": ((dict,), "a mapping of limits"),
 }
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "rate": (_NUM, "a number in (0, 1]"),
+    "rate": (_NUM, RANGES["sample.rate"].describe()),
     "max": ((int,), "a positive integer"),
     "seed": ((int,), "an integer"),
 }
@@ -210,12 +210,12 @@ class _Checker:
             if value is None:
                 continue
             if isinstance(value, bool) and bool not in kinds:
-                raise self.fail(dotted, f"expected {description}, got {value!r}")
+                raise self.fail(dotted, f"expected {description}, got {_got(value)}")
             if not isinstance(value, kinds):
-                raise self.fail(dotted, f"expected {description}, got {value!r}")
+                raise self.fail(dotted, f"expected {description}, got {_got(value)}")
             limits = RANGES.get(f"{section}{key}")
             if limits is not None and not limits.accepts(value):
-                raise self.fail(dotted, f"expected {limits.describe()}, got {value!r}")
+                raise self.fail(dotted, f"expected {limits.describe()}, got {_got(value)}")
         return {key: value for key, value in data.items() if value is not None}
 
     def finite(self, data: Any, key: str = "") -> None:
@@ -232,6 +232,12 @@ class _Checker:
                 raise self.fail(where, f"expected a finite number, got {value!r}")
             elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 - 1 <= value <= INT64:
                 raise self.fail(where, f"expected a number within 64-bit range, got {_shortened(value)}")
+
+
+def _got(value: Any) -> str:
+    """The user's value in a message, at a readable length."""
+    text = _shortened(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _shortened(value: int) -> str:

@@ -83,10 +83,9 @@ def load_yaml_text(text: str) -> Any:
             return None
         _check_expansion(node)
         return loader.construct_document(node)
-    except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 1
-        raise YamlError(f"a control character (#x{ord(exc.character) if isinstance(exc.character, str) else exc.character:02x})"
-                        " is not allowed in YAML", line) from None  # fmt: skip
+    except yaml.reader.ReaderError as exc:  # a control character: it has no mark, only a position
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        raise YamlError(f"a control character (#x{code:02x}) is not allowed in YAML", text[: exc.position].count("\n") + 1) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -95,8 +94,9 @@ def load_yaml_text(text: str) -> Any:
         raise
     except RecursionError:  # bounded by MAX_DEPTH; kept as a last line of defence
         raise YamlError("nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise YamlError(str(exc)) from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
+        problem = "an integer with thousands of digits" if "digits" in str(exc) else str(exc).splitlines()[0]
+        raise YamlError(problem) from None
     finally:
         if loader is not None:
             loader.dispose()

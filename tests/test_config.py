@@ -244,6 +244,8 @@ def test_a_small_alias_is_fine_and_a_recursive_one_is_refused(tmp_path):
         (b"a: 1\n---\nb: 2\n", ":2: invalid YAML: but found another document"),
         (b"a: !!python/object:os.system x\n", ":1: invalid YAML: could not determine a constructor"),
         (b"- a\n- b\n", ": expected a mapping at the top level"),
+        (b"name: t\nlogs: \x1b[2J\n", ":2: invalid YAML: a control character (#x1b) is not allowed in YAML"),
+        (b"sample: {seed: " + b"9" * 5000 + b"}\n", ": invalid YAML: an integer with thousands of digits"),
     ],
 )
 def test_unacceptable_yaml_is_one_located_error(tmp_path, content, message):

@@ -129,7 +129,9 @@ def check_not_empty(paths: list[str], stats: ReadStats) -> None:
     where = paths[0] if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more file(s)"
     if stats.invalid:
         raise InputError(f"{where}: no valid record (all {stats.invalid} line(s) invalid and skipped)")
-    raise InputError(f"{where}: the log is empty (no records)" if len(paths) == 1 else f"{where}: every file is empty (no records)")
+    if len(paths) == 1:
+        raise InputError(f"{where}: the log is empty (no records)")
+    raise InputError(f"{where}: every file is empty (no records)")
 
 
 def iter_records(
