@@ -297,7 +297,7 @@ def test_a_segment_key_no_record_has_is_named_with_a_suggestion(tmp_path):
     assert str(info.value) == "s.yaml: segment_by: no record has the metadata key 'categroy' (did you mean 'category'?)"
     with pytest.raises(InputError) as info:
         check_segment_keys({"zzz": "gates[0].segment"}, stats)
-    assert str(info.value) == "gates[0].segment: no record has the metadata key 'zzz'; the records have category, tenant"
+    assert str(info.value) == "gates[0].segment: no record has the metadata key 'zzz'; the records have 'category', 'tenant'"
     check_segment_keys({"category": "segment_by", "tenant": "segment_by"}, stats)  # both present: no error
 
 
@@ -310,3 +310,25 @@ def test_noted_metadata_keys_stay_bounded(tmp_path):
     list(iter_records([path], stats=stats, watch_keys=["wanted", "k999"]))
     assert "wanted" in stats.metadata_keys and "k999" in stats.metadata_keys
     assert len(stats.metadata_keys) <= MAX_KEYS_NOTED + 2
+
+
+def test_a_pipe_is_not_taken_for_a_missing_file(tmp_path):
+    import os
+
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as info:
+        resolve_log_paths(str(fifo))
+    assert str(info.value) == f"logs: '{fifo}' is not a regular file (replay reads a log twice: give it a file)"
+
+
+def test_log_text_in_messages_is_escaped(tmp_path):
+    path = write_log(tmp_path / "log.jsonl", [record("\x1b[2Ja"), record("\x1b[2Ja"),
+                                              {**record("b"), "request": {"messages": [{"role": "\x1b]0;x\x07"}]}}])  # fmt: skip
+    errors = []
+    list(iter_records([path], skip_invalid=True, on_invalid=errors.append))
+    assert [e.reason for e in errors] == [
+        f"duplicate id '\\x1b[2Ja' (first at {path}:1)",
+        "'request.messages[0].role' is '\\x1b]0;x\\x07': expected one of system, developer, user, assistant, tool, function",
+    ]
+    assert not any("\x1b" in str(e) for e in errors)

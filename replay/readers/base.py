@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol
 
 from replay.errors import InputError, LogFormatError
+from replay.readers.records import shown
 from replay.types import LogRecord
 
 
@@ -83,6 +84,8 @@ def _expand(pattern: str, search_dirs: Iterable[str]) -> list[str] | None:
             return sorted(
                 entry.path for entry in os.scandir(full) if entry.name.endswith(LOG_SUFFIXES) and entry.is_file()
             )
+        elif os.path.exists(full):  # a pipe or a device: the log is read twice (validate, then send)
+            raise InputError(f"logs: '{pattern}' is not a regular file (replay reads a log twice: give it a file)")
     return None
 
 
@@ -114,12 +117,14 @@ def check_segment_keys(watched: dict[str, str], stats: ReadStats, source: str = 
             continue
         others = sorted(stats.metadata_keys - set(watched))
         hint = difflib.get_close_matches(key, others, n=1)
-        if hint:
-            suggestion = f" (did you mean '{hint[0]}'?)"
+        if hint:  # keys come from the log: quoted and escaped like every log-derived text
+            suggestion = f" (did you mean {shown(hint[0])}?)"
+        elif others:
+            suggestion = f"; the records have {', '.join(shown(other) for other in others[:10])}"
         else:
-            suggestion = f"; the records have {', '.join(others[:10])}" if others else "; the records have no metadata"
+            suggestion = "; the records have no metadata"
         prefix = f"{source}: " if source else ""
-        raise InputError(f"{prefix}{where}: no record has the metadata key '{key}'{suggestion}")
+        raise InputError(f"{prefix}{where}: no record has the metadata key {shown(key)}{suggestion}")
 
 
 def check_not_empty(paths: list[str], stats: ReadStats) -> None:
@@ -165,7 +170,7 @@ def iter_records(
                         _note_keys(stats.metadata_keys, item.metadata, watched)
                     yield item
                     continue
-                item = LogFormatError(path, line_no, f"duplicate id '{item.id}' (first at {first})")
+                item = LogFormatError(path, line_no, f"duplicate id {shown(item.id, 80)} (first at {first})")
             if not skip_invalid:
                 raise item
             stats.invalid += 1
