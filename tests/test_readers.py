@@ -133,6 +133,8 @@ def test_resolve_globs_lists_and_missing(tmp_path):
     write_log(tmp_path / "a.jsonl", [record("a")])
     assert [p.rsplit("/", 1)[1] for p in resolve_log_paths("*.jsonl", [str(tmp_path)])] == ["a.jsonl", "b.jsonl"]
     assert len(resolve_log_paths(["a.jsonl", "b.jsonl"], [str(tmp_path)])) == 2
+    twice = resolve_log_paths(["a.jsonl", "b.jsonl", "*.jsonl", str(tmp_path / "a.jsonl")], [str(tmp_path)])
+    assert twice == [str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
     with pytest.raises(InputError, match="no such file 'c.jsonl'"):
         resolve_log_paths("c.jsonl", [str(tmp_path)])
     with pytest.raises(InputError, match="no file matches"):

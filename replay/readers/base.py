@@ -66,7 +66,10 @@ def resolve_log_paths(spec: str | Iterable[str], search_dirs: Iterable[str] = ("
         if not matches:
             raise InputError(f"logs: the directory '{pattern}' has no *.jsonl or *.jsonl.gz file")
         paths.extend(matches)
-    return paths
+    unique: dict[str, str] = {}
+    for path in paths:  # a file named twice (a glob and its own name) is read once, where first named
+        unique.setdefault(os.path.realpath(path), path)
+    return list(unique.values())
 
 
 def _expand(pattern: str, search_dirs: Iterable[str]) -> list[str] | None:
