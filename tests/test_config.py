@@ -178,7 +178,8 @@ def test_non_finite_overrides_from_library_callers_name_the_key(key, value):
         ("--timeout", "1e9", "Invalid value for '--timeout': 1000000000.0 is not in the range 0<x<=86400."),
         ("--concurrency", "100000", "Invalid value for '--concurrency': 100000 is not in the range 1<=x<=10000."),
         ("--max-attempts", "0", "Invalid value for '--max-attempts': 0 is not in the range 1<=x<=100."),
-        ("--max", "0", "Invalid value for '--max': 0 is not in the range 1<=x<=9223372036854775807."),
+        ("--max", "0", "Invalid value for '--max': 0 is not in the range 1<=x<2**63."),
+        ("--seed", str(2**63), f"Invalid value for '--seed': {2**63} is not in the range -2**63<=x<2**63."),
     ],
 )
 def test_numeric_flags_refuse_non_finite_and_out_of_range_values(tmp_path, flag, value, message):

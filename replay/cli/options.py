@@ -40,13 +40,24 @@ class _FiniteFloatRange(click.FloatRange):
         return number
 
 
+class _IntRange(click.IntRange):
+    """An IntRange whose 64-bit bound (the store's limit, not a choice) reads as 2**63 in help and errors."""
+
+    def _describe_range(self) -> str:
+        from replay.config import INT64
+
+        if self.max == INT64:
+            return f"{'-2**63' if self.min == -INT64 - 1 else self.min}<=x<2**63"
+        return super()._describe_range()
+
+
 def number_type(key: str) -> click.ParamType:
     """The click type of the flag overriding the numeric scenario ``key`` (same range)."""
     from replay.config import RANGES
 
     limits = RANGES[key]
     if limits.integer:
-        return click.IntRange(int(limits.low), int(limits.high))
+        return _IntRange(int(limits.low), int(limits.high))
     return _FiniteFloatRange(limits.low, limits.high, min_open=limits.low_open)
 
 
