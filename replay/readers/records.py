@@ -201,4 +201,4 @@ def finite(obj: Any) -> None:
         elif isinstance(value, list):
             stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
         elif isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"'{where}' is {value!r}: JSON numbers must be finite")
+            raise ValueError(f"{shown(where, 80)} is {value!r}: JSON numbers must be finite")  # keys are log text
