@@ -35,6 +35,9 @@ def test_reads_gzip(tmp_path):
     "line, reason",
     [
         ("{not json", "not valid JSON"),
+        ("[" * 100_000, "not valid JSON (nested too deeply)"),
+        ('{"a": ' * 100_000, "not valid JSON (nested too deeply)"),
+        (json.dumps({**record("x"), "metadata": {"a": json.loads("[" * 900 + "]" * 900)}}), "nested more than 64 levels deep"),
         ("[1, 2]", "expected a JSON object"),
         (json.dumps({"request": {"messages": [{"role": "user"}]}}), "'id' is required"),
         (json.dumps({"id": "x"}), "'request' is required"),

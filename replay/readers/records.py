@@ -191,6 +191,24 @@ def _optional_strings(obj: dict[str, Any], keys: tuple[str, ...], where: str) ->
             raise ValueError(f"'{where}.{key}' must be a string, got {_kind(value)}")
 
 
+MAX_DEPTH = 64
+"""JSON nesting a record may have: what reads it later (json.dumps, token counting) recurses."""
+
+
+def shallow(obj: Any) -> None:
+    """No value nested deeper than :data:`MAX_DEPTH` (orjson reads up to 1024 levels; Python's
+    own recursion limit, hit by ``json.dumps`` and the token count, is about 1000)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+
+
 def finite(obj: Any) -> None:
     """No NaN or infinity anywhere in the record (only ``json.loads`` produces them)."""
     stack: list[tuple[str, Any]] = [("", obj)]

@@ -119,9 +119,13 @@ def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
             obj = json.loads(raw)
         except ValueError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
+        except RecursionError:  # orjson stops at 1024 levels; json.loads recurses until Python's limit
+            raise ValueError("not valid JSON (nested too deeply)") from None
         unusual = True
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if _brackets(raw) > checks.MAX_DEPTH:  # counting is cheap; only a line with many pays for the walk
+        checks.shallow(obj)
     record_id = obj.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise ValueError("'id' is required and must be a non-empty string")
@@ -140,6 +144,12 @@ def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
     if unusual:  # only json.loads yields NaN or an infinity: none may reach a request or the store
         checks.finite(obj)
     return record
+
+
+def _brackets(raw: bytes | str) -> int:
+    if isinstance(raw, bytes):
+        return raw.count(b"[") + raw.count(b"{")
+    return raw.count("[") + raw.count("{")
 
 
 def _optional(obj: dict[str, Any], key: str, kind: type) -> Any:
