@@ -177,7 +177,7 @@ def _read(path: str) -> Any:
             yield first_line, record
             first_line = reader.line_num + 1
     except csv.Error as exc:
-        raise InputError(f"{path}:{reader.line_num}: not a readable CSV file ({exc})") from None
+        raise InputError(f"{path}:{reader.line_num + 1}: not a readable CSV file ({exc})") from None  # the line being read
 
 
 def _decode(path: str) -> str:
@@ -188,6 +188,8 @@ def _decode(path: str) -> str:
             raw = handle.read()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if raw.startswith(b"PK\x03\x04"):
+        raise InputError(f"{path}: an Excel workbook or another zip file: save it as CSV (or 'CSV UTF-8')")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -325,6 +325,19 @@ def test_import_of_text_in_no_known_encoding_names_the_line(tmp_path, store, nam
     assert result.stderr == f"Error: {path}:{line}: not UTF-8 text (byte 0x81); save it as UTF-8{hint}\n"
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"PK\x03\x04\x14\x00", ": an Excel workbook or another zip file: save it as CSV (or 'CSV UTF-8')"),
+    (b"item_id,verdict,comment\ni1,A," + b"x" * 200_000 + b"\n",
+     ":2: not a readable CSV file (field larger than field limit (131072))"),
+])  # fmt: skip
+def test_import_of_a_file_that_is_not_csv_says_what_it_is(tmp_path, store, content, message):
+    path = tmp_path / "review.csv"
+    path.write_bytes(content)
+    result = invoke("review", "import", path, "--store", store)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}{message}\n"
+
+
 def test_export_to_a_missing_folder_is_exit_2(tmp_path, store):
     result = invoke("review", "export", "latest", "--out", tmp_path / "missing" / "review", "--store", store)
     assert result.exit_code == 2
