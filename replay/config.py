@@ -316,6 +316,7 @@ def build_scenario(
     prices = _prices(check, top.get("prices", {}))
     name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
     decision = check_decision(top, check.fail, search_dirs)
+    check.finite((decision.get("compare") or {}).get("schema"), "compare.schema")  # read from its own file
     return Scenario(
         name=name,
         logs=logs,

@@ -287,3 +287,13 @@ def test_segment_keys_name_where_each_key_comes_from(tmp_path):
                          "gates: [{metric: error_rate, max_delta: 0.1, segment: 'route=/x'}, default]\n")  # fmt: skip
     assert load_scenario(path).segment_keys() == {"category": "segment_by", "tenant": "critical_segments",
                                                   "route": "gates[0].segment"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name, text", [("schema.json", '{"type": "number", "maximum": NaN}'),
+                                        ("schema.yaml", "type: number\nmaximum: .inf\n")])
+def test_a_schema_file_with_a_non_finite_number_is_refused(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    path = scenario_file(tmp_path, BASE + f"compare: {{schema: {name}}}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value) == f"{path}: compare.schema.maximum: expected a finite number, got {'nan' if 'json' in name else 'inf'}"
