@@ -9,14 +9,16 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from replay.errors import ScenarioError
+from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
-from replay.settings import check_decision
+from replay.settings import check_decision, segment_keys
 
 TRANSPORTS = ("native", "aiohttp", "httpx")
 """HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
@@ -60,6 +62,8 @@ class Scenario:
     budget_usd: float | None = None
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     log_format: str = "shadow"
+    max_record_mb: float = DEFAULT_MAX_RECORD_MB
+    """The longest log line read, in MB (2**20 bytes); ``max_record_mb`` or ``--max-record-mb``."""
     search_dirs: tuple[str, ...] = (".",)
     """Relative log paths resolve against the working directory, then the scenario's folder."""
     source: str = "<flags>"
@@ -75,6 +79,14 @@ class Scenario:
         production = replace(self.production, stream=False) if self.production else None
         return replace(self, candidate=replace(self.candidate, stream=False), production=production)
 
+    def segment_keys(self) -> dict[str, str]:
+        """Metadata keys the decision segments by, each with the scenario key naming it."""
+        return segment_keys(self.decision)
+
+    @property
+    def max_record_bytes(self) -> int:
+        return int(self.max_record_mb * 2**20)
+
     def digest(self) -> str:
         blob = json.dumps(self.snapshot(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -82,14 +94,61 @@ class Scenario:
 
 # --- the schema: key -> (accepted types, description used in messages) ---------------
 
+
+@dataclass(frozen=True)
+class NumberRange:
+    """Where a number must lie. Every number is finite: NaN and infinities hang a run
+    (a NaN rate never paces, a NaN timeout never fires)."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    integer: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.low_open:
+            return f"{kind} above {_shown(self.low)} and at most {_shown(self.high)}"
+        return f"{kind} from {_shown(self.low)} to {_shown(self.high)}"
+
+
+def _shown(number: float) -> str:
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
+
+
+INT64 = 2**63 - 1
+RANGES: dict[str, NumberRange] = {
+    "limits.concurrency": NumberRange(1, 10_000, integer=True),
+    "limits.rpm": NumberRange(0.01, 1e9),
+    "limits.tpm": NumberRange(1, 1e12),
+    "limits.timeout_s": NumberRange(0, 86_400, low_open=True),
+    "limits.max_attempts": NumberRange(1, 100, integer=True),
+    "limits.budget_usd": NumberRange(0, 1e9, low_open=True),
+    "sample.rate": NumberRange(0, 1, low_open=True),
+    "sample.max": NumberRange(1, INT64, integer=True),
+    "sample.seed": NumberRange(-INT64 - 1, INT64, integer=True),
+    "max_record_mb": NumberRange(0, 1024, low_open=True),
+}
+"""The range of every numeric scenario key; the matching ``replay run`` flags use the same."""
+
 _NUM = (int, float)
 _LIMIT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "concurrency": ((int,), "a positive integer"),
-    "rpm": (_NUM, "a positive number"),
-    "tpm": (_NUM, "a positive number"),
-    "timeout_s": (_NUM, "a positive number"),
-    "max_attempts": ((int,), "a positive integer"),
-    "budget_usd": (_NUM, "a positive number"),
+    "concurrency": ((int,), RANGES["limits.concurrency"].describe()),
+    "rpm": (_NUM, RANGES["limits.rpm"].describe()),
+    "tpm": (_NUM, RANGES["limits.tpm"].describe()),
+    "timeout_s": (_NUM, RANGES["limits.timeout_s"].describe()),
+    "max_attempts": ((int,), RANGES["limits.max_attempts"].describe()),
+    "budget_usd": (_NUM, RANGES["limits.budget_usd"].describe()),
 }
 _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "base_url": ((str,), "a URL string"),
@@ -102,7 +161,7 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "limits": ((dict,), "a mapping of limits"),
 }
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "rate": (_NUM, "a number in (0, 1]"),
+    "rate": (_NUM, RANGES["sample.rate"].describe()),
     "max": ((int,), "a positive integer"),
     "seed": ((int,), "an integer"),
 }
@@ -110,6 +169,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a string"),
     "logs": ((str, list), "a path, a glob or a list of them"),
     "format": ((str,), "a log format name"),
+    "max_record_mb": (_NUM, RANGES["max_record_mb"].describe()),
     "sample": ((dict,), "a mapping with rate, max and seed"),
     "baseline": ((str,), "'logged' or 'fresh'"),
     "production": ((dict,), "an endpoint mapping"),
@@ -133,9 +193,13 @@ class _Checker:
     def fail(self, key: str, message: str) -> ScenarioError:
         return ScenarioError(f"{self.source}: {key}: {message}")
 
-    def mapping(self, data: Any, prefix: str, schema: dict[str, tuple[tuple[type, ...], str]]) -> dict[str, Any]:
+    def mapping(
+        self, data: Any, prefix: str, schema: dict[str, tuple[tuple[type, ...], str]], section: str | None = None
+    ) -> dict[str, Any]:
+        """``section`` names the :data:`RANGES` entries of the keys (``limits`` for ``candidate.limits.``)."""
         if not isinstance(data, dict):
             raise self.fail(prefix.rstrip(".") or "(top level)", "expected a mapping")
+        section = prefix if section is None else section
         for key, value in data.items():
             dotted = f"{prefix}{key}"
             if key not in schema:
@@ -146,27 +210,56 @@ class _Checker:
             if value is None:
                 continue
             if isinstance(value, bool) and bool not in kinds:
-                raise self.fail(dotted, f"expected {description}, got {value!r}")
+                raise self.fail(dotted, f"expected {description}, got {_got(value)}")
             if not isinstance(value, kinds):
-                raise self.fail(dotted, f"expected {description}, got {value!r}")
-            if description.startswith("a positive") and value <= 0:
-                raise self.fail(dotted, f"expected {description}, got {value!r}")
+                raise self.fail(dotted, f"expected {description}, got {_got(value)}")
+            limits = RANGES.get(f"{section}{key}")
+            if limits is not None and not limits.accepts(value):
+                raise self.fail(dotted, f"expected {limits.describe()}, got {_got(value)}")
         return {key: value for key, value in data.items() if value is not None}
+
+    def finite(self, data: Any, key: str = "") -> None:
+        """Every number anywhere (params, prices, gates, inline schemas) finite and in 64-bit
+        range: NaN and infinities hang a run, and the JSON sent cannot carry them."""
+        stack: list[tuple[str, Any]] = [(key, data)]
+        while stack:
+            where, value = stack.pop()
+            if isinstance(value, dict):  # pushed in reverse: the first bad number in the file is named
+                stack.extend(reversed([(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]))
+            elif isinstance(value, list):
+                stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(value)]))
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise self.fail(where, f"expected a finite number, got {value!r}")
+            elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 - 1 <= value <= INT64:
+                raise self.fail(where, f"expected a number within 64-bit range, got {_shortened(value)}")
+
+
+def _got(value: Any) -> str:
+    """The user's value in a message, at a readable length."""
+    text = _shortened(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+def _shortened(value: int) -> str:
+    text = str(value) if value.bit_length() < 10_000 else "a number of thousands of digits"
+    return text if len(text) <= 24 else f"{text[:10]}...{text[-4:]} ({len(text)} digits)"
 
 
 def load_scenario_data(path: str) -> dict[str, Any]:
-    import yaml
+    """A scenario or gates file as plain data (strict YAML: see :mod:`replay.yamlfile`)."""
+    from replay.yamlfile import YamlError, load_yaml_file
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        data = load_yaml_file(path)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{where}: invalid YAML: {problem}") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except YamlError as exc:
+        where = f"{path}:{exc.line}" if exc.line else path
+        raise ScenarioError(f"{where}: invalid YAML: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -196,6 +289,7 @@ def build_scenario(
     data: dict[str, Any], source: str = "<flags>", search_dirs: tuple[str, ...] = (".",)
 ) -> Scenario:
     check = _Checker(source)
+    check.finite(data)
     top = check.mapping(data, "", _TOP_KEYS)
     if "candidate" not in top:
         raise check.fail("candidate", "missing required key (or pass --candidate-url and --candidate-model)")
@@ -222,6 +316,7 @@ def build_scenario(
     prices = _prices(check, top.get("prices", {}))
     name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
     decision = check_decision(top, check.fail, search_dirs)
+    check.finite((decision.get("compare") or {}).get("schema"), "compare.schema")  # read from its own file
     return Scenario(
         name=name,
         logs=logs,
@@ -232,6 +327,7 @@ def build_scenario(
         budget_usd=budget,
         prices=prices,
         log_format=top.get("format", "shadow"),
+        max_record_mb=float(top.get("max_record_mb", DEFAULT_MAX_RECORD_MB)),
         search_dirs=search_dirs,
         source=source,
         decision=decision,
@@ -270,7 +366,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
                 f"{prefix}headers.{name}",
                 "write secrets as ${ENV_VAR} (or use api_key_env), never in the file",
             )
-    arm_limits = check.mapping(arm.pop("limits", {}), f"{prefix}limits.", _LIMIT_KEYS)
+    arm_limits = check.mapping(arm.pop("limits", {}), f"{prefix}limits.", _LIMIT_KEYS, section="limits.")
     if "budget_usd" in arm_limits:
         raise check.fail(f"{prefix}limits.budget_usd", "the budget is for the whole run: set it under the top-level limits")
     if arm.get("transport", "native") not in TRANSPORTS:

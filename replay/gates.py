@@ -18,6 +18,7 @@ and however they depend on each other.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -39,6 +40,7 @@ DEFAULT_PRESET: tuple[dict[str, Any], ...] = (
     {"metric": "judge_win_rate", "min": 0.5},
 )
 """The usual release gates. Entries whose metric does not exist yet (the judge) are left out."""
+PRESETS = ("default",)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def parse_gates(items: Any, fail: Callable[[str, str], Exception]) -> tuple[Gate
             for i, item in enumerate(DEFAULT_PRESET)
             if item["metric"] in METRICS
         )
+    if isinstance(items, str):
+        raise fail("gates", _unknown_preset(items))
     if not isinstance(items, list):
         raise fail("gates", "expected a list of gates or 'default'")
     gates: list[Gate] = []
@@ -103,8 +107,18 @@ def parse_gates(items: Any, fail: Callable[[str, str], Exception]) -> tuple[Gate
         if item == "default":
             gates.extend(parse_gates("default", fail))
             continue
+        if isinstance(item, str):
+            raise fail(f"gates[{i}]", _unknown_preset(item))
         gates.append(_parse_gate(item, f"gates[{i}]", fail))
     return tuple(gates)
+
+
+def _unknown_preset(name: str) -> str:
+    import difflib
+
+    if difflib.get_close_matches(name, PRESETS, n=1, cutoff=0.6):
+        return f"unknown preset {name!r} (did you mean 'default'?)"
+    return f"unknown preset {name!r}: the preset is 'default'; a gate is a mapping such as {{metric: error_rate, max_delta: 0.005}}"
 
 
 def _parse_gate(item: Any, where: str, fail: Callable[[str, str], Exception], preset: bool = False) -> Gate:
@@ -117,26 +131,39 @@ def _parse_gate(item: Any, where: str, fail: Callable[[str, str], Exception], pr
             hint = difflib.get_close_matches(str(key), ["metric", "segment", "min_n", *BOUNDS], n=1)
             raise fail(f"{where}.{key}", "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
     metric = item.get("metric")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         hint = difflib.get_close_matches(str(metric), list(METRICS), n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else f"; known: {', '.join(METRICS)}"
-        raise fail(f"{where}.metric", f"unknown metric {metric!r}{suggestion}")
+        raise fail(f"{where}.metric", f"unknown metric {_short(metric)}{suggestion}")
     bounds = [key for key in BOUNDS if key in item]
     if len(bounds) != 1:
         raise fail(where, f"expected exactly one of {', '.join(BOUNDS)}")
     bound = bounds[0]
     threshold = item[bound]
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise fail(f"{where}.{bound}", f"expected a number, got {threshold!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not _finite(threshold):
+        raise fail(f"{where}.{bound}", f"expected a finite number, got {_short(threshold)}")
     if "delta" in bound and not METRICS[metric].paired:
         raise fail(f"{where}.{bound}", f"{metric} has no baseline side: bound it with min or max")
     min_n = item.get("min_n")
     if min_n is not None and (isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1):
-        raise fail(f"{where}.min_n", f"expected a positive integer, got {min_n!r}")
+        raise fail(f"{where}.min_n", f"expected a positive integer, got {_short(min_n)}")
     segment = item.get("segment")
     if segment is not None and not isinstance(segment, str):
-        raise fail(f"{where}.segment", f"expected a segment such as 'category=billing', got {segment!r}")
+        raise fail(f"{where}.segment", f"expected a segment such as 'category=billing', got {_short(segment)}")
     return Gate(metric, bound, float(threshold), segment, min_n, preset)
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
+def _short(value: Any) -> str:
+    """A value from the user's file, shown in a message at a readable length."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 1000 else "a huge integer"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- deciding ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import random
 from dataclasses import dataclass
@@ -86,13 +87,16 @@ def export_review(store: Store, run_ref: str, n: int, out_prefix: str, seed: int
         })  # fmt: skip
         keys.append((item_id, request_id, candidate_is))
     paths = (f"{out_prefix}.csv", f"{out_prefix}.jsonl")
-    with open(paths[0], "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(items)
-    with open(paths[1], "w", encoding="utf-8") as handle:
-        for item in items:
-            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    try:
+        with open(paths[0], "w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(items)
+        with open(paths[1], "w", encoding="utf-8") as handle:
+            for item in items:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise InputError(f"{exc.filename or out_prefix}: cannot write the review file ({exc.strerror or exc})") from None
     store.add_review_items(run.id, keys)
     per_segment: dict[str, int] = {}
     for item in items:
@@ -152,26 +156,49 @@ def import_reviews(store: Store, path: str, reviewer: str = "reviewer") -> Impor
 
 
 def _read(path: str) -> Any:
+    text = _decode(path)
+    if path.endswith(".jsonl"):
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise InputError(f"{path}:{number}: invalid JSON: {exc}") from None
+                if not isinstance(record, dict):
+                    raise InputError(f"{path}:{number}: expected a JSON object")
+                yield number, record
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        handle = open(path, encoding="utf-8-sig", newline="")  # -sig: Excel's "CSV UTF-8" starts with a BOM
+        if reader.fieldnames is None or "item_id" not in reader.fieldnames or "verdict" not in reader.fieldnames:
+            raise InputError(f"{path}:1: expected a CSV header with item_id and verdict columns")
+        first_line = reader.line_num + 1
+        for record in reader:  # name the line a record starts on (a cell may span lines)
+            yield first_line, record
+            first_line = reader.line_num + 1
+    except csv.Error as exc:
+        raise InputError(f"{path}:{reader.line_num + 1}: not a readable CSV file ({exc})") from None  # the line being read
+
+
+def _decode(path: str) -> str:
+    """UTF-8 (with or without Excel's BOM), else Windows-1252: what Excel's plain "CSV"
+    writes on a Western-European Windows. JSON Lines must be UTF-8."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    with handle:
-        if path.endswith(".jsonl"):
-            for number, text in enumerate(handle, 1):
-                if text.strip():
-                    try:
-                        record = json.loads(text)
-                    except ValueError as exc:
-                        raise InputError(f"{path}:{number}: invalid JSON: {exc}") from None
-                    if not isinstance(record, dict):
-                        raise InputError(f"{path}:{number}: expected a JSON object")
-                    yield number, record
-        else:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "item_id" not in reader.fieldnames or "verdict" not in reader.fieldnames:
-                raise InputError(f"{path}:1: expected a CSV header with item_id and verdict columns")
-            first_line = reader.line_num + 1
-            for record in reader:  # name the line a record starts on (a cell may span lines)
-                yield first_line, record
-                first_line = reader.line_num + 1
+    if raw.startswith(b"PK\x03\x04"):
+        raise InputError(f"{path}: an Excel workbook or another zip file: save it as CSV (or 'CSV UTF-8')")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problem = exc
+    if not path.endswith(".jsonl"):
+        try:
+            return raw.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
+    line = raw[: problem.start].count(b"\n") + 1
+    hint = "" if path.endswith(".jsonl") else " (in Excel: 'CSV UTF-8')"
+    raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[problem.start]:02x}); save it as UTF-8{hint}")

@@ -37,11 +37,11 @@ from replay.pricing import PriceTable
 from replay.providers import Provider, ProviderError, get_provider
 from replay.providers.stream import completion_from_body
 from replay.ratelimit import Limiter
-from replay.readers import ReadStats, iter_records, resolve_log_paths
+from replay.owners import HEARTBEAT_S, Owner
+from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
 from replay.retry import decide
-from replay.sampling import select_ids
-from replay.owners import HEARTBEAT_S, Owner
+from replay.sampling import empty_sample_message, select_ids
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
@@ -145,8 +145,15 @@ def scan(scenario: Scenario, skip_invalid: bool) -> tuple[list[str], set[str], R
     """First pass over the logs: validate every line and pick the sample, before sending anything."""
     paths = resolve_log_paths(scenario.logs, scenario.search_dirs)
     stats = ReadStats()
-    ids = (record.id for record in iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats))
-    return paths, select_ids(ids, scenario.sample), stats
+    watched = scenario.segment_keys()
+    records = iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats,
+                           max_record_bytes=scenario.max_record_bytes, watch_keys=watched)  # fmt: skip
+    selected = select_ids((record.id for record in records), scenario.sample)
+    check_not_empty(paths, stats)
+    check_segment_keys(watched, stats, scenario.source)
+    if not selected:
+        raise InputError(empty_sample_message(scenario.sample, stats.records))
+    return paths, selected, stats
 
 
 class Engine:
@@ -364,7 +371,9 @@ class Engine:
     # --- dispatch -----------------------------------------------------------------------
 
     def _records(self, paths: list[str], selected: set[str]) -> Iterator[LogRecord]:
-        for record in iter_records(paths, fmt=self.scenario.log_format, skip_invalid=True):
+        records = iter_records(paths, fmt=self.scenario.log_format, skip_invalid=True,
+                               max_record_bytes=self.scenario.max_record_bytes)  # fmt: skip
+        for record in records:
             if record.id in selected:
                 yield record
 

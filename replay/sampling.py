@@ -40,3 +40,9 @@ def select_ids(ids: Iterable[str], spec: SampleSpec) -> set[str]:
         elif -heap[0][0] > u:
             heapq.heapreplace(heap, (-u, record_id))
     return {record_id for _, record_id in heap}
+
+
+def empty_sample_message(spec: SampleSpec, records: int) -> str:
+    """Why a run would have nothing to send, and what to change."""
+    return (f"sample.rate: {spec.rate:g} selects none of the {records} record(s) (seed {spec.seed});"
+            " raise it (--sample) to replay something")  # fmt: skip

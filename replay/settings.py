@@ -72,6 +72,22 @@ def check_decision(top: dict[str, Any], fail: Fail, base_dirs: tuple[str, ...]) 
     return raw
 
 
+def segment_keys(decision: dict[str, Any]) -> dict[str, str]:
+    """The metadata keys a decision segments by, each with the scenario key that names it,
+    so a run can say before sending anything that no record has one."""
+    keys: dict[str, str] = {}
+    for key in decision.get("segment_by") or ():
+        keys.setdefault(key, "segment_by")
+    named = [("critical_segments", item) for item in decision.get("critical_segments") or ()]
+    gates = decision.get("gates")
+    if isinstance(gates, list):
+        named += [(f"gates[{i}].segment", g["segment"]) for i, g in enumerate(gates) if isinstance(g, dict) and g.get("segment")]
+    for where, segment in named:
+        if isinstance(segment, str) and "=" in segment:
+            keys.setdefault(segment.split("=", 1)[0].strip(), where)
+    return keys
+
+
 def _check_compare(data: Any, fail: Fail, base_dirs: tuple[str, ...]) -> dict[str, Any]:
     import difflib
 
@@ -122,16 +138,21 @@ def _load_schema(value: Any, fail: Fail, base_dirs: tuple[str, ...]) -> dict[str
         if path is None:
             raise fail("compare.schema", f"no such schema file: {value}")
         try:
-            import yaml
+            from replay.yamlfile import load_yaml_file
 
-            with open(path, encoding="utf-8") as handle:
-                schema = yaml.safe_load(handle) if path.endswith((".yaml", ".yml")) else json.load(handle)
+            if path.endswith((".yaml", ".yml")):
+                schema = load_yaml_file(path)
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    schema = json.load(handle)
         except (ValueError, OSError) as exc:
             raise fail("compare.schema", f"{path}: not a JSON Schema file: {exc}") from None
     else:
         raise fail("compare.schema", "expected a path to a JSON Schema file, or an inline schema")
     if not isinstance(schema, dict):
         raise fail("compare.schema", "a JSON Schema must be an object")
+    if not isinstance(schema.get("$schema", ""), str):  # jsonschema would crash looking it up
+        raise fail("compare.schema", f"$schema must be a meta-schema URI string, got {schema['$schema']!r}"[:200])
     from jsonschema import Draft202012Validator, SchemaError
     from jsonschema.validators import validator_for
 
@@ -169,4 +190,4 @@ def decision_from(raw: dict[str, Any], gates_override: Any = None, fail: Fail | 
     return DecisionSettings(CompareSpec(**spec_args), gates, segments, raw.get("on_inconclusive", "fail"))
 
 
-__all__ = ["DecisionSettings", "check_decision", "decision_from"]
+__all__ = ["DecisionSettings", "check_decision", "decision_from", "segment_keys"]

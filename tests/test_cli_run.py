@@ -635,3 +635,50 @@ def test_resend_changed_needs_resume(server, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record("a")])
     result = CliRunner().invoke(cli, ["run", "--logs", log, "--resend-changed", "--store", store_path])
     assert result.exit_code == 2 and "--resend-changed goes with --resume" in result.stderr
+
+
+def test_an_empty_log_is_an_input_error_and_stores_no_run(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [])
+    result = adhoc(server, log, store_path)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {log}: the log is empty (no records)\n"
+    assert invoke("runs", "--json", "--store", store_path).stdout == "" and server.stats.requests == 0
+
+
+def test_a_sample_of_nothing_is_an_input_error(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a"), record("b")])
+    result = adhoc(server, log, store_path, "--sample", "0.000001")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: sample.rate: 1e-06 selects none of the 2 record(s) (seed 0);"
+                             " raise it (--sample) to replay something\n")  # fmt: skip
+    assert invoke("runs", "--json", "--store", store_path).stdout == ""
+
+
+def test_a_record_over_the_cap_is_skipped_with_skip_invalid(server, tmp_path, store_path):
+    big = record("big", "x" * (2 << 20))
+    log = write_log(tmp_path / "log.jsonl", [record("a"), big, record("b")])
+    refused = adhoc(server, log, store_path, "--max-record-mb", "1")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"Error: {log}:2: record is 4.0 MB, over the 1 MB limit")  # prompt and logged answer
+    result = adhoc(server, log, store_path, "--max-record-mb", "1", "--skip-invalid")
+    assert result.exit_code == 0 and "skipped 1 invalid log line(s)" in result.stderr
+    assert set(results(store_path)) == {"a", "b"}
+
+
+def test_a_directory_of_logs_is_read(server, tmp_path, store_path):
+    (tmp_path / "logs").mkdir()
+    write_log(tmp_path / "logs" / "one.jsonl", [record("a")])
+    write_log(tmp_path / "logs" / "two.jsonl", [record("b")])
+    result = adhoc(server, str(tmp_path / "logs"), store_path)
+    assert result.exit_code == 0, result.output
+    assert set(results(store_path)) == {"a", "b"}
+
+
+def test_a_segment_by_key_no_record_has_stops_before_sending(server, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a"), record("b")])
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"logs: {log}\ncandidate: {{base_url: {server.base_url}, model: m}}\nsegment_by: categroy\n")
+    result = invoke("run", scenario, "--store", store_path, "--quiet")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {scenario}: segment_by: no record has the metadata key 'categroy' (did you mean 'category'?)\n"
+    assert server.stats.requests == 0

@@ -48,7 +48,11 @@ def test_default_preset_holds_the_usual_release_gates():
     ({"metric": "eror_rate", "max_delta": 0.1}, "gates[0].metric: unknown metric 'eror_rate' (did you mean 'error_rate'?)"),
     ({"metric": "error_rate", "max_detla": 0.1}, "gates[0].max_detla: unknown key (did you mean 'max_delta'?)"),
     ({"metric": "error_rate"}, "gates[0]: expected exactly one of"),
-    ({"metric": "error_rate", "max_delta": "x"}, "gates[0].max_delta: expected a number"),
+    ({"metric": "error_rate", "max_delta": "x"}, "gates[0].max_delta: expected a finite number, got 'x'"),
+    ({"metric": "error_rate", "max_delta": float("nan")}, "gates[0].max_delta: expected a finite number, got nan"),
+    ({"metric": "error_rate", "min": float("-inf")}, "gates[0].min: expected a finite number, got -inf"),
+    ({"metric": "error_rate", "max_delta": 10**400}, "gates[0].max_delta: expected a finite number, got a huge integer"),
+    ({"metric": ["error_rate"], "max_delta": 0.1}, "gates[0].metric: unknown metric ['error_rate']"),
     ({"metric": "similarity", "min_delta": -0.1}, "similarity has no baseline side"),
     ({"metric": "error_rate", "max_delta": 0.1, "min_n": 0}, "gates[0].min_n: expected a positive integer"),
 ])  # fmt: skip
@@ -56,6 +60,19 @@ def test_gate_typos_name_the_key(item, message):
     with pytest.raises(ScenarioError, match=None) as info:
         parse_gates([item], fail)
     assert str(info.value).startswith("scenario.yaml: ") and message in str(info.value)
+
+
+@pytest.mark.parametrize("items, message", [
+    (["defualt"], "gates[0]: unknown preset 'defualt' (did you mean 'default'?)"),
+    ([{"metric": "error_rate", "max_delta": 0.1}, "Default"], "gates[1]: unknown preset 'Default' (did you mean 'default'?)"),
+    ("defualt", "gates: unknown preset 'defualt' (did you mean 'default'?)"),
+    (["error_rate"], "gates[0]: unknown preset 'error_rate': the preset is 'default'; a gate is a mapping such as "
+                     "{metric: error_rate, max_delta: 0.005}"),
+])  # fmt: skip
+def test_an_unknown_preset_is_named_with_a_suggestion(items, message):
+    with pytest.raises(ScenarioError) as info:
+        parse_gates(items, fail)
+    assert str(info.value) == f"scenario.yaml: {message}"
 
 
 def test_min_n_makes_a_small_run_inconclusive_and_says_how_many_more():

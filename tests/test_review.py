@@ -301,6 +301,50 @@ def test_import_csv_with_byte_order_mark(tmp_path, store, exported):
 
 
 
+def test_import_csv_saved_by_excel_as_windows_1252(tmp_path, store, exported):
+    path = tmp_path / "excel.csv"
+    with open(path, "w", encoding="cp1252", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({**row, "verdict": candidate_side(store, row), "comment": "très bien – 5 €"} for row in exported)
+    result = invoke("review", "import", path, "--store", store)
+    assert result.exit_code == 0, result.stderr
+    assert "n=12 (12 candidate, 0 baseline, 0 ties)" in result.stdout
+    db = sqlite3.connect(store)
+    assert {row[0] for row in db.execute("SELECT comment FROM reviews")} == {"très bien – 5 €"}
+
+
+@pytest.mark.parametrize("name", ["bad.csv", "bad.jsonl"])
+def test_import_of_text_in_no_known_encoding_names_the_line(tmp_path, store, name):
+    path = tmp_path / name
+    path.write_bytes(b"item_id,verdict\ni1,A\n\x81x,B\n" if name.endswith(".csv") else b'{"item_id": "\x81"}\n')
+    result = invoke("review", "import", path, "--store", store)
+    assert result.exit_code == 2
+    hint = " (in Excel: 'CSV UTF-8')" if name.endswith(".csv") else ""
+    line = 3 if name.endswith(".csv") else 1
+    assert result.stderr == f"Error: {path}:{line}: not UTF-8 text (byte 0x81); save it as UTF-8{hint}\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"PK\x03\x04\x14\x00", ": an Excel workbook or another zip file: save it as CSV (or 'CSV UTF-8')"),
+    (b"item_id,verdict,comment\ni1,A," + b"x" * 200_000 + b"\n",
+     ":2: not a readable CSV file (field larger than field limit (131072))"),
+])  # fmt: skip
+def test_import_of_a_file_that_is_not_csv_says_what_it_is(tmp_path, store, content, message):
+    path = tmp_path / "review.csv"
+    path.write_bytes(content)
+    result = invoke("review", "import", path, "--store", store)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}{message}\n"
+
+
+def test_export_to_a_missing_folder_is_exit_2(tmp_path, store):
+    result = invoke("review", "export", "latest", "--out", tmp_path / "missing" / "review", "--store", store)
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {tmp_path / 'missing' / 'review.csv'}: cannot write the review file"
+                             " (No such file or directory)\n")  # fmt: skip
+
+
 def test_second_export_does_not_change_the_key_of_the_first(tmp_path, store):
     export(store, tmp_path / "first", "--n", "12")
     first = read_csv(tmp_path / "first.csv")

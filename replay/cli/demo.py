@@ -7,7 +7,7 @@ import time
 
 import click
 
-from replay.cli.options import open_store, store_option
+from replay.cli.options import finite_float, open_store, store_option
 from replay.errors import InputError
 
 DEMO_SCENARIO = os.path.join("scenarios", "demo.yaml")
@@ -58,10 +58,11 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
 
 @click.command(name="mock-server")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--latency-ms", default=50.0, show_default=True, type=float, help="Time to answer each request.")
-@click.option("--chunks", default=4, show_default=True, type=click.IntRange(1), help="Content chunks per streamed answer.")
-@click.option("--rpm", type=float, help="Enforce this many requests per minute (in one-second windows).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--latency-ms", default=50.0, show_default=True, type=finite_float(0, 3_600_000),
+              help="Time to answer each request.")  # fmt: skip
+@click.option("--chunks", default=4, show_default=True, type=click.IntRange(1, 100_000), help="Content chunks per streamed answer.")
+@click.option("--rpm", type=finite_float(0, 1e9, min_open=True), help="Enforce this many requests per minute (in one-second windows).")
 @click.option("--answers", "answers_log", type=click.Path(exists=True, dir_okay=False), help="Answer with the texts of this shadow log.")
 def mock_server_command(
     host: str, port: int, latency_ms: float, chunks: int, rpm: float | None, answers_log: str | None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import IO, Callable
 
 import click
 
@@ -24,15 +27,45 @@ def export_command(run_ref: str, fmt: str, output: str | None, store_path: str) 
     """
     from replay.export import export_rows, write_csv, write_jsonl
 
+    if output:
+        check_output_path(output)
     store = open_store(store_path)
     run = store.get_run(run_ref)
     writer = write_csv if fmt == "csv" else write_jsonl
     if output:
-        with open(output, "w", encoding="utf-8", newline="") as handle:
-            count = writer(export_rows(store, run.id), handle)
+        count = write_whole(output, lambda handle: writer(export_rows(store, run.id), handle))
         click.echo(f"wrote {count} rows to {output}", err=True)
     else:
         writer(export_rows(store, run.id), sys.stdout)
+
+
+def check_output_path(path: str) -> None:
+    """Fail before reading anything on a path that cannot be written."""
+    from replay.errors import InputError
+
+    if os.path.isdir(path):
+        raise InputError(f"{path}: cannot write (it is a directory)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise InputError(f"{path}: cannot write (no such directory: {parent})")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{path}: cannot write ({parent} is not writable)")
+
+
+def write_whole(path: str, write: Callable[[IO[str]], int]) -> int:
+    """Write through a temporary file renamed into place: a failed export leaves no half file."""
+    from replay.errors import InputError
+
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            count = write(handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return count
 
 
 COMMANDS = [export_command]

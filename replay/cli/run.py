@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from replay.cli.decide import print_terminal, report_file_options, write_reports
-from replay.cli.options import open_store, store_option
+from replay.cli.options import number_type, open_store, store_option
 from replay.reports.escape import visible
 from replay.store import DEFAULT_STORE
 
@@ -33,6 +33,7 @@ OVERRIDES = {
     "timeout": "limits.timeout_s",
     "max_attempts": "limits.max_attempts",
     "budget": "limits.budget_usd",
+    "max_record_mb": "max_record_mb",
 }
 
 
@@ -48,15 +49,17 @@ OVERRIDES = {
 @click.option("--production-url", help="Production base URL (for --baseline fresh).")
 @click.option("--production-model", help="Production model name.")
 @click.option("--production-key-env", help="Environment variable holding production's API key.")
-@click.option("--sample", type=click.FloatRange(0, 1, min_open=True), help="Sampling rate in (0, 1].")
-@click.option("--max", "max_records", type=click.IntRange(1), help="At most this many requests.")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--concurrency", type=click.IntRange(1), help="Requests in flight per arm.")
-@click.option("--rpm", type=click.FloatRange(0, min_open=True), help="Requests per minute per arm.")
-@click.option("--tpm", type=click.FloatRange(0, min_open=True), help="Tokens per minute per arm.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), help="Seconds per attempt.")
-@click.option("--max-attempts", type=click.IntRange(1), help="Attempts per request, retries included.")
-@click.option("--budget", type=click.FloatRange(0, min_open=True), help="Stop dispatching before spending more USD.")
+@click.option("--sample", type=number_type("sample.rate"), help="Sampling rate in (0, 1].")
+@click.option("--max", "max_records", type=number_type("sample.max"), help="At most this many requests.")
+@click.option("--seed", type=number_type("sample.seed"), help="Sampling seed.")
+@click.option("--concurrency", type=number_type("limits.concurrency"), help="Requests in flight per arm.")
+@click.option("--rpm", type=number_type("limits.rpm"), help="Requests per minute per arm.")
+@click.option("--tpm", type=number_type("limits.tpm"), help="Tokens per minute per arm.")
+@click.option("--timeout", type=number_type("limits.timeout_s"), help="Seconds per attempt.")
+@click.option("--max-attempts", type=number_type("limits.max_attempts"), help="Attempts per request, retries included.")
+@click.option("--budget", type=number_type("limits.budget_usd"), help="Stop dispatching before spending more USD.")
+@click.option("--max-record-mb", type=number_type("max_record_mb"),
+              help="Longest log line to read, in MB [default: 8]; a longer one is an error (or skipped).")
 @click.option("--no-stream", is_flag=True, help="Use non-streaming requests on every arm.")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Finish an interrupted run (RUN_ID or 'latest').")
 @click.option("--resend-changed", is_flag=True,

@@ -7,9 +7,13 @@ registry later sources (OpenAI Batch files, LiteLLM, Langfuse...) will use.
 from __future__ import annotations
 
 from replay.readers.base import (
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_MAX_RECORD_MB,
     READERS,
     ReadStats,
     Reader,
+    check_not_empty,
+    check_segment_keys,
     get_reader,
     iter_records,
     register_reader,
@@ -18,9 +22,13 @@ from replay.readers.base import (
 from replay.readers import shadow as _shadow  # noqa: F401  registers "shadow"
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "DEFAULT_MAX_RECORD_MB",
     "READERS",
     "ReadStats",
     "Reader",
+    "check_not_empty",
+    "check_segment_keys",
     "get_reader",
     "iter_records",
     "register_reader",

@@ -1,61 +1,138 @@
-"""The canonical shadow log: JSON Lines (optionally gzip), one production request a line.
+"""The canonical shadow log: JSON Lines (optionally compressed), one production request a line.
 
     {"id": "req-1", "request": {...chat-completions body...}, "response": {...},
      "latency_ms": 812, "ttft_ms": 240, "status": 200, "error": null,
      "timestamp": "2026-11-01T12:00:00Z", "metadata": {"category": "billing"}}
+
+A record is checked for everything the run would trip over later: the request as an
+OpenAI-compatible endpoint would refuse it (an unknown role, content of the wrong
+type, a parameter of the wrong type) and the logged answer as the engine reads it.
 """
 
 from __future__ import annotations
 
+import bz2
+import functools
 import gzip
 import json
+import lzma
 import math
+import zlib
 from datetime import datetime
 from typing import IO, Any, Iterator
 
-from replay import fastjson
+import orjson
+
 from replay.errors import InputError, LogFormatError
-from replay.readers.base import register_reader
+from replay.readers import records as checks
+from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, register_reader
 from replay.types import LogRecord
+
+_SKIP_CHUNK = 1 << 20
+_UTF8_BOM = b"\xef\xbb\xbf"
+_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+_OPENERS = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+_REFUSED = {
+    b"\x28\xb5\x2f\xfd": "compressed with zstd: decompress it first (zstd -d)",
+    b"PK\x03\x04": "a zip archive: extract the .jsonl file from it",
+    b"\xff\xfe": "UTF-16 text: save it as UTF-8",
+    b"\xfe\xff": "UTF-16 text: save it as UTF-8",
+}
 
 
 def _open(path: str) -> IO[bytes]:
+    """Open by content, not by name: gzip, bzip2 and xz are read whatever the suffix."""
+    try:
+        with open(path, "rb") as probe:
+            head = probe.read(6)
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a log file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    for magic, opener in _OPENERS.items():
+        if head.startswith(magic):
+            return opener(path, "rb")  # type: ignore[no-any-return]
+    for magic, problem in _REFUSED.items():
+        if head.startswith(magic):
+            raise InputError(f"{path}: {problem}")
     if path.endswith(".gz"):
-        return gzip.open(path, "rb")
+        raise InputError(f"{path}: not a gzip file (the name ends in .gz, the content is not gzip)")
     return open(path, "rb")
 
 
+def _lines(handle: IO[bytes], cap: int) -> Iterator[tuple[int, bytes, int]]:
+    """``(line number, line, size without the newline)``; a line over ``cap`` bytes comes
+    back empty with its size, its bytes skipped in chunks, so memory stays bounded
+    whatever the line's length."""
+    readline = functools.partial(handle.readline, cap + 1)
+    for line_no, raw in enumerate(iter(readline, b""), start=1):
+        if raw.endswith(b"\n"):
+            yield line_no, raw, len(raw) - 1
+            continue
+        if len(raw) <= cap:  # the last line, without a newline
+            yield line_no, raw, len(raw)
+            continue
+        size = len(raw)
+        while True:
+            rest = handle.readline(_SKIP_CHUNK)
+            size += len(rest)
+            if not rest or rest.endswith(b"\n"):
+                break
+        yield line_no, b"", size
+
+
 @register_reader("shadow")
-def read_shadow(path: str) -> Iterator[tuple[int, LogRecord | LogFormatError]]:
+def read_shadow(
+    path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[tuple[int, LogRecord | LogFormatError]]:
     """Yield every non-blank line as a record or as the error that explains why it is not one."""
     line_no = 0
     with _open(path) as handle:
         try:
-            for line_no, raw in enumerate(handle, start=1):
+            for line_no, raw, size in _lines(handle, max_record_bytes):
+                if size > max_record_bytes:
+                    yield line_no, LogFormatError(path, line_no, _too_long(size, max_record_bytes))
+                    continue
+                if line_no == 1 and raw.startswith(_UTF8_BOM):
+                    raw = raw[len(_UTF8_BOM):]
                 if not raw.strip():
                     continue
                 try:
                     yield line_no, parse_record(raw, f"{path}:{line_no}")
                 except ValueError as exc:
                     yield line_no, LogFormatError(path, line_no, str(exc))
-        except (OSError, EOFError) as exc:  # not gzip after all, or cut short: nothing after it can be read
+        except _READ_ERRORS as exc:  # compressed data cut short or corrupt: nothing after it can be read
             raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
+
+
+def _too_long(size: int, cap: int) -> str:
+    return (f"record is {size / 2**20:,.1f} MB, over the {cap / 2**20:g} MB limit"
+            " (raise max_record_mb or --max-record-mb to read it)")  # fmt: skip
 
 
 def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
     try:
-        obj = fastjson.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not valid JSON ({exc})") from None
+        obj = orjson.loads(raw)
+        unusual = False
+    except orjson.JSONDecodeError:
+        try:  # the standard library also reads NaN and Infinity, and words its errors better
+            obj = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON ({exc})") from None
+        except RecursionError:  # orjson stops at 1024 levels; json.loads recurses until Python's limit
+            raise ValueError("not valid JSON (nested too deeply)") from None
+        unusual = True
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if _brackets(raw) > checks.MAX_DEPTH:  # counting is cheap; only a line with many pays for the walk
+        checks.shallow(obj)
     record_id = obj.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise ValueError("'id' is required and must be a non-empty string")
-    return LogRecord(
+    record = LogRecord(
         id=record_id,
-        request=_request(obj.get("request")),
-        response=_optional(obj, "response", dict),
+        request=checks.request(obj.get("request")),
+        response=checks.response(obj.get("response")),
         latency_ms=_number(obj, "latency_ms"),
         ttft_ms=_number(obj, "ttft_ms"),
         status=_optional(obj, "status", int),
@@ -64,18 +141,15 @@ def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
         metadata=_optional(obj, "metadata", dict) or {},
         source=source,
     )
+    if unusual:  # only json.loads yields NaN or an infinity: none may reach a request or the store
+        checks.finite(obj)
+    return record
 
 
-def _request(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError("'request' is required and must be a chat-completions request object")
-    messages = value.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("'request.messages' must be a non-empty list")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ValueError(f"'request.messages[{index}]' must be an object with a 'role'")
-    return value
+def _brackets(raw: bytes | str) -> int:
+    if isinstance(raw, bytes):
+        return raw.count(b"[") + raw.count(b"{")
+    return raw.count("[") + raw.count("{")
 
 
 def _optional(obj: dict[str, Any], key: str, kind: type) -> Any:
@@ -105,4 +179,4 @@ def _timestamp(value: Any) -> str | None:
             return value
         except ValueError:
             pass
-    raise ValueError(f"'timestamp' must be an ISO 8601 string, got {value!r}")
+    raise ValueError(f"'timestamp' must be an ISO 8601 string, got {checks.shown(value)}")
