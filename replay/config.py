@@ -32,6 +32,8 @@ class Limits:
     tpm: float | None = None
     timeout_s: float = 120.0
     max_attempts: int = 5
+    max_response_mb: float = 10.0
+    """A larger answer is an error (``response_too_large``) and is read no further."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ _LIMIT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "tpm": (_NUM, "a positive number"),
     "timeout_s": (_NUM, "a positive number"),
     "max_attempts": ((int,), "a positive integer"),
+    "max_response_mb": (_NUM, "a positive number"),
     "budget_usd": (_NUM, "a positive number"),
 }
 _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {

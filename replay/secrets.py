@@ -1,0 +1,70 @@
+"""Scrub credentials out of what endpoints send back, before it is stored or printed.
+
+An endpoint may echo the request's headers: a 401 saying "Incorrect API key provided:
+Bearer sk-...", a 500 that dumps the request, a debugging gateway that answers with
+them. Every error message and every answer leaves the provider through a
+:class:`Scrubber`, so the store, the exports and the terminal never see a key. It removes
+the values the arm was configured with (its API key, the header values taken from
+``${VAR}``) and anything shaped like a bearer token or an ``sk-`` key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Iterable
+
+from replay.types import Completion
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_LENGTH = 8
+"""Shorter configured values (a tenant id like ``t1``) are not treated as secrets: removing
+them would mangle every message while protecting nothing."""
+
+_TOKEN = r"(?=[A-Za-z0-9._~+/*-]*[0-9*])[A-Za-z0-9._~+/*-]{%d,}[A-Za-z0-9_~+/*-]=*"
+"""A token (RFC 6750's characters, not ending in a full stop) with a digit or a masking ``*``
+in it, which tells a key from prose such as "Bearer authentication" or "sk-learn-style"."""
+_SHAPES = re.compile(
+    r"(?i:bearer)\s+" + _TOKEN % 7  # a bearer token, however the server quotes it
+    + r"|\bsk-" + _TOKEN % 15  # OpenAI (sk-proj-...), Anthropic (sk-ant-...) and look-alike keys
+)
+
+
+def scrub_shapes(text: str) -> str:
+    """Remove anything shaped like a bearer token or an ``sk-`` key."""
+    if "sk-" not in text and "earer" not in text and "EARER" not in text:  # the common case, without a regex
+        return text
+    return _SHAPES.sub(REDACTED, text)
+
+
+class Scrubber:
+    """Removes one arm's configured secrets, and secret-shaped strings, from text."""
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        known = {secret for secret in secrets if secret and len(secret) >= MIN_SECRET_LENGTH}
+        self._secrets = tuple(sorted(known, key=len, reverse=True))  # a longer secret may contain a shorter one
+
+    def text(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return scrub_shapes(text)
+
+    def optional(self, text: str | None) -> str | None:
+        return None if text is None else self.text(text)
+
+    def completion(self, completion: Completion) -> Completion:
+        """The answer with every text field scrubbed; the same object when nothing changed (the usual case)."""
+        fields = {
+            "text": completion.text, "refusal": completion.refusal, "model": completion.model,
+            "system_fingerprint": completion.system_fingerprint, "response_id": completion.response_id,
+        }  # fmt: skip
+        changed = {name: self.text(value) for name, value in fields.items() if value is not None}
+        changed = {name: value for name, value in changed.items() if value != fields[name]}
+        calls = tuple(
+            replace(call, id=self.optional(call.id), name=self.text(call.name), arguments=self.text(call.arguments))
+            for call in completion.tool_calls
+        )
+        if calls != completion.tool_calls:
+            changed["tool_calls"] = calls  # type: ignore[assignment]
+        return replace(completion, **changed) if changed else completion  # type: ignore[arg-type]
