@@ -101,6 +101,19 @@ async def _ok(request: Request, server: "FaultServer") -> bool:
     return True
 
 
+@fault("lagging-terminator")
+async def _lagging_terminator(request: Request, server: "FaultServer") -> bool:
+    """uvicorn: the last chunk (the chunked terminator) is written on its own, a moment after [DONE]."""
+    answer = request.answer()
+    if not request.streamed:
+        await send(request, server, answer)
+        return True
+    await send(request, server, answer[: -len(b"0\r\n\r\n")])
+    await asyncio.sleep(0.005)
+    await send(request, server, b"0\r\n\r\n")
+    return True
+
+
 @fault("close-after-stream")
 async def _close_after_stream(request: Request, server: "FaultServer") -> bool:
     """llama.cpp: the answer says nothing about closing, then the connection is closed."""
@@ -345,7 +358,7 @@ class FaultServer:
                 self.stats.requests.append(request)
                 if not await FAULTS[request.fault](request, self):
                     break
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):  # cancelled: the server stops
             pass
         finally:
             writer.close()

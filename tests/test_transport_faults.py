@@ -4,11 +4,15 @@ parsed answer or in one named error, alike on native, aiohttp and httpx, and not
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
+from click.testing import CliRunner
 
+from conftest import NO_GATES, record, write_log
 from fault_server import ANSWER, FaultServer
 from replay import __version__
+from replay.cli import cli
 from replay.providers.base import ProviderError
 from replay.providers.openai_compat import OpenAICompatProvider
 from replay.retry import decide
@@ -105,8 +109,9 @@ def test_a_json_answer_to_a_streamed_request_is_the_answer(server, fault, transp
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
-def test_kept_alive_answers_share_one_connection(server, transport, stream):
-    for outcome in attempts(server, "ok", transport, stream, times=5):
+@pytest.mark.parametrize("fault", ["ok", "lagging-terminator"])
+def test_kept_alive_answers_share_one_connection(server, fault, transport, stream):
+    for outcome in attempts(server, fault, transport, stream, times=5):
         answer(outcome)
     assert server.stats.connections == 1  # streamed answers too: read to their end, not dropped at [DONE]
 
@@ -234,3 +239,19 @@ def test_a_stalled_answer_times_out(server, transport):
     except asyncio.TimeoutError:  # the runner's deadline: what the native transport relies on
         return
     assert error(outcome).error_class == "timeout"
+
+
+def test_the_answer_cap_comes_from_the_scenario_and_is_not_retried(server, tmp_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a", "hi")])
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        f"logs: {log}\ncandidate: {{base_url: '{server.url('huge-body')}', model: m, stream: false}}\n"
+        "limits: {max_response_mb: 0.5, max_attempts: 3}\n"
+    )
+    store = str(tmp_path / "replay.db")
+    result = CliRunner().invoke(cli, ["run", str(scenario), "--store", store, "--gates", NO_GATES, "--quiet"])
+    assert result.exit_code == 0, result.output
+    row = sqlite3.connect(store).execute(
+        "SELECT error_class, error_message, attempts FROM results WHERE arm = 'candidate'"
+    ).fetchone()
+    assert row == ("response_too_large", "answer larger than 0.5 MB (limits.max_response_mb): stopped reading it", 1)
