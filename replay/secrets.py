@@ -34,7 +34,8 @@ def scrub_shapes(text: str) -> str:
     """Remove anything shaped like a bearer token or an ``sk-`` key."""
     if "sk-" not in text and "earer" not in text and "EARER" not in text:  # the common case, without a regex
         return text
-    return _SHAPES.sub(REDACTED, text)
+    scrubbed = _SHAPES.sub(REDACTED, text)
+    return text if scrubbed == text else scrubbed
 
 
 class Scrubber:
@@ -53,18 +54,26 @@ class Scrubber:
     def optional(self, text: str | None) -> str | None:
         return None if text is None else self.text(text)
 
+    def dirty(self, text: str) -> bool:
+        """Whether :meth:`text` would change ``text``."""
+        if any(secret in text for secret in self._secrets):
+            return True
+        return scrub_shapes(text) is not text
+
     def completion(self, completion: Completion) -> Completion:
-        """The answer with every text field scrubbed; the same object when nothing changed (the usual case)."""
-        fields = {
-            "text": completion.text, "refusal": completion.refusal, "model": completion.model,
-            "system_fingerprint": completion.system_fingerprint, "response_id": completion.response_id,
-        }  # fmt: skip
-        changed = {name: self.text(value) for name, value in fields.items() if value is not None}
-        changed = {name: value for name, value in changed.items() if value != fields[name]}
+        """The answer with every text field scrubbed; the same object when nothing changed (the usual
+        case, checked in one pass over all fields: this runs once per request)."""
+        values = [completion.text, completion.refusal, completion.model, completion.system_fingerprint, completion.response_id]
+        for call in completion.tool_calls:
+            values += (call.id, call.name, call.arguments)
+        if not self.dirty("\0".join(value for value in values if value)):
+            return completion
         calls = tuple(
             replace(call, id=self.optional(call.id), name=self.text(call.name), arguments=self.text(call.arguments))
             for call in completion.tool_calls
         )
-        if calls != completion.tool_calls:
-            changed["tool_calls"] = calls  # type: ignore[assignment]
-        return replace(completion, **changed) if changed else completion  # type: ignore[arg-type]
+        return replace(
+            completion, text=self.optional(completion.text), refusal=self.optional(completion.refusal),
+            model=self.optional(completion.model), system_fingerprint=self.optional(completion.system_fingerprint),
+            response_id=self.optional(completion.response_id), tool_calls=calls,
+        )  # fmt: skip
