@@ -320,7 +320,9 @@ async def _stall(request: Request, server: "FaultServer") -> bool:
 
 
 class FaultServer:
-    def __init__(self) -> None:
+    def __init__(self, greeting: bytes | None = None) -> None:
+        """With ``greeting``, every connection gets it at once and is closed: another protocol's server."""
+        self.greeting = greeting
         self.stats = Stats()
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -353,6 +355,10 @@ class FaultServer:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
+        if self.greeting is not None:
+            writer.write(self.greeting)
+            writer.close()
+            return
         try:
             while (request := await self._read(reader, writer)) is not None:
                 self.stats.requests.append(request)

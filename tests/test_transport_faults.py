@@ -218,6 +218,13 @@ def test_another_protocol_on_the_port_is_a_connection_error(server, transport):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_server_that_speaks_first_in_another_protocol_is_a_connection_error(transport):
+    with FaultServer(greeting=b"SSH-2.0-OpenSSH_9.6\r\n") as server:
+        failure = error(attempt(server, "ok", transport))
+    assert failure.error_class == "connection_error" and failure.status is None and retried(failure)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_reset_mid_stream_is_a_broken_stream(server, transport):
     failure = error(attempt(server, "reset-mid-stream", transport))
     assert failure.error_class == "truncated_stream" and retried(failure)

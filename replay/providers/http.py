@@ -264,8 +264,7 @@ class AiohttpSession:
 class _HttpxResponse:
     def __init__(self, response: Any) -> None:
         self._response = response
-        self._bytes = response.aiter_bytes()
-        """One iterator for the reader and for :meth:`close`: httpx reads a body only once."""
+        self._bytes = response.aiter_bytes()  # one iterator for the reader and close(): httpx reads a body once
         self.status = response.status_code
         self.headers = {key.lower(): value for key, value in response.headers.items()}
 
@@ -304,9 +303,12 @@ class _HttpxResponse:
 class HttpxSession:
     def __init__(self, headers: dict[str, str], max_connections: int, transport: Any = None) -> None:
         import httpx
-        from httpx._decoders import SUPPORTED_DECODERS
 
-        self.decodes = frozenset(SUPPORTED_DECODERS) - {"identity"} | {"x-gzip"}
+        try:  # what httpx decodes depends on what is installed (brotli, zstandard)
+            from httpx._decoders import SUPPORTED_DECODERS
+        except ImportError:  # a private module: if it moves, the two httpx always decodes
+            SUPPORTED_DECODERS = {"gzip": None, "deflate": None}
+        self.decodes = frozenset(SUPPORTED_DECODERS) - {"identity"}
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.AsyncClient(headers=headers, limits=limits, transport=transport)
 

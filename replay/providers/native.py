@@ -177,6 +177,7 @@ class _Connection(asyncio.Protocol):
         self.sent_at = 0.0
         self._informational = False
         self._header_list: list[tuple[str, str]] = []
+        self.unsolicited = b""  # the first bytes the server sent unasked (another protocol's greeting)
 
     # --- asyncio.Protocol ---
 
@@ -185,6 +186,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.response is None:  # bytes nobody asked for: the connection cannot be trusted again
+            self.unsolicited = self.unsolicited or data[:60]
             self.abort()
             return
         self.received = True
@@ -266,6 +268,8 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, data: bytes) -> _Response:
         """Send one request; return once its status and headers have arrived."""
         if not self.reusable():  # closed, or spoke before being asked (see data_received)
+            if self.unsolicited:
+                raise TransportFailure("connection_error", f"not an HTTP server: it spoke first ({self.unsolicited!r})")
             raise TransportFailure("connection_error", "the server closed the connection before the request was sent")
         assert self.transport is not None
         self.response = response = _Response(self)
