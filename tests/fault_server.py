@@ -311,6 +311,14 @@ async def _short_body(request: Request, server: "FaultServer") -> bool:
     return False
 
 
+@fault("comments-only")
+async def _comments_only(request: Request, server: "FaultServer") -> bool:
+    """An event stream that sends keep-alive comments, then ends without an event."""
+    body = chunked(b": ping\n\n" * 3) + b"0\r\n\r\n"
+    await send(request, server, head("200 OK", "content-type: text/event-stream", "transfer-encoding: chunked") + body)
+    return True
+
+
 @fault("stall")
 async def _stall(request: Request, server: "FaultServer") -> bool:
     """The status line and headers, then nothing."""

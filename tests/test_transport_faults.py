@@ -240,6 +240,13 @@ def test_a_body_short_of_its_content_length_is_a_truncated_answer_not_an_unreach
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_stream_of_comments_only_is_a_truncated_stream(server, transport):
+    failure = error(attempt(server, "comments-only", transport))
+    assert failure.message == "stream ended after 0 chunks without a finish reason or [DONE]"
+    assert failure.error_class == "truncated_stream" and retried(failure)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_stalled_answer_times_out(server, transport):
     try:
         outcome = attempts(server, "stall", transport, timeout_s=0.3)[0]

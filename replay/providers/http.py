@@ -63,6 +63,7 @@ MAX_HEADERS = 1000
 INFLATES = frozenset({"gzip", "x-gzip", "deflate"})
 """The encodings replay decodes itself (native and aiohttp), with :class:`Inflated`."""
 INFLATED_PIECE = 1 << 18
+"""At most this much is inflated at a time: a 200 KB gzip bomb of 200 MB is refused at the cap, not held whole."""
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CLIENT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -197,10 +198,12 @@ class _AiohttpResponse:
         """Back to the pool once read to its end: a streamed answer's reader stops at ``[DONE]``,
         a moment before the end of the body, and an answer not read to its end closes its connection."""
         try:
-            await _bounded(self._drain(), TERMINATOR_WAIT_S)
+            if not self._response.content.at_eof():
+                await _bounded(self._drain(), TERMINATOR_WAIT_S)
         except Exception:  # noqa: BLE001  a timeout or a broken tail: the answer is kept, the connection closed
             pass
-        self._response.release()
+        finally:
+            self._response.release()
 
     async def _drain(self) -> None:
         content, drained = self._response.content, 0
@@ -287,10 +290,12 @@ class _HttpxResponse:
     async def close(self) -> None:
         """Back to the pool once read to its end (see :meth:`_AiohttpResponse.close`)."""
         try:
-            await _bounded(self._drain(), TERMINATOR_WAIT_S)
+            if not self._response.is_closed:  # httpx closes a response once its body is read to the end
+                await _bounded(self._drain(), TERMINATOR_WAIT_S)
         except Exception:  # noqa: BLE001  a timeout or a broken tail: the answer is kept, the connection closed
             pass
-        await self._response.aclose()
+        finally:
+            await self._response.aclose()
 
     async def _drain(self) -> None:
         drained = 0

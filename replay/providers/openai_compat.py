@@ -30,6 +30,8 @@ USER_AGENT = f"replay/{__version__}"
 """Sent on every transport: some gateways and WAFs refuse requests without one."""
 DEFAULT_MAX_RESPONSE_MB = 10.0
 """``limits.max_response_mb``: a larger answer is an error (``response_too_large``), read no further."""
+_SSE_FIELDS = (b":", b"data:", b"event:", b"id:", b"retry:")
+"""How a line of an event stream starts."""
 ERROR_BODY_BYTES = 1 << 16
 """How much of an error answer is read: its message is in the first few hundred bytes."""
 
@@ -257,6 +259,8 @@ class OpenAICompatProvider(Provider):
         if raw[:1] == b"{":
             return self._whole(raw, status, headers, started)
         kind = headers.get("content-type") or "no content type"
+        if "event-stream" in kind or raw.startswith(_SSE_FIELDS):  # a stream, only comments so far: cut short
+            raise TransportFailure("truncated_stream", "stream ended after 0 chunks without a finish reason or [DONE]")
         raise ProviderError(
             f"expected an event stream, got {kind[:60]}: {self._excerpt(raw)}", status=status, error_class="bad_response"
         )
