@@ -269,3 +269,17 @@ def test_the_answer_cap_comes_from_the_scenario_and_is_not_retried(server, tmp_p
         "SELECT error_class, error_message, attempts FROM results WHERE arm = 'candidate'"
     ).fetchone()
     assert row == ("response_too_large", "answer larger than 0.5 MB (limits.max_response_mb): stopped reading it", 1)
+
+
+def test_a_redirect_stops_the_run_with_one_line_naming_it(server, tmp_path):
+    log = write_log(tmp_path / "log.jsonl", [record("a", "hi"), record("b", "there")])
+    result = CliRunner().invoke(
+        cli, ["run", "--logs", log, "--candidate-url", server.url("redirect"), "--candidate-model", "m",
+              "--store", str(tmp_path / "replay.db"), "--gates", NO_GATES, "--quiet", "--concurrency", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1] == (
+        "Error: candidate endpoint answered 302: redirect to https://api.example.com/v1/chat/completions:"
+        " replay does not follow redirects; fix base_url — not retrying"
+    )
+    assert len(server.stats.requests) == 1  # the arm stopped at the first redirect
