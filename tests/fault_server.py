@@ -257,6 +257,15 @@ async def _gzip_bomb(request: Request, server: "FaultServer") -> bool:
     return True
 
 
+@fault("endless-header")
+async def _endless_header(request: Request, server: "FaultServer") -> bool:
+    """A header line that never ends."""
+    await send(request, server, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-pad: ")
+    for _ in range(200_000_000 // 65_536):
+        await send(request, server, b"p" * 65_536)
+    return False
+
+
 @fault("echo-401")
 async def _echo_401(request: Request, server: "FaultServer") -> bool:
     message = f"Incorrect API key provided: {request.headers.get('authorization', '')}."

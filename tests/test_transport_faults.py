@@ -181,6 +181,13 @@ def test_an_answer_over_the_cap_is_refused_and_read_no_further(server, fault, tr
     assert server.stats.bytes_sent < 40_000_000  # of 200 MB: the client stopped reading
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_headers_that_never_end_are_refused_and_read_no_further(server, transport):
+    failure = error(attempt(server, "endless-header", transport))
+    assert (failure.error_class, failure.message) == ("response_too_large", "response headers larger than 100 KB: stopped reading")
+    assert server.stats.bytes_sent < 40_000_000
+
+
 # --- secrets echoed back ---------------------------------------------------------------------------------
 
 

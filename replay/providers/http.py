@@ -58,7 +58,7 @@ TERMINATOR_WAIT_S = 0.05
 TAIL_BYTES = 1 << 16
 """At most this much of an unread tail is read to keep the connection; more, and it is closed."""
 MAX_HEADER_BYTES = 100 * 1024
-"""Largest response header line accepted (httpx accepts a header block this large)."""
+"""Largest response header block (native, and httpx through h11) or header line (aiohttp) accepted."""
 MAX_HEADERS = 1000
 INFLATES = frozenset({"gzip", "x-gzip", "deflate"})
 """The encodings replay decodes itself (native and aiohttp), with :class:`Inflated`."""
@@ -160,6 +160,10 @@ class Inflated:
         return TransportFailure("bad_response", f"cannot decode the {self._encoding} body: {reason}", self._status)
 
 
+def headers_too_large() -> TransportFailure:
+    return TransportFailure("response_too_large", f"response headers larger than {MAX_HEADER_BYTES // 1024} KB: stopped reading")
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -251,6 +255,8 @@ class AiohttpSession:
                     continue  # a kept-alive connection the server had just closed: sent once more, as native does
                 raise TransportFailure("connection_error", f"no response: {_describe(exc)}") from None
             except aiohttp.ClientResponseError as exc:
+                if "Got more than" in exc.message or "Too many headers" in exc.message:
+                    raise headers_too_large() from None
                 raise TransportFailure("connection_error", f"malformed HTTP response: {_describe(exc)}") from None
             except (aiohttp.ClientError, OSError) as exc:
                 raise TransportFailure("connection_error", _describe(exc)) from None
@@ -334,6 +340,8 @@ class HttpxSession:
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
                 if _disconnected(exc) and not last and loop.time() - sent_at < STALE_WINDOW_S:
                     continue  # a kept-alive connection the server had just closed: sent once more, as native does
+                if "Receive buffer too long" in str(exc):  # h11's bound on the header block
+                    raise headers_too_large() from None
                 what = "no response" if _disconnected(exc) else "malformed HTTP response"
                 raise TransportFailure("connection_error", f"{what}: {_describe(exc)}") from None
             except httpx.TransportError as exc:

@@ -28,12 +28,14 @@ import httptools
 
 from replay.providers.http import (
     INFLATES,
+    MAX_HEADER_BYTES,
     STALE_WINDOW_S,
     TAIL_BYTES,
     TERMINATOR_WAIT_S,
     Inflated,
     TransportFailure,
     check_header,
+    headers_too_large,
 )
 
 CONNECT_TIMEOUT_S = 10.0
@@ -178,6 +180,7 @@ class _Connection(asyncio.Protocol):
         self._informational = False
         self._header_list: list[tuple[str, str]] = []
         self.unsolicited = b""  # the first bytes the server sent unasked (another protocol's greeting)
+        self._head_bytes = 0
 
     # --- asyncio.Protocol ---
 
@@ -201,6 +204,12 @@ class _Connection(asyncio.Protocol):
                 return
             self._fail("connection_error", f"malformed HTTP response: {exc}")
             self.abort()
+        else:
+            if self.headers_future is not None:  # still in the status line and headers: bound them
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEADER_BYTES:
+                    self._fail_with(headers_too_large())
+                    self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -258,7 +267,9 @@ class _Connection(asyncio.Protocol):
     # --- used by the session and the response ---
 
     def _fail(self, kind: str, message: str) -> None:
-        error = TransportFailure(kind, message)
+        self._fail_with(TransportFailure(kind, message))
+
+    def _fail_with(self, error: TransportFailure) -> None:
         future, self.headers_future = self.headers_future, None
         if future is not None and not future.done():
             future.set_exception(error)
@@ -276,6 +287,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self._header_list = []
         self.received = False
+        self._head_bytes = 0
         self.framed = True
         self._informational = False
         loop = asyncio.get_running_loop()
