@@ -255,11 +255,12 @@ def test_a_stream_of_comments_only_is_a_truncated_stream(server, transport):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_stalled_answer_times_out(server, transport):
+    """The attempt's deadline (as the runner sets it), or the transport's own read timeout: a timeout either way."""
     try:
-        outcome = attempts(server, "stall", transport, timeout_s=0.3)[0]
-    except asyncio.TimeoutError:  # the runner's deadline: what the native transport relies on
-        return
-    assert error(outcome).error_class == "timeout"
+        kind = error(attempts(server, "stall", transport, timeout_s=0.3)[0]).error_class
+    except asyncio.TimeoutError:
+        kind = "timeout"  # what the runner stores when its deadline fires
+    assert kind == "timeout"
 
 
 def test_the_answer_cap_comes_from_the_scenario_and_is_not_retried(server, tmp_path):
