@@ -175,6 +175,13 @@ for _encoding in ("gzip", "deflate", "raw-deflate"):
     FAULTS[_encoding] = _compressing(_encoding)
 
 
+@fault("bad-gzip")
+async def _bad_gzip(request: Request, server: "FaultServer") -> bool:
+    body = b"this was never gzip"
+    await send(request, server, head("200 OK", "content-type: application/json", "content-encoding: gzip", f"content-length: {len(body)}") + body)
+    return True
+
+
 @fault("json-to-stream")
 async def _json_to_stream(request: Request, server: "FaultServer") -> bool:
     """A server that ignores ``stream: true`` and answers a whole JSON body."""

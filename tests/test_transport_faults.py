@@ -157,6 +157,14 @@ def test_an_encoding_the_transport_cannot_decode_is_named(server, transport):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_body_that_is_not_what_its_encoding_says_is_named(server, transport, stream):
+    failure = error(attempt(server, "bad-gzip", transport, stream))
+    assert (failure.error_class, failure.status) == ("bad_response", 200) and not retried(failure)
+    assert failure.message.startswith("cannot decode the ")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize(
     "stream, message",
     [
