@@ -190,6 +190,13 @@ async def _json_to_stream(request: Request, server: "FaultServer") -> bool:
     return True
 
 
+@fault("stream-labelled-json")
+async def _stream_labelled_json(request: Request, server: "FaultServer") -> bool:
+    """An event stream sent as ``application/json``."""
+    await send(request, server, request.answer().replace(b"text/event-stream", b"application/json"))
+    return True
+
+
 @fault("json-untyped")
 async def _json_untyped(request: Request, server: "FaultServer") -> bool:
     """The same, without a content type."""

@@ -91,7 +91,9 @@ def _gateway_key(monkeypatch):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
-@pytest.mark.parametrize("fault", ["ok", "slow-bytes", "huge-header", "many-headers", "gzip", "deflate", "raw-deflate"])
+@pytest.mark.parametrize(
+    "fault", ["ok", "slow-bytes", "huge-header", "many-headers", "gzip", "deflate", "raw-deflate", "stream-labelled-json"]
+)
 def test_answers_are_read_whole(server, fault, transport, stream):
     answer(attempt(server, fault, transport, stream))
     sent = server.stats.requests[0].headers

@@ -177,7 +177,7 @@ class OpenAICompatProvider(Provider):
         if 300 <= status < 400:
             raise self._redirect(status, headers)
         self._check_answer(status, headers)
-        if body.get("stream") and "json" not in headers.get("content-type", ""):
+        if body.get("stream"):  # whatever the content type says: a server may label a stream as JSON, or answer JSON
             return await self._read_stream(response, started)
         return self._whole(await self._body(response, self.max_response_bytes), status, headers, started)
 
@@ -243,6 +243,8 @@ class OpenAICompatProvider(Provider):
         except StreamError as exc:
             raise ProviderError(str(exc), status=exc.status, code=exc.code, error_class="stream_error") from None
         except TransportFailure as exc:
+            if exc.status is not None:  # an answer that cannot be read (bad_response), not a broken stream
+                raise
             if not assembler.complete:
                 raise TransportFailure(exc.kind, f"stream broken after {assembler.chunks} chunks ({exc})") from None
         if assembler.complete:
