@@ -56,17 +56,19 @@ class Scrubber:
 
     def dirty(self, text: str) -> bool:
         """Whether :meth:`text` would change ``text``."""
-        if any(secret in text for secret in self._secrets):
-            return True
+        for secret in self._secrets:
+            if secret in text:
+                return True
         return scrub_shapes(text) is not text
 
     def completion(self, completion: Completion) -> Completion:
         """The answer with every text field scrubbed; the same object when nothing changed (the usual
         case, checked in one pass over all fields: this runs once per request)."""
-        values = [completion.text, completion.refusal, completion.model, completion.system_fingerprint, completion.response_id]
+        values = [completion.text or "", completion.refusal or "", completion.model or "",
+                  completion.system_fingerprint or "", completion.response_id or ""]  # fmt: skip
         for call in completion.tool_calls:
-            values += (call.id, call.name, call.arguments)
-        if not self.dirty("\0".join(value for value in values if value)):
+            values += (call.id or "", call.name, call.arguments)
+        if not self.dirty("\0".join(values)):
             return completion
         calls = tuple(
             replace(call, id=self.optional(call.id), name=self.text(call.name), arguments=self.text(call.arguments))

@@ -134,24 +134,20 @@ class OpenAICompatProvider(Provider):
     async def send(self, body: dict[str, Any], timeout_s: float) -> Completion:
         started = time.perf_counter()
         try:
-            completion, headers = await self._attempt(body, timeout_s, started)
+            try:
+                response = await self._session.post(self.url, fastjson.dumps_bytes(body), timeout_s)
+                try:
+                    completion = await self._read(response, body, started)
+                finally:
+                    await response.close()
+            except TransportFailure as exc:
+                latency_ms = (time.perf_counter() - started) * 1000
+                raise ProviderError(str(exc), status=exc.status, error_class=exc.kind, latency_ms=latency_ms) from None
         except ProviderError as exc:
             raise self._scrubbed(exc) from None
         completion = self._scrubber.completion(completion)
-        wait = ratelimit_reset(headers)
+        wait = ratelimit_reset(response.headers)
         return replace(completion, ratelimit_wait_s=wait) if wait else completion
-
-    async def _attempt(self, body: dict[str, Any], timeout_s: float, started: float) -> tuple[Completion, dict[str, str]]:
-        try:
-            response = await self._session.post(self.url, fastjson.dumps_bytes(body), timeout_s)
-            try:
-                return await self._read(response, body, started), response.headers
-            finally:
-                await response.close()
-        except TransportFailure as exc:
-            raise ProviderError(
-                str(exc), status=exc.status, error_class=exc.kind, latency_ms=(time.perf_counter() - started) * 1000
-            ) from None
 
     def _text(self, raw: bytes) -> str:
         """What an endpoint sent, as text without the arm's secrets."""
