@@ -178,7 +178,7 @@ class _AiohttpResponse:
         self.headers = {key.lower(): value for key, value in response.headers.items()}
 
     def chunks(self) -> AsyncIterator[bytes]:
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
+        encoding = self.headers.get("content-encoding", "").strip().lower()
         raw = self._raw_chunks()
         return raw if encoding not in INFLATES else Inflated(raw, encoding, self.status)
 

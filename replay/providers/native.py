@@ -100,8 +100,10 @@ class _Response:
         """The body as it arrives, decoded. An iterator object, not an async generator: the
         reader stops at ``[DONE]``, and every generator left unfinished costs a finaliser
         round trip through the event loop (about 5% of the client's CPU at concurrency 256)."""
-        encoding = self.headers.get("content-encoding", "identity").strip().lower()
-        return self if encoding not in INFLATES else Inflated(self, encoding, self.status)
+        encoding = self.headers.get("content-encoding")
+        if encoding is None or encoding.strip().lower() not in INFLATES:
+            return self
+        return Inflated(self, encoding.strip().lower(), self.status)
 
     def __aiter__(self) -> "_Response":
         return self

@@ -187,15 +187,15 @@ class OpenAICompatProvider(Provider):
 
     def _check_answer(self, status: int, headers: dict[str, str]) -> None:
         """Refuse before reading what cannot be read: an encoding this client does not decode, a declared size over the cap."""
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding != "identity" and encoding not in self._session.decodes:
+        encoding = headers.get("content-encoding")
+        if encoding is not None and encoding.strip().lower() not in self._session.decodes | {"identity"}:
             raise ProviderError(
-                f"the server compressed its answer with {encoding[:40]!r}, which the {self.transport} transport"
-                f" cannot decode (it accepts {', '.join(sorted(self._session.decodes)) or 'identity'})",
+                f"the server compressed its answer with {encoding.strip().lower()[:40]!r}, which the {self.transport}"
+                f" transport cannot decode (it accepts {', '.join(sorted(self._session.decodes)) or 'identity'})",
                 status=status, error_class="bad_response",
             )  # fmt: skip
-        length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_response_bytes:
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_response_bytes:
             raise _too_large(self.max_response_bytes, status)
 
     async def _body(self, response: Response, limit: int, cut: bool = False) -> bytes:
