@@ -34,6 +34,8 @@ class Limits:
     tpm: float | None = None
     timeout_s: float = 120.0
     max_attempts: int = 5
+    max_response_mb: float = 10.0
+    """A larger answer is an error (``response_too_large``) and is read no further."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ RANGES: dict[str, NumberRange] = {
     "limits.tpm": NumberRange(1, 1e12),
     "limits.timeout_s": NumberRange(0, 86_400, low_open=True),
     "limits.max_attempts": NumberRange(1, 100, integer=True),
+    "limits.max_response_mb": NumberRange(0, 1e6, low_open=True),
     "limits.budget_usd": NumberRange(0, 1e9, low_open=True),
     "sample.rate": NumberRange(0, 1, low_open=True),
     "sample.max": NumberRange(1, INT64, integer=True),
@@ -148,6 +151,7 @@ _LIMIT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "tpm": (_NUM, RANGES["limits.tpm"].describe()),
     "timeout_s": (_NUM, RANGES["limits.timeout_s"].describe()),
     "max_attempts": ((int,), RANGES["limits.max_attempts"].describe()),
+    "max_response_mb": (_NUM, RANGES["limits.max_response_mb"].describe()),
     "budget_usd": (_NUM, RANGES["limits.budget_usd"].describe()),
 }
 _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {

@@ -5,7 +5,8 @@ Retried: connection errors, timeouts, 408, 409, 429 and 5xx. Backoff is
 (``retry-after-ms``, ``retry-after`` in seconds or as an HTTP date,
 ``x-ratelimit-reset-*`` when the remaining count is 0) wins over the backoff, and
 ``x-should-retry`` overrides everything. Fatal answers stop the whole arm:
-401, 403 and a 429 whose code is ``insufficient_quota``.
+401, 403, a 429 whose code is ``insufficient_quota``, and a redirect (3xx: replay
+follows none, so every request to that ``base_url`` would meet it).
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ def ratelimit_reset(headers: Mapping[str, str]) -> float | None:
 
 
 def is_fatal(status: int | None, error_code: str | None) -> bool:
-    return status in FATAL_STATUS or (status == 429 and error_code == "insufficient_quota")
+    if status is None:
+        return False
+    return status in FATAL_STATUS or 300 <= status < 400 or (status == 429 and error_code == "insufficient_quota")
 
 
 def decide(

@@ -138,6 +138,7 @@ def default_provider_factory(name: str, arm: Arm) -> Provider:
         stream=arm.stream,
         max_connections=arm.limits.concurrency,
         transport=arm.transport,
+        max_response_mb=arm.limits.max_response_mb,
     )
 
 

@@ -61,7 +61,7 @@ def test_transport_errors_retry_until_max_attempts():
     assert not decide(attempt=5, max_attempts=5, status=None, transport_error=True).retry
 
 
-@pytest.mark.parametrize("status, code", [(401, None), (403, None), (429, "insufficient_quota")])
+@pytest.mark.parametrize("status, code", [(401, None), (403, None), (429, "insufficient_quota"), (301, None), (302, None), (307, None), (308, None)])
 def test_fatal_answers_stop_the_arm(status, code):
     decision = decide(attempt=1, max_attempts=5, status=status, error_code=code)
     assert decision.fatal and not decision.retry

@@ -10,8 +10,9 @@ uvicorn uses, not by code written here.
 
 Out of scope on purpose: redirects (never followed by a replay), proxies (an arm whose
 endpoint a proxy variable applies to goes through httpx instead, see
-:func:`replay.providers.http.proxied`), compression (``Accept-Encoding: identity`` is
-sent), HTTP/2. An arm can also pick ``transport: aiohttp`` or ``transport: httpx``.
+:func:`replay.providers.http.proxied`), asking for compression (``Accept-Encoding:
+identity`` is sent, though a gzip or deflate body a server sends anyway is decoded),
+HTTP/2. An arm can also pick ``transport: aiohttp`` or ``transport: httpx``.
 """
 
 from __future__ import annotations
@@ -25,17 +26,22 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-from replay.providers.http import TransportFailure, check_header
+from replay.providers.http import (
+    INFLATES,
+    MAX_HEADER_BYTES,
+    STALE_WINDOW_S,
+    TAIL_BYTES,
+    TERMINATOR_WAIT_S,
+    Inflated,
+    TransportFailure,
+    check_header,
+    headers_too_large,
+)
 
 CONNECT_TIMEOUT_S = 10.0
 IDLE_EXPIRY_S = 4.0
 """A kept-alive connection idle longer is closed, not reused: servers commonly drop idle
 connections after 5 s (uvicorn, Node), and a request sent as they do is lost."""
-STALE_WINDOW_S = 0.5
-"""A reused connection that fails this soon after the request, with no byte of answer,
-had been closed by the server: the request is sent again on a new connection."""
-TERMINATOR_WAIT_S = 0.05
-"""How long closing a response waits for the end of a message whose content the reader already has."""
 _INFORMATIONAL = range(100, 200)
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 """Characters a path or query keeps as they are; anything else (a space, non-ASCII) is percent-encoded."""
@@ -91,10 +97,13 @@ class _Response:
     # --- read by the provider ---
 
     def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives. An iterator object, not an async generator: the reader
-        stops at ``[DONE]``, and every generator left unfinished costs a finaliser round
-        trip through the event loop (about 5% of the client's CPU at concurrency 256)."""
-        return self
+        """The body as it arrives, decoded. An iterator object, not an async generator: the
+        reader stops at ``[DONE]``, and every generator left unfinished costs a finaliser
+        round trip through the event loop (about 5% of the client's CPU at concurrency 256)."""
+        encoding = self.headers.get("content-encoding")
+        if encoding is None or encoding.strip().lower() not in INFLATES:
+            return self
+        return Inflated(self, encoding.strip().lower(), self.status)
 
     def __aiter__(self) -> "_Response":
         return self
@@ -122,12 +131,15 @@ class _Response:
     async def close(self) -> None:
         """Back to the pool when the answer is complete. A streamed answer's reader stops at
         ``[DONE]``, often a moment before the chunked terminator: wait briefly for it, or
-        every streamed request would cost a new connection."""
+        every streamed request would cost a new connection; a long unread tail (an answer
+        refused as too large) closes the connection instead."""
         try:
             if not self._complete and self._error is None and not self._conn.closed and self._buffered < HIGH_WATER:
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + TERMINATOR_WAIT_S
-                while not self._complete and self._error is None and not self._conn.closed:
+                drained = 0
+                while not self._complete and self._error is None and not self._conn.closed and drained < TAIL_BYTES:
+                    drained += self._buffered
                     self._pieces.clear()
                     self._buffered = 0
                     self._conn.resume()
@@ -169,6 +181,8 @@ class _Connection(asyncio.Protocol):
         self.sent_at = 0.0
         self._informational = False
         self._header_list: list[tuple[str, str]] = []
+        self.unsolicited = b""  # the first bytes the server sent unasked (another protocol's greeting)
+        self._head_bytes = 0
 
     # --- asyncio.Protocol ---
 
@@ -177,6 +191,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.response is None:  # bytes nobody asked for: the connection cannot be trusted again
+            self.unsolicited = self.unsolicited or data[:60]
             self.abort()
             return
         self.received = True
@@ -191,6 +206,12 @@ class _Connection(asyncio.Protocol):
                 return
             self._fail("connection_error", f"malformed HTTP response: {exc}")
             self.abort()
+        else:
+            if self.headers_future is not None:  # still in the status line and headers: bound them
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEADER_BYTES:
+                    self._fail_with(headers_too_large())
+                    self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -248,7 +269,9 @@ class _Connection(asyncio.Protocol):
     # --- used by the session and the response ---
 
     def _fail(self, kind: str, message: str) -> None:
-        error = TransportFailure(kind, message)
+        self._fail_with(TransportFailure(kind, message))
+
+    def _fail_with(self, error: TransportFailure) -> None:
         future, self.headers_future = self.headers_future, None
         if future is not None and not future.done():
             future.set_exception(error)
@@ -258,12 +281,15 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, data: bytes) -> _Response:
         """Send one request; return once its status and headers have arrived."""
         if not self.reusable():  # closed, or spoke before being asked (see data_received)
+            if self.unsolicited:
+                raise TransportFailure("connection_error", f"not an HTTP server: it spoke first ({self.unsolicited!r})")
             raise TransportFailure("connection_error", "the server closed the connection before the request was sent")
         assert self.transport is not None
         self.response = response = _Response(self)
         self.parser = httptools.HttpResponseParser(self)
         self._header_list = []
         self.received = False
+        self._head_bytes = 0
         self.framed = True
         self._informational = False
         loop = asyncio.get_running_loop()
@@ -309,6 +335,9 @@ class _Connection(asyncio.Protocol):
 
 class NativeSession:
     """A keep-alive pool per origin, at most ``max_connections`` idle connections kept."""
+
+    decodes = INFLATES
+    """What a server sends compressed despite ``Accept-Encoding: identity`` is decoded."""
 
     def __init__(self, headers: dict[str, str], max_connections: int) -> None:
         for name, value in headers.items():

@@ -1,7 +1,9 @@
 """OpenAI-compatible chat completions: one attempt, streamed by default.
 
 The Authorization header is built here from the named environment variable and goes
-nowhere but the socket: not the store, not an error message.
+nowhere but the socket: every error message and answer passes a
+:class:`~replay.secrets.Scrubber` before it leaves this module, so a key an endpoint
+echoes back reaches neither the store nor the terminal.
 """
 
 from __future__ import annotations
@@ -12,16 +14,26 @@ import re
 import time
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urljoin
 
-from replay import fastjson
+from replay import __version__, fastjson
 from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
 from replay.providers.http import Response, TransportFailure, check_header, make_session, proxied
 from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
 from replay.retry import ratelimit_reset
+from replay.secrets import Scrubber
 from replay.types import Completion
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+USER_AGENT = f"replay/{__version__}"
+"""Sent on every transport: some gateways and WAFs refuse requests without one."""
+DEFAULT_MAX_RESPONSE_MB = 10.0
+"""``limits.max_response_mb``: a larger answer is an error (``response_too_large``), read no further."""
+_SSE_FIELDS = (b":", b"data:", b"event:", b"id:", b"retry:")
+"""How a line of an event stream starts."""
+ERROR_BODY_BYTES = 1 << 16
+"""How much of an error answer is read: its message is in the first few hundred bytes."""
 
 
 def expand_header(name: str, value: str) -> str:
@@ -41,16 +53,39 @@ def expand_header(name: str, value: str) -> str:
     return expanded
 
 
-def _error_details(raw: bytes) -> tuple[str, str | None]:
+def header_secrets(headers: dict[str, str]) -> list[str]:
+    """What the headers take from the environment: each ``${VAR}`` value, and the whole value it is part of."""
+    secrets = []
+    for name, value in headers.items():
+        variables = _ENV_REF.findall(value)
+        if variables:
+            secrets += [os.environ.get(var, "") for var in variables]
+            secrets.append(expand_header(name, value))
+    return secrets
+
+
+def _error_details(text: str) -> tuple[str, str | None]:
+    """The message and code of an error body (already scrubbed: cutting it first could leave half a key)."""
     try:
-        body = json.loads(raw)
+        body = json.loads(text)
     except ValueError:
-        return raw[:200].decode(errors="replace").strip() or "(empty body)", None
+        return text[:200].strip() or "(empty body)", None
     error = body.get("error", body) if isinstance(body, dict) else body
     if isinstance(error, dict):
         message = error.get("message") or json.dumps(error)[:200]
-        return str(message), error.get("code") or error.get("type")
+        return str(message)[:1000], _code(error.get("code") or error.get("type"))
     return str(error)[:200], None
+
+
+def _code(value: Any) -> str | None:
+    return None if value is None else str(value)[:100]
+
+
+def _too_large(limit: int, status: int) -> ProviderError:
+    return ProviderError(
+        f"answer larger than {limit / 1e6:g} MB (limits.max_response_mb): stopped reading it",
+        status=status, error_class="response_too_large",
+    )  # fmt: skip
 
 
 @register_provider("openai")
@@ -67,15 +102,18 @@ class OpenAICompatProvider(Provider):
         max_connections: int = 16,
         transport: str = "native",
         httpx_transport: Any = None,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
     ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.params = params
         self.stream = stream
-        request_headers = {"content-type": "application/json", "accept": "application/json"}
-        request_headers.update({name: expand_header(name, value) for name, value in (headers or {}).items()})
+        self.max_response_bytes = int(max_response_mb * 1_000_000)
+        request_headers = {"content-type": "application/json", "accept": "application/json", "user-agent": USER_AGENT}
+        request_headers.update({name.lower(): expand_header(name, value) for name, value in (headers or {}).items()})
         if api_key:
             request_headers["authorization"] = f"Bearer {api_key}"
+        self._scrubber = Scrubber([api_key, *header_secrets(headers or {})])
         if transport == "native" and proxied(self.url):
             transport = "httpx"
         self.transport = transport
@@ -96,50 +134,134 @@ class OpenAICompatProvider(Provider):
     async def send(self, body: dict[str, Any], timeout_s: float) -> Completion:
         started = time.perf_counter()
         try:
-            response = await self._session.post(self.url, fastjson.dumps_bytes(body), timeout_s)
             try:
-                completion = await self._read(response, body, started)
-            finally:
-                await response.close()
-        except TransportFailure as exc:
-            raise ProviderError(str(exc), error_class=exc.kind, latency_ms=(time.perf_counter() - started) * 1000) from None
+                response = await self._session.post(self.url, fastjson.dumps_bytes(body), timeout_s)
+                try:
+                    completion = await self._read(response, body, started)
+                finally:
+                    await response.close()
+            except TransportFailure as exc:
+                latency_ms = (time.perf_counter() - started) * 1000
+                raise ProviderError(str(exc), status=exc.status, error_class=exc.kind, latency_ms=latency_ms) from None
+        except ProviderError as exc:
+            raise self._scrubbed(exc) from None
+        completion = self._scrubber.completion(completion)
         wait = ratelimit_reset(response.headers)
         return replace(completion, ratelimit_wait_s=wait) if wait else completion
 
+    def _text(self, raw: bytes) -> str:
+        """What an endpoint sent, as text without the arm's secrets."""
+        return self._scrubber.text(raw.decode("utf-8", errors="replace"))
+
+    def _excerpt(self, raw: bytes) -> str:
+        return repr(self._text(raw[:4096])[:80])
+
+    def _scrubbed(self, error: ProviderError) -> ProviderError:
+        scrub = self._scrubber
+        return ProviderError(
+            scrub.text(error.message), status=error.status, code=scrub.optional(error.code),
+            error_class=error.error_class, headers=error.headers, latency_ms=error.latency_ms,
+        )  # fmt: skip
+
     async def _read(self, response: Response, body: dict[str, Any], started: float) -> Completion:
-        if response.status >= 400:
-            message, code = _error_details(await response.read())
+        status, headers = response.status, response.headers
+        if status >= 400:
+            message, code = _error_details(self._text(await self._body(response, ERROR_BODY_BYTES, cut=True)))
             raise ProviderError(
-                message, status=response.status, code=code, headers=response.headers,
-                latency_ms=(time.perf_counter() - started) * 1000,
+                message, status=status, code=code, headers=headers, latency_ms=(time.perf_counter() - started) * 1000
             )  # fmt: skip
-        if body.get("stream"):
+        if 300 <= status < 400:
+            raise self._redirect(status, headers)
+        self._check_answer(status, headers)
+        if body.get("stream"):  # whatever the content type says: a server may label a stream as JSON, or answer JSON
             return await self._read_stream(response, started)
-        raw = await response.read()
+        return self._whole(await self._body(response, self.max_response_bytes), status, headers, started)
+
+    def _redirect(self, status: int, headers: dict[str, str]) -> ProviderError:
+        location = headers.get("location")
+        target = self._scrubber.text(urljoin(self.url, location))[:500] if location else "nowhere (no Location header)"
+        return ProviderError(
+            f"redirect to {target}: replay does not follow redirects; fix base_url",
+            status=status, error_class="redirect", headers=headers,
+        )  # fmt: skip
+
+    def _check_answer(self, status: int, headers: dict[str, str]) -> None:
+        """Refuse before reading what cannot be read: an encoding this client does not decode, a declared size over the cap."""
+        encoding = headers.get("content-encoding")
+        if encoding is not None and encoding.strip().lower() not in self._session.decodes | {"identity"}:
+            raise ProviderError(
+                f"the server compressed its answer with {encoding.strip().lower()[:40]!r}, which the {self.transport}"
+                f" transport cannot decode (it accepts {', '.join(sorted(self._session.decodes)) or 'identity'})",
+                status=status, error_class="bad_response",
+            )  # fmt: skip
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_response_bytes:
+            raise _too_large(self.max_response_bytes, status)
+
+    async def _body(self, response: Response, limit: int, cut: bool = False) -> bytes:
+        """The whole body, at most ``limit`` bytes: past it, ``response_too_large`` (or, with ``cut``, what came so far)."""
+        parts, size = [], 0
+        async for data in response.chunks():
+            size += len(data)
+            if size > limit:
+                if cut:
+                    parts.append(data[: limit - size + len(data)])
+                    break
+                raise _too_large(limit, response.status)
+            parts.append(data)
+        return b"".join(parts)
+
+    def _whole(self, raw: bytes, status: int, headers: dict[str, str], started: float) -> Completion:
         try:
             parsed = fastjson.loads(raw)
         except ValueError:
-            raise ProviderError(f"response is not JSON: {raw[:80]!r}", error_class="bad_response", status=response.status) from None
+            raise ProviderError(f"response is not JSON: {self._excerpt(raw)}", error_class="bad_response", status=status) from None
+        if not isinstance(parsed, dict) or ("choices" not in parsed and "error" in parsed):
+            message, code = _error_details(self._text(raw))
+            raise ProviderError(f"not a chat completion: {message}", status=status, code=code, error_class="bad_response")
         return completion_from_body(parsed, started, time.perf_counter())
 
     async def _read_stream(self, response: Response, started: float) -> Completion:
         assembler = StreamAssembler(started)
         clock = time.perf_counter
+        limit, size = self.max_response_bytes, 0
+        before_events: list[bytes] = []  # what arrived before the first event: the body, when the server did not stream
         try:
             async for data in response.chunks():
+                size += len(data)
+                if size > limit:
+                    raise _too_large(limit, response.status)
+                if not assembler.chunks:
+                    before_events.append(data)
                 assembler.feed_bytes(data, clock())
                 if assembler.done:
                     break
         except StreamError as exc:
             raise ProviderError(str(exc), status=exc.status, code=exc.code, error_class="stream_error") from None
         except TransportFailure as exc:
+            if exc.status is not None:  # an answer that cannot be read (bad_response), not a broken stream
+                raise
             if not assembler.complete:
                 raise TransportFailure(exc.kind, f"stream broken after {assembler.chunks} chunks ({exc})") from None
-        if not assembler.complete:
-            raise TransportFailure(
-                "truncated_stream", f"stream ended after {assembler.chunks} chunks without a finish reason or [DONE]"
-            )
-        return assembler.result(clock())
+        if assembler.complete:
+            return assembler.result(clock())
+        raw = b"".join(before_events).strip()
+        if not assembler.chunks and raw:
+            return self._not_streamed(raw, response.status, response.headers, started)
+        raise TransportFailure(
+            "truncated_stream", f"stream ended after {assembler.chunks} chunks without a finish reason or [DONE]"
+        )
+
+    def _not_streamed(self, raw: bytes, status: int, headers: dict[str, str], started: float) -> Completion:
+        """A streamed request answered with a whole body: a JSON completion is the answer; anything else is named."""
+        if raw[:1] == b"{":
+            return self._whole(raw, status, headers, started)
+        kind = headers.get("content-type") or "no content type"
+        if "event-stream" in kind or raw.startswith(_SSE_FIELDS):  # a stream, only comments so far: cut short
+            raise TransportFailure("truncated_stream", "stream ended after 0 chunks without a finish reason or [DONE]")
+        raise ProviderError(
+            f"expected an event stream, got {kind[:60]}: {self._excerpt(raw)}", status=status, error_class="bad_response"
+        )
 
     async def aclose(self) -> None:
         await self._session.close()
