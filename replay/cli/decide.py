@@ -7,87 +7,18 @@ kept), aggregate and gate.
 from __future__ import annotations
 
 import json
-import os
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from replay.cli.options import open_store, store_option
-
-F = Callable[..., Any]
-
-
-def report_file_options(func: F) -> F:
-    for flag, help_text in reversed((
-        ("--report-json", "Write the JSON report here."),
-        ("--report-md", "Write the Markdown report here."),
-        ("--report-junit", "Write a JUnit XML file (one test case per gate) here."),
-    )):  # fmt: skip
-        func = click.option(flag, type=click.Path(dir_okay=False, writable=True), help=help_text)(func)
-    return func
-
-
-def console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
-
-
-def write_reports(evaluation: Any, report_json: str | None, report_md: str | None, report_junit: str | None) -> None:
-    """Write the requested report files, and the Markdown to $GITHUB_STEP_SUMMARY when set;
-    say the evaluation's notes on stderr."""
-    from replay.reports import render
-
-    from replay.reports.escape import visible
-
-    for note in evaluation.notes:
-        click.echo(f"note: {visible(note)}", err=True)
-    for path, name in ((report_json, "json"), (report_md, "markdown"), (report_junit, "junit")):
-        if path:
-            _write(path, render(name, evaluation))
-            click.echo(f"wrote {visible(path)}", err=True)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(render("markdown", evaluation))
-
-
-def check_report_paths(*paths: str | None) -> None:
-    """Fail now, not after the run, on a report path that can never be written."""
-    from replay.errors import InputError
-
-    for path in filter(None, paths):
-        if os.path.isdir(path):
-            raise InputError(f"{path}: cannot write the report (it is a directory)")
-        parent = os.path.dirname(os.path.abspath(path))
-        while not os.path.exists(parent):  # missing folders are created when the report is written
-            parent = os.path.dirname(parent)
-        if not os.path.isdir(parent):
-            raise InputError(f"{path}: cannot write the report ({parent} is not a directory)")
-        if not os.access(parent, os.W_OK):
-            raise InputError(f"{path}: cannot write the report ({parent} is not writable)")
-
-
-def _write(path: str, text: str) -> None:
-    """Write whole or not at all (a temporary file renamed into place)."""
-    from replay.errors import InputError
-
-    tmp = f"{path}.tmp"
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+from replay.cli.reporting import FormatChoice, ReportCommand, console, print_renderables, write_reports
 
 
 def print_terminal(evaluation: Any, top: int = 5) -> None:
     from replay.reports import render
 
-    out = console()
-    for renderable in render("terminal", evaluation, top=top):
-        out.print(renderable)
+    print_renderables(render("terminal", evaluation, top=top))
 
 
 def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> Any:
@@ -122,16 +53,14 @@ def load_gates_file(path: str) -> Any:
     return gates
 
 
-@click.command(name="report")
+@click.command(name="report", cls=ReportCommand)
 @click.argument("run_ref", metavar="[RUN]", default="latest")
-@click.option("--format", "fmt", type=click.Choice(["terminal", "markdown", "json", "junit"]), default="terminal",
-              show_default=True, help="Output format (to stdout).")  # fmt: skip
+@click.option("--format", "fmt", type=FormatChoice(), default="terminal", show_default=True, help="Output format (to stdout).")
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False), help="Decide with the gates of this YAML file.")
 @click.option("--top", type=click.IntRange(0), help="Disagreements to list [default: 5 in the terminal, 10 in Markdown, 20 in JSON].")
-@report_file_options
 @store_option
 def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | None, store_path: str,
-                   **files: Any) -> None:  # fmt: skip
+                   report_files: dict[str, str]) -> None:  # fmt: skip
     """Render the report of a stored run (RUN: an id, a prefix or 'latest', the default).
 
     \b
@@ -140,27 +69,29 @@ def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | No
       replay report latest --format markdown > report.md
     """
     from replay.evaluate import evaluate
-    from replay.reports import render
+    from replay.reports import get_renderer, renderers
 
     store = open_store(store_path)
     gates = load_gates_for_run(gates_file, store, run_ref)
-    evaluation = evaluate(store, run_ref, gates, top=max(top or 0, 20))
-    if fmt == "terminal":
-        print_terminal(evaluation, 5 if top is None else top)
+    listed = max((renderer.top or 0 for renderer in renderers()), default=0)
+    evaluation = evaluate(store, run_ref, gates, top=max(top or 0, listed))
+    renderer = get_renderer(fmt)
+    output = renderer.render(evaluation, **({"top": top} if top is not None and renderer.top is not None else {}))
+    if renderer.rich:
+        print_renderables(output)
     else:
-        options = {"top": top} if top is not None and fmt in ("markdown", "json") else {}
-        click.echo(render(fmt, evaluation, **options), nl=False)
-    write_reports(evaluation, files["report_json"], files["report_md"], files["report_junit"])
+        click.echo(output, nl=False)
+    write_reports(evaluation, report_files)
 
 
-@click.command(name="gate")
+@click.command(name="gate", cls=ReportCommand)
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML file with a 'gates:' list (a scenario works too); default: the run's own gates.")  # fmt: skip
-@report_file_options
 @store_option
 @click.pass_context
-def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store_path: str, **files: Any) -> None:
+def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store_path: str,
+                 report_files: dict[str, str]) -> None:  # fmt: skip
     """Re-decide a stored run (RUN: an id, a prefix or 'latest', the default) against gates,
     without a single API call.
 
@@ -178,10 +109,8 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
     store = open_store(store_path)
     gates = load_gates_for_run(gates_file, store, run_ref)
     evaluation = evaluate(store, run_ref, gates)
-    out = console()
-    for renderable in render("terminal", evaluation, gates_only=True):
-        out.print(renderable)
-    write_reports(evaluation, files["report_json"], files["report_md"], files["report_junit"])
+    print_renderables(render("terminal", evaluation, gates_only=True))
+    write_reports(evaluation, report_files)
     ctx.exit(evaluation.decision.exit_code)
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from replay.cli.decide import print_terminal, report_file_options, write_reports
+from replay.cli.decide import print_terminal
 from replay.cli.options import number_type, open_store, store_option
+from replay.cli.reporting import ReportCommand, check_report_paths, write_reports
 from replay.reports.escape import visible
 from replay.store import DEFAULT_STORE
 
@@ -37,7 +38,7 @@ OVERRIDES = {
 }
 
 
-@click.command(name="run")
+@click.command(name="run", cls=ReportCommand)
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
 @click.option("--logs", multiple=True, help="Shadow log file or glob (repeatable); overrides the scenario's logs.")
 @click.option("--name", help="Run name (default: the scenario's name).")
@@ -69,14 +70,12 @@ OVERRIDES = {
 @click.option("--gates", "gates_file", type=click.Path(exists=True, dir_okay=False),
               help="Decide with the gates of this YAML file (a 'gates:' list) instead of the scenario's.")
 @click.option("--on-inconclusive", type=click.Choice(["fail", "pass"]), help="Exit code of an INCONCLUSIVE verdict: 1 (fail) or 0 (pass).")
-@report_file_options
 @store_option
 @click.pass_context
 def run_command(ctx: click.Context, scenario: str | None, resume: str | None, resend_changed: bool,
                 skip_invalid: bool, quiet: bool,
                 store_path: str, no_stream: bool, gates_file: str | None, on_inconclusive: str | None,
-                report_json: str | None, report_md: str | None, report_junit: str | None,
-                **flags: Any) -> None:  # fmt: skip
+                report_files: dict[str, str], **flags: Any) -> None:  # fmt: skip
     """Replay a sample of logged requests against the candidate, store every outcome, and decide.
 
     Ends with the report and the gates' verdict: exit code 0 for PASS, 1 for FAIL
@@ -89,7 +88,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
       replay run --logs prod.jsonl --candidate-url http://127.0.0.1:8000/v1 --candidate-model m
       replay run --resume latest
     """
-    from replay.cli.decide import check_report_paths, load_gates_file
+    from replay.cli.decide import load_gates_file
     from replay.config import load_scenario, scenario_from_snapshot
     from replay.progress import make_reporter
     from replay.runner import Engine
@@ -98,7 +97,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
     if "logs" in overrides:
         overrides["logs"] = list(overrides["logs"])
     gates = load_gates_file(gates_file) if gates_file else None
-    check_report_paths(report_json, report_md, report_junit)
+    check_report_paths(report_files)
     store = open_store(store_path, create=not resume)
     if resume:
         if scenario or overrides:
@@ -124,17 +123,17 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
     if summary.invalid_lines:
         click.echo(f"skipped {summary.invalid_lines} invalid log line(s)", err=True)
     click.echo(_summary_text(store, summary, store_path, config), err=True)
-    ctx.exit(decide_and_report(store, summary.run_id, report_json, report_md, report_junit, gates, on_inconclusive))
+    ctx.exit(decide_and_report(store, summary.run_id, report_files, gates, on_inconclusive))
 
 
-def decide_and_report(store: Any, run_id: str, report_json: str | None, report_md: str | None,
-                      report_junit: str | None, gates: Any = None, on_inconclusive: str | None = None) -> int:  # fmt: skip
+def decide_and_report(store: Any, run_id: str, report_files: dict[str, str], gates: Any = None,
+                      on_inconclusive: str | None = None) -> int:  # fmt: skip
     """Print the terminal report, write the report files; the verdict's exit code."""
     from replay.evaluate import evaluate
 
     evaluation = evaluate(store, run_id, gates, on_inconclusive=on_inconclusive)
     print_terminal(evaluation)
-    write_reports(evaluation, report_json, report_md, report_junit)
+    write_reports(evaluation, report_files)
     return evaluation.decision.exit_code
 
 

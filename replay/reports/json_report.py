@@ -110,7 +110,7 @@ def report_data(evaluation: Any, top: int = 20) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@register_renderer("json")
+@register_renderer("json", suffix=".json", option="--report-json", help="Write the JSON report here.", order=2)
 def render_json(evaluation: Any, top: int = 20) -> str:
     text = json.dumps(report_data(evaluation, top), indent=2, ensure_ascii=False, allow_nan=False, default=_finite)
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"

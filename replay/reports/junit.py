@@ -16,7 +16,8 @@ from replay.reports import register_renderer
 from replay.reports.escape import xml
 
 
-@register_renderer("junit")
+@register_renderer("junit", suffix=".xml", option="--report-junit",
+                   help="Write a JUnit XML file (one test case per gate) here.", order=3)  # fmt: skip
 def render_junit(evaluation: Any) -> str:
     decision = evaluation.decision
     run_name = xml(evaluation.run.name)

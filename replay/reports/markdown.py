@@ -23,7 +23,8 @@ def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
     return lines
 
 
-@register_renderer("markdown")
+@register_renderer("markdown", suffix=".md", option="--report-md", help="Write the Markdown report here.",
+                   step_summary=True, order=1)  # fmt: skip
 def render_markdown(evaluation: Any, top: int = 10) -> str:
     decision = evaluation.decision
     lines = [f"## replay: {ICONS.get(decision.verdict, '')} {fmt.verdict_line(evaluation)}", ""]

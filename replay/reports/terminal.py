@@ -19,7 +19,7 @@ STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold 
 SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95_ms")
 
 
-@register_renderer("terminal")
+@register_renderer("terminal", suffix=".txt", rich=True, order=0)
 def render_terminal(evaluation: Any, top: int = 5, gates_only: bool = False) -> list[Any]:
     """The report as rich renderables; ``gates_only``: the header, the verdict and the gates
     (what ``replay gate`` prints). Every line comes without trailing spaces."""
