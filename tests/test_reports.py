@@ -36,12 +36,12 @@ def evaluation(tmp_path):
     return evaluate(Store(str(tmp_path / "golden.db")), "golden-run")
 
 
-def terminal_text(evaluation):
+def terminal_text(evaluation, **options):
     from rich.console import Console
 
     buffer = io.StringIO()
     console = Console(file=buffer, width=80, color_system=None, force_terminal=False, highlight=False)
-    for renderable in render("terminal", evaluation):
+    for renderable in render("terminal", evaluation, **options):
         console.print(renderable)
     return buffer.getvalue()
 
@@ -52,6 +52,36 @@ def test_terminal_report_matches_golden(evaluation, monkeypatch):
     assert max(len(line) for line in text.splitlines()) <= 80
     assert " INCONCLUSIVE" in text and "cost_per_request_usd " in text  # nothing cropped to fit
     check_golden("report-terminal.txt", text)
+
+
+def test_the_terminal_report_is_its_sections_in_order(evaluation, monkeypatch):
+    from replay.reports.terminal import SECTIONS
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "summary", "segments", "disagreements", "review"]
+    parts = {name: terminal_text(evaluation, sections=[name]) for name in SECTIONS}
+    assert terminal_text(evaluation) == "".join(parts.values())
+    assert parts["verdict"] == "\nVerdict: FAIL (1 pass, 1 fail, 2 inconclusive)\n"
+    assert parts["disagreements"].startswith("Top disagreements\n") and parts["review"] == ""  # no reviews
+    assert parts["metrics"].startswith("Metrics (candidate vs baseline)\n") and "Cost:" in parts["summary"]
+    assert terminal_text(evaluation, sections=["verdict", "header"]) == parts["verdict"] + parts["header"]
+
+
+def test_gate_sections_are_the_report_up_to_its_metrics(evaluation, monkeypatch):
+    from replay.reports.terminal import GATE_SECTIONS
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    full = terminal_text(evaluation)
+    gates = terminal_text(evaluation, sections=GATE_SECTIONS)
+    assert gates == full[: full.index("Metrics (candidate vs baseline)\n")]
+    assert "Gates" in gates and "format_compliance: fail" in gates
+
+
+def test_an_unknown_terminal_section_is_a_programming_error(evaluation):
+    with pytest.raises(ValueError) as raised:
+        render("terminal", evaluation, sections=["header", "gate"])
+    assert str(raised.value) == ("no terminal report section 'gate' (there are: header, verdict, gates, metrics, summary,"
+                                 " segments, disagreements, review)")  # fmt: skip
 
 
 def test_markdown_report_matches_golden(evaluation):

@@ -105,11 +105,12 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
     """
     from replay.evaluate import evaluate
     from replay.reports import render
+    from replay.reports.terminal import GATE_SECTIONS
 
     store = open_store(store_path)
     gates = load_gates_for_run(gates_file, store, run_ref)
     evaluation = evaluate(store, run_ref, gates)
-    print_renderables(render("terminal", evaluation, gates_only=True))
+    print_renderables(render("terminal", evaluation, sections=GATE_SECTIONS))
     write_reports(evaluation, report_files)
     ctx.exit(evaluation.decision.exit_code)
 

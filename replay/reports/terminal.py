@@ -7,7 +7,7 @@ wrapped note continues under its text, not at column 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
@@ -18,33 +18,61 @@ TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": Fals
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "SKIPPED": "dim"}
 SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95_ms")
 
+Section = Callable[[Any, int], list[Any]]
+"""A part of the terminal report: ``(evaluation, top)`` to rich renderables (none to leave it out)."""
+SECTIONS: dict[str, Section] = {}
+"""The parts of the terminal report by name, in report order."""
+GATE_SECTIONS = ("header", "verdict", "gates")
+"""What ``replay gate`` prints: the run, the verdict and the gates."""
+
+
+def section(name: str) -> Callable[[Section], Section]:
+    def decorate(part: Section) -> Section:
+        SECTIONS[name] = part
+        return part
+
+    return decorate
+
 
 @register_renderer("terminal", suffix=".txt", rich=True, order=0)
-def render_terminal(evaluation: Any, top: int = 5, gates_only: bool = False) -> list[Any]:
-    """The report as rich renderables; ``gates_only``: the header, the verdict and the gates
-    (what ``replay gate`` prints). Every line comes without trailing spaces."""
-    out = _gate_section(evaluation)
-    if not gates_only:
-        out += _metrics_section(evaluation, top)
+def render_terminal(evaluation: Any, top: int = 5, sections: Iterable[str] | None = None) -> list[Any]:
+    """The report as rich renderables: the named ``sections`` (default: all, see
+    :data:`SECTIONS`), in the order given. Every line comes without trailing spaces."""
+    out: list[Any] = []
+    for name in SECTIONS if sections is None else sections:
+        if name not in SECTIONS:
+            raise ValueError(f"no terminal report section {name!r} (there are: {', '.join(SECTIONS)})")
+        out += SECTIONS[name](evaluation, top)
     return [Trimmed(renderable) for renderable in out]
 
 
-def _gate_section(evaluation: Any) -> list[Any]:
-    from rich import box
+@section("header")
+def _header(evaluation: Any, top: int) -> list[Any]:
     from rich.table import Table
-    from rich.text import Text
 
-    out: list[Any] = []
     header = Table.grid(padding=(0, 2))
     header.add_column(style="bold")
     header.add_column()
     for label, text in fmt.header_items(evaluation):
         header.add_row(label, term(text))
-    out.append(header)
-    out.append(Text(""))
+    return [header]
+
+
+@section("verdict")
+def _verdict(evaluation: Any, top: int) -> list[Any]:
+    from rich.text import Text
+
     verdict = Text("Verdict: ", style="bold")
     verdict.append(fmt.verdict_line(evaluation), style=STATUS_STYLE.get(evaluation.decision.verdict, ""))
-    out.append(verdict)
+    return [Text(""), verdict]
+
+
+@section("gates")
+def _gates(evaluation: Any, top: int) -> list[Any]:
+    """The gate table, then the notes of the gates that did not pass."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
 
     gates = Table(title="Gates", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
     gates.add_column("Gate (base → cand)", overflow="fold", min_width=20)
@@ -56,17 +84,14 @@ def _gate_section(evaluation: Any) -> list[Any]:
         label = term(cells["gate"]).append(f"\n{cells['baseline']} → {cells['candidate']}")
         gates.add_row(label, *[cells[k] for k in ("delta", "ci", "threshold", "n")],
                       Text(cells["status"], style=STATUS_STYLE.get(result.status, "")))  # fmt: skip
-    out.append(gates)
-    out += [hanging("  • ", note) for note in fmt.gate_notes(evaluation)]
-    return out
+    return [gates] + [hanging("  • ", note) for note in fmt.gate_notes(evaluation)]
 
 
-def _metrics_section(evaluation: Any, top: int) -> list[Any]:
+@section("metrics")
+def _metrics(evaluation: Any, top: int) -> list[Any]:
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
-    out: list[Any] = []
     metrics = Table(title="Metrics (candidate vs baseline)", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
     metrics.add_column("Metric", overflow="fold", min_width=20)
     for name in ("n", "Baseline", "Candidate", "Δ", "95% CI"):
@@ -74,9 +99,21 @@ def _metrics_section(evaluation: Any, top: int) -> list[Any]:
     for name, metric in evaluation.metrics.items():
         cells = fmt.metric_cells(name, metric)
         metrics.add_row(*[cells[k] for k in ("metric", "n", "baseline", "candidate", "delta", "ci")])
-    out.append(metrics)
-    out += [hanging("  ", line) for line in fmt.summary_lines(evaluation)]
+    return [metrics]
 
+
+@section("summary")
+def _summary(evaluation: Any, top: int) -> list[Any]:
+    """One-line summaries of cost, similarity, flips and key fields."""
+    return [hanging("  ", line) for line in fmt.summary_lines(evaluation)]
+
+
+@section("segments")
+def _segments(evaluation: Any, top: int) -> list[Any]:
+    from rich import box
+    from rich.table import Table
+
+    out: list[Any] = []
     for key, values in evaluation.segments.items():
         table = Table(title=term(f"Segments by {key} (Δ = candidate - baseline)"), box=box.SIMPLE_HEAD,
                       title_justify="left", **TABLE)  # fmt: skip
@@ -88,19 +125,30 @@ def _metrics_section(evaluation: Any, top: int) -> list[Any]:
             table.add_row(term(value), f"{metrics_by_name['error_rate'].n:,}",
                           *[fmt.segment_cell(name, metrics_by_name[name]) for name in SEGMENT_METRICS])  # fmt: skip
         out.append(table)
-
-    if evaluation.disagreements:
-        table = Table(title="Top disagreements", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
-        table.add_column("Request", overflow="fold")
-        table.add_column("Score", justify="right")
-        table.add_column("Why")
-        for item in evaluation.disagreements[:top]:
-            table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)))
-        out.append(table)
-        out.append(hanging("  ", f"replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side"))
-    if evaluation.reviews is not None:
-        out.append(hanging("  ", fmt.review_line(evaluation)))
     return out
+
+
+@section("disagreements")
+def _disagreements(evaluation: Any, top: int) -> list[Any]:
+    """The ``top`` most divergent pairs, and how to see one."""
+    from rich import box
+    from rich.table import Table
+
+    if not evaluation.disagreements:
+        return []
+    table = Table(title="Top disagreements", box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
+    table.add_column("Request", overflow="fold")
+    table.add_column("Score", justify="right")
+    table.add_column("Why")
+    for item in evaluation.disagreements[:top]:
+        table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)))
+    return [table, hanging("  ", f"replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side")]
+
+
+@section("review")
+def _review(evaluation: Any, top: int) -> list[Any]:
+    """The human reviews' verdict, when the run has reviews."""
+    return [] if evaluation.reviews is None else [hanging("  ", fmt.review_line(evaluation))]
 
 
 def hanging(prefix: str, text: str) -> Any:
