@@ -14,17 +14,17 @@ from typing import Any, Iterable
 
 import click
 
+from replay.reports import Renderer, file_renderers, renderers
+
 
 class FormatChoice(click.Choice[str]):
-    """The registered formats, in registry order, read each time they are shown or checked."""
+    """The registered formats, read from the registry each time they are shown or checked."""
 
     def __init__(self) -> None:
         self.case_sensitive = True
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]  # read-only: the registry is the truth
-        from replay.reports import renderers
-
         return tuple(renderer.name for renderer in renderers())
 
 
@@ -34,23 +34,20 @@ class ReportCommand(click.Command):
     format name to path holding the options given, in registry order."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        from replay.reports import file_renderers
-
         params = super().get_params(ctx)
         at = next((i for i, param in enumerate(params) if param.name == "store_path"), len(params))
         return params[:at] + [_file_option(renderer) for renderer in file_renderers()] + params[at:]
 
     def invoke(self, ctx: click.Context) -> Any:
-        from replay.reports import file_renderers
-
         given = {renderer.name: ctx.params.pop(renderer.param, None) for renderer in file_renderers()}
         ctx.params["report_files"] = {name: path for name, path in given.items() if path}
         return super().invoke(ctx)
 
 
 @functools.lru_cache(maxsize=None)
-def _file_option(renderer: Any) -> click.Option:
+def _file_option(renderer: Renderer) -> click.Option:
     """One option object per renderer: click matches the options it parsed by identity."""
+    assert renderer.option is not None  # file_renderers() has only renderers with an option
     return click.Option([renderer.option, renderer.param], type=click.Path(dir_okay=False, writable=True),
                         help=renderer.help)  # fmt: skip
 
@@ -70,7 +67,6 @@ def print_renderables(renderables: Iterable[Any]) -> None:
 def write_reports(evaluation: Any, report_files: dict[str, str]) -> None:
     """Write the requested report files, and append the step-summary formats (Markdown) to
     $GITHUB_STEP_SUMMARY when set; say the evaluation's notes on stderr."""
-    from replay.reports import file_renderers, renderers
     from replay.reports.escape import visible
 
     for note in evaluation.notes:

@@ -32,6 +32,9 @@ places it among the ``--format`` choices.)"""
 OPTION_PREFIX = "--report-"
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
+RenderFunction = Callable[..., Any]
+"""``render(evaluation, **options) -> str`` (or rich renderables, for a ``rich`` renderer)."""
+
 
 @dataclass(frozen=True)
 class Renderer:
@@ -39,7 +42,7 @@ class Renderer:
 
     name: str
     """Its ``--format`` choice."""
-    render: Callable[..., Any]
+    render: RenderFunction
     suffix: str
     """The file name ending of its report files (``.md``)."""
     option: str | None = None
@@ -50,7 +53,7 @@ class Renderer:
     """It returns rich renderables (printed by a console), not text."""
     top: int | None = None
     """Disagreements it lists unless ``--top`` says otherwise: the default of its ``top``
-    parameter; None: it takes no ``top`` (lists none)."""
+    parameter; None: it has no ``top`` with a default, and gets none."""
     step_summary: bool = False
     """Appended to ``$GITHUB_STEP_SUMMARY`` (GitHub Actions' job summary) when that is set."""
     order: int = 100
@@ -66,11 +69,11 @@ RENDERERS: dict[str, Renderer] = {}
 
 
 def register_renderer(name: str, *, suffix: str, option: str | None = None, help: str = "", rich: bool = False,
-                      step_summary: bool = False, order: int = 100) -> Callable[[Callable[..., Any]], Callable[..., Any]]:  # fmt: skip
+                      step_summary: bool = False, order: int = 100) -> Callable[[RenderFunction], RenderFunction]:  # fmt: skip
     """Register the decorated function, ``render(evaluation, **options)``, as the ``name``
     format (see :class:`Renderer`)."""
 
-    def decorate(render: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(render: RenderFunction) -> RenderFunction:
         renderer = Renderer(name, render, suffix, option, help, rich, _default_top(render), step_summary, order)
         _load()  # the built-ins first, so that a plugin cannot take their names or options
         _check(renderer)
@@ -85,9 +88,9 @@ def unregister_renderer(name: str) -> None:
     del RENDERERS[name]
 
 
-def _default_top(render: Callable[..., Any]) -> int | None:
+def _default_top(render: RenderFunction) -> int | None:
     parameter = inspect.signature(render).parameters.get("top")
-    return None if parameter is None else parameter.default
+    return parameter.default if parameter is not None and isinstance(parameter.default, int) else None
 
 
 def _check(renderer: Renderer) -> None:
