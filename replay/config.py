@@ -346,7 +346,7 @@ def _limits(data: dict[str, Any], base: Limits) -> Limits:
 
 
 def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
-    from replay.providers.http import check_header
+    from replay.providers.transports.base import check_header
 
     arm = check.mapping(data, prefix, _ARM_KEYS)
     for required in ("base_url", "model"):

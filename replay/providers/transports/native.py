@@ -10,7 +10,7 @@ uvicorn uses, not by code written here.
 
 Out of scope on purpose: redirects (never followed by a replay), proxies (an arm whose
 endpoint a proxy variable applies to goes through httpx instead, see
-:func:`replay.providers.http.proxied`), asking for compression (``Accept-Encoding:
+:func:`replay.providers.transports.base.proxied`), asking for compression (``Accept-Encoding:
 identity`` is sent, though a gzip or deflate body a server sends anyway is decoded),
 HTTP/2. An arm can also pick ``transport: aiohttp`` or ``transport: httpx``.
 """
@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-from replay.providers.http import (
+from replay.providers.transports.base import (
     INFLATES,
     MAX_HEADER_BYTES,
     STALE_WINDOW_S,
