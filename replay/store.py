@@ -410,9 +410,6 @@ class Store:
         with self.transaction() as db:
             db.executemany(_INSERT_RESULT, [(run_id, *outcome_values(outcome)) for outcome in outcomes])
 
-    def add_outcome(self, run_id: str, outcome: Outcome) -> None:
-        self.add_outcomes(run_id, [outcome])
-
     def done_keys(self, run_id: str) -> set[tuple[str, str]]:
         rows = self.db.execute("SELECT request_id, arm FROM results WHERE run_id = ?", (run_id,))
         return {(request_id, arm) for request_id, arm in rows}
@@ -500,6 +497,15 @@ class Store:
             (run_id, candidate_arm, base_arm),
         )
         return [row[0] for row in rows]
+
+    def pair_count(self, run_id: str, base_arm: str, candidate_arm: str) -> int:
+        """Requests answered on both arms (each has, or will have, one comparison)."""
+        (pairs,) = self.db.execute(
+            "SELECT COUNT(*) FROM results c JOIN results b ON b.run_id = c.run_id AND b.request_id = c.request_id"
+            " WHERE c.run_id = ? AND c.arm = ? AND b.arm = ?",
+            (run_id, candidate_arm, base_arm),
+        ).fetchone()
+        return int(pairs)
 
     def comparisons_with_digest(self, run_id: str, digest: str) -> int:
         row = self.db.execute(
