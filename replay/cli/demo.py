@@ -28,7 +28,7 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
     Example:
       replay demo
     """
-    from replay.config import load_scenario
+    from replay.scenario_file import load_scenario
     from replay.mockserver import MockServer, ServerConfig, answers_from_log, demo_candidate
     from replay.progress import make_reporter
     from replay.readers import resolve_log_paths

@@ -90,7 +90,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
       replay run --resume latest
     """
     from replay.cli.decide import check_report_paths, load_gates_file
-    from replay.config import load_scenario, scenario_from_snapshot
+    from replay.scenario_file import load_scenario, scenario_from_snapshot
     from replay.progress import make_reporter
     from replay.runner import Engine
 
