@@ -6,7 +6,10 @@ rich renderables, which the CLI prints); later formats (HTML) register the same 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 RENDERERS: dict[str, Callable[..., Any]] = {}
 FILE_FORMATS = ("markdown", "json", "junit")
@@ -20,7 +23,7 @@ def register_renderer(name: str) -> Callable[[Callable[..., Any]], Callable[...,
     return decorate
 
 
-def render(name: str, evaluation: Any, **options: Any) -> Any:
+def render(name: str, evaluation: Evaluation, **options: Any) -> Any:
     _load()
     return RENDERERS[name](evaluation, **options)
 

@@ -7,11 +7,14 @@ wrapped note continues under its text, not at column 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 from replay.reports.escape import term
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": False}
 """Columns one space apart (the box's own separator), so the gate table fits 80 columns."""
@@ -20,7 +23,7 @@ SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95
 
 
 @register_renderer("terminal")
-def render_terminal(evaluation: Any, top: int = 5, gates_only: bool = False) -> list[Any]:
+def render_terminal(evaluation: Evaluation, top: int = 5, gates_only: bool = False) -> list[Any]:
     """The report as rich renderables; ``gates_only``: the header, the verdict and the gates
     (what ``replay gate`` prints). Every line comes without trailing spaces."""
     out = _gate_section(evaluation)
@@ -29,7 +32,7 @@ def render_terminal(evaluation: Any, top: int = 5, gates_only: bool = False) -> 
     return [Trimmed(renderable) for renderable in out]
 
 
-def _gate_section(evaluation: Any) -> list[Any]:
+def _gate_section(evaluation: Evaluation) -> list[Any]:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -61,7 +64,7 @@ def _gate_section(evaluation: Any) -> list[Any]:
     return out
 
 
-def _metrics_section(evaluation: Any, top: int) -> list[Any]:
+def _metrics_section(evaluation: Evaluation, top: int) -> list[Any]:
     from rich import box
     from rich.table import Table
     from rich.text import Text
