@@ -291,7 +291,8 @@ def segment_labels(pairs: Pairs, key: str) -> np.ndarray:
 
 
 def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:
-    return segment_labels(pairs, key) == value
+    mask: np.ndarray = segment_labels(pairs, key) == value
+    return mask
 
 
 @dataclass(frozen=True)

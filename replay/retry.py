@@ -39,7 +39,7 @@ class Decision:
 def backoff_delay(retry_number: int, rng: random.Random | None = None) -> float:
     """Delay before retry ``retry_number`` (0 for the first retry)."""
     jitter = 1 - 0.25 * (rng or random).random()
-    return min(INITIAL_BACKOFF_S * 2**retry_number, MAX_BACKOFF_S) * jitter
+    return float(min(INITIAL_BACKOFF_S * 2**retry_number, MAX_BACKOFF_S) * jitter)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")

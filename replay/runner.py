@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 from replay.config import Arm, Scenario
 from replay.errors import (
@@ -323,7 +323,7 @@ class Engine:
             said += f"; {self._not_sent} waiting for their turn or a retry were not sent (a resume sends them)"
         return said
 
-    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
+    def _install_signal_handlers(self, tasks: Sequence[asyncio.Future[Any]]) -> Callable[[], None]:
         """The first Ctrl-C or SIGTERM stops dispatching and gives the requests in flight
         ``GRACE_S`` to answer and be stored; a second one (or the end of the grace) stops at once."""
         loop = asyncio.get_running_loop()

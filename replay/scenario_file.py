@@ -155,7 +155,7 @@ def load_scenario_data(path: str) -> dict[str, Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Set dotted keys (``candidate.model``, ``limits.rpm``) on a copy of ``data``."""
-    merged = json.loads(json.dumps(data, default=str))
+    merged: dict[str, Any] = json.loads(json.dumps(data, default=str))
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -297,6 +297,7 @@ def load_scenario(path: str | None, overrides: dict[str, Any] | None = None) -> 
     cwd = os.getcwd()
     if path is None:
         data: dict[str, Any] = {}
+        search_dirs: tuple[str, ...]
         source, search_dirs = "<flags>", (cwd,)
     else:
         data = load_scenario_data(path)

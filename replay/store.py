@@ -545,7 +545,7 @@ class Store:
         row = self.db.execute(
             "SELECT run_id, request_id, candidate_is FROM review_items WHERE item_id = ?", (item_id,)
         ).fetchone()
-        return tuple(row) if row else None  # type: ignore[return-value]
+        return tuple(row) if row else None
 
     @_writes
     def add_reviews(self, rows: list[tuple[str, str, str, str, str, str | None]]) -> None:

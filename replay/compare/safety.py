@@ -100,6 +100,7 @@ def _same_answer(a: Side, b: Side) -> bool:
 def compare_safety(request: dict[str, Any], baseline: Side, candidate: Side, spec: CompareSpec) -> dict[str, Any]:
     b_found = violations(baseline, spec.policies) if baseline.ok else None
     b_refused = refused(baseline, spec.refusal_phrases) if baseline.ok else None
+    c_found: list[str] | None
     if baseline.ok and candidate.ok and _same_answer(baseline, candidate):  # identical answers are common at temperature 0
         c_found, c_refused = list(b_found or ()), b_refused
     else:

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -54,7 +54,7 @@ class ComparedPairs:
     which is what the metrics read, so nobody has to decode the stored JSON again."""
 
     ids: list[str]
-    columns: dict[str, Sequence[Any]]
+    columns: Mapping[str, Sequence[Any]]
     """Measure key -> one value per pair (None where a pair lacks it), ``request_id`` included."""
     notes: list[str] = field(default_factory=list)
     """What the user should know and nothing stopped (comparisons that could not be stored)."""
@@ -97,7 +97,7 @@ def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[s
         ids.append(request_id)
         rows.append(measures)
     # the answers' cursor is exhausted: this connection holds no read transaction while it writes
-    notes = []
+    notes: list[str] = []
     if store.read_only:  # a store on a read-only filesystem: compared each time, and nothing to say
         return ComparedPairs(ids, transpose(rows), notes)
     try:

@@ -87,7 +87,8 @@ def proxied(url: str) -> bool:
     which does, as the official SDKs do. Loopback addresses never go through a proxy."""
     import ipaddress
     from urllib.parse import urlsplit
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+    from urllib.request import getproxies_environment
+    from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # public since 3.0, missing from typeshed
 
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -128,7 +129,7 @@ class Inflated:
                     return self._end()
             decoder = self._decoder or self._start(data)
             try:
-                out = decoder.decompress(data, INFLATED_PIECE)
+                out: bytes = decoder.decompress(data, INFLATED_PIECE)
             except zlib.error as exc:
                 raise self._failure(str(exc)) from None
             self._pending = decoder.unconsumed_tail
@@ -146,7 +147,7 @@ class Inflated:
         if decoder is None:
             raise StopAsyncIteration
         self._decoder = None
-        rest = decoder.flush()
+        rest: bytes = decoder.flush()
         if not decoder.eof:
             raise self._failure("the compressed body ends before its end")
         if rest:

@@ -64,9 +64,11 @@ class HttpxSession:
 
         try:  # what httpx decodes depends on what is installed (brotli, zstandard)
             from httpx._decoders import SUPPORTED_DECODERS
+
+            decoders = frozenset(SUPPORTED_DECODERS)
         except ImportError:  # a private module: if it moves, the two httpx always decodes
-            SUPPORTED_DECODERS = {"gzip": None, "deflate": None}
-        self.decodes = frozenset(SUPPORTED_DECODERS) - {"identity"}
+            decoders = frozenset({"gzip", "deflate"})
+        self.decodes = decoders - {"identity"}
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.AsyncClient(headers=headers, limits=limits, transport=transport)
 
