@@ -45,9 +45,8 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
     """The per-pair measures of every request answered on both arms, as a table, computing
     (and storing) what is missing.
 
-    Measures are stored as JSON written and read with orjson: at 100,000 pairs the
-    standard library took 1.7 s to write them and 2.0 s to read them back, orjson 0.2
-    and 0.5 s. Fresh comparisons come back from the workers as columns, so the first
+    Measures are stored as JSON written and read with orjson, several times faster than
+    the standard library at both (figures: the README's benchmarks). Fresh comparisons come back from the workers as columns, so the first
     report decodes nothing. What the user should know (comparisons that could not be
     stored) is added to ``notes``.
     """
@@ -118,8 +117,8 @@ def evaluate(store: Store, run_ref: str, gates_override: Any = None, top: int = 
 
 @contextlib.contextmanager
 def _no_gc_pauses() -> Iterator[None]:
-    """Decoding 100,000 measure dicts creates millions of objects and no cycles; with the
-    collector on, its repeated passes over them took longer than the decoding (5.0 s vs 2.1 s)."""
+    """Decoding a large run's measure dicts creates millions of objects and no cycles; with the
+    collector on, its repeated passes over them take longer than the decoding itself."""
     enabled = gc.isenabled()
     gc.disable()
     try:

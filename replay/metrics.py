@@ -79,8 +79,8 @@ def register_metric(
 def transpose(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     """key -> every row's value (None where a row lacks the key), in one pass over the rows.
 
-    At 100,000 rows of ~40 keys, a pass per key took 0.8 s, mostly waiting for each dict
-    to come back into the CPU cache; one pass reading all keys, transposed in C, 0.4 s."""
+    A pass per key spends most of its time waiting for each dict to come back into the CPU
+    cache; one pass reading all keys, transposed in C, reads each dict once."""
     if not rows:
         return {}
     keys = sorted(set().union(*rows))

@@ -140,8 +140,8 @@ def m002_comparisons_and_reviews(db: sqlite3.Connection) -> None:
 
 @migration
 def m003_indexes_for_reports(db: sqlite3.Connection) -> None:
-    """Counting outcomes per arm and status, and comparisons per settings digest, without
-    reading whole rows: 0.23 s -> 0.03 s at 200,000 results."""
+    """Counting outcomes per arm and status, and comparisons per settings digest, from the
+    indexes alone, without reading whole rows."""
     _statements(
         db,
         """
@@ -449,7 +449,7 @@ class Store:
     ) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
         """request id -> (request body, metadata), for ids from ``first`` to ``last`` when given,
         or for the ids listed in ``only``."""
-        import orjson  # 100,000 request bodies: 0.9 s with json, a quarter of that with orjson
+        import orjson  # a large run's request bodies decode several times faster than with json
 
         where, args = _id_range(first, last, only)
         rows = self.db.execute(
