@@ -44,11 +44,12 @@ MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
 def layer_of(module: str) -> int:
-    """The layer whose longest prefix names the module."""
+    """The layer whose longest prefix names the module (``replay`` itself names only the package's ``__init__``)."""
     best, best_len = -1, -1
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+            inside = module.startswith(prefix + ".") and prefix != "replay"
+            if (module == prefix or inside) and len(prefix) > best_len:
                 best, best_len = index, len(prefix)
     if best < 0:
         raise AssertionError(f"{module} is in no layer: add it to LAYERS in {__file__}")
@@ -136,6 +137,8 @@ def test_the_checks_see_what_they_forbid(tmp_path, monkeypatch):
         "\ndef later():\n    from replay.gates import Gate\n    import concurrent.futures\n"
         "    from replay import store\n"
     ))  # fmt: skip
+    with pytest.raises(AssertionError, match="replay.newcomer is in no layer"):
+        layer_of("replay.newcomer")
     assert [unlined(use) for use in upward_imports("replay.compare.text")] == [
         "replay.compare.text (compare) imports replay.gates (gates)",
     ]
