@@ -63,7 +63,7 @@ def write_log(path: str, n: int) -> None:
 
 
 def engine_time(log: str, url: str, concurrency: int, store: str, rpm: float | None = None) -> tuple[float, int, int]:
-    from replay.config import load_scenario
+    from replay.scenario_file import load_scenario
     from replay.runner import Engine, Reporter
     from replay.store import Store
 

@@ -23,7 +23,7 @@ import time
 
 def build(path: str, n: int) -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    from replay.config import build_scenario
+    from replay.scenario_file import build_scenario
     from replay.store import Store
     from replay.types import Completion, LogRecord, Outcome, ToolCall, Usage
 

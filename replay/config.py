@@ -1,24 +1,21 @@
-"""Scenario files: strict YAML with every key checked, and flags layered on top.
+"""The scenario: what a run replays, against which arms, and how it is decided.
 
-Precedence: command-line flag, then the scenario file, then the defaults below.
+Plain frozen data that the runner, the store and the CLI share; reading and checking a
+scenario file is :mod:`replay.scenario_file`'s job. Kept light on purpose (no numpy, no
+gates): the runner imports it.
 Secrets never appear here: an arm names the environment variable holding its key.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
-from replay.errors import ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
-from replay.settings import check_decision, segment_keys
 
 TRANSPORTS = ("native", "aiohttp", "httpx")
 """HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
@@ -94,7 +91,7 @@ class Scenario:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-# --- the schema: key -> (accepted types, description used in messages) ---------------
+# --- where the scenario's numbers must lie (checked by replay.scenario_file, and by the flags) ---
 
 
 @dataclass(frozen=True)
@@ -144,298 +141,18 @@ RANGES: dict[str, NumberRange] = {
 }
 """The range of every numeric scenario key; the matching ``replay run`` flags use the same."""
 
-_NUM = (int, float)
-_LIMIT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "concurrency": ((int,), RANGES["limits.concurrency"].describe()),
-    "rpm": (_NUM, RANGES["limits.rpm"].describe()),
-    "tpm": (_NUM, RANGES["limits.tpm"].describe()),
-    "timeout_s": (_NUM, RANGES["limits.timeout_s"].describe()),
-    "max_attempts": ((int,), RANGES["limits.max_attempts"].describe()),
-    "max_response_mb": (_NUM, RANGES["limits.max_response_mb"].describe()),
-    "budget_usd": (_NUM, RANGES["limits.budget_usd"].describe()),
-}
-_ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "base_url": ((str,), "a URL string"),
-    "model": ((str,), "a model name"),
-    "api_key_env": ((str,), "an environment variable name"),
-    "params": ((dict,), "a mapping of request parameters"),
-    "headers": ((dict,), "a mapping of header names to strings"),
-    "stream": ((bool,), "true or false"),
-    "transport": ((str,), "'native', 'aiohttp' or 'httpx'"),
-    "limits": ((dict,), "a mapping of limits"),
-}
-_SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "rate": (_NUM, RANGES["sample.rate"].describe()),
-    "max": ((int,), "a positive integer"),
-    "seed": ((int,), "an integer"),
-}
-_TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
-    "name": ((str,), "a string"),
-    "logs": ((str, list), "a path, a glob or a list of them"),
-    "format": ((str,), "a log format name"),
-    "max_record_mb": (_NUM, RANGES["max_record_mb"].describe()),
-    "sample": ((dict,), "a mapping with rate, max and seed"),
-    "baseline": ((str,), "'logged' or 'fresh'"),
-    "production": ((dict,), "an endpoint mapping"),
-    "candidate": ((dict,), "an endpoint mapping"),
-    "limits": ((dict,), "a mapping of limits"),
-    "prices": ((dict,), "a mapping of model to {input, output} USD per million tokens"),
-    "compare": ((dict,), "a mapping of comparison settings"),
-    "gates": ((list, str), "a list of gates or 'default'"),
-    "on_inconclusive": ((str,), "'fail' or 'pass'"),
-    "segment_by": ((str, list), "a metadata key or a list of them"),
-    "critical_segments": ((list,), "a list of segments"),
-}
 
-
-class _Checker:
-    """Validates one mapping at a time, naming the file and the dotted key in errors."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, message: str) -> ScenarioError:
-        return ScenarioError(f"{self.source}: {key}: {message}")
-
-    def mapping(
-        self, data: Any, prefix: str, schema: dict[str, tuple[tuple[type, ...], str]], section: str | None = None
-    ) -> dict[str, Any]:
-        """``section`` names the :data:`RANGES` entries of the keys (``limits`` for ``candidate.limits.``)."""
-        if not isinstance(data, dict):
-            raise self.fail(prefix.rstrip(".") or "(top level)", "expected a mapping")
-        section = prefix if section is None else section
-        for key, value in data.items():
-            dotted = f"{prefix}{key}"
-            if key not in schema:
-                hint = difflib.get_close_matches(str(key), list(schema), n=1)
-                suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
-                raise self.fail(dotted, f"unknown key{suggestion}")
-            kinds, description = schema[key]
-            if value is None:
-                continue
-            if isinstance(value, bool) and bool not in kinds:
-                raise self.fail(dotted, f"expected {description}, got {_got(value)}")
-            if not isinstance(value, kinds):
-                raise self.fail(dotted, f"expected {description}, got {_got(value)}")
-            limits = RANGES.get(f"{section}{key}")
-            if limits is not None and not limits.accepts(value):
-                raise self.fail(dotted, f"expected {limits.describe()}, got {_got(value)}")
-        return {key: value for key, value in data.items() if value is not None}
-
-    def finite(self, data: Any, key: str = "") -> None:
-        """Every number anywhere (params, prices, gates, inline schemas) finite and in 64-bit
-        range: NaN and infinities hang a run, and the JSON sent cannot carry them."""
-        stack: list[tuple[str, Any]] = [(key, data)]
-        while stack:
-            where, value = stack.pop()
-            if isinstance(value, dict):  # pushed in reverse: the first bad number in the file is named
-                stack.extend(reversed([(f"{where}.{k}" if where else str(k), v) for k, v in value.items()]))
-            elif isinstance(value, list):
-                stack.extend(reversed([(f"{where}[{i}]", v) for i, v in enumerate(value)]))
-            elif isinstance(value, float) and not math.isfinite(value):
-                raise self.fail(where, f"expected a finite number, got {value!r}")
-            elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 - 1 <= value <= INT64:
-                raise self.fail(where, f"expected a number within 64-bit range, got {_shortened(value)}")
-
-
-def _got(value: Any) -> str:
-    """The user's value in a message, at a readable length."""
-    text = _shortened(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
-
-
-def _shortened(value: int) -> str:
-    text = str(value) if value.bit_length() < 10_000 else "a number of thousands of digits"
-    return text if len(text) <= 24 else f"{text[:10]}...{text[-4:]} ({len(text)} digits)"
-
-
-def load_scenario_data(path: str) -> dict[str, Any]:
-    """A scenario or gates file as plain data (strict YAML: see :mod:`replay.yamlfile`)."""
-    from replay.yamlfile import YamlError, load_yaml_file
-
-    try:
-        data = load_yaml_file(path)
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except YamlError as exc:
-        where = f"{path}:{exc.line}" if exc.line else path
-        raise ScenarioError(f"{where}: invalid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Set dotted keys (``candidate.model``, ``limits.rpm``) on a copy of ``data``."""
-    merged = json.loads(json.dumps(data, default=str))
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = merged
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[leaf] = value
-    return merged
-
-
-def build_scenario(
-    data: dict[str, Any], source: str = "<flags>", search_dirs: tuple[str, ...] = (".",)
-) -> Scenario:
-    check = _Checker(source)
-    check.finite(data)
-    top = check.mapping(data, "", _TOP_KEYS)
-    if "candidate" not in top:
-        raise check.fail("candidate", "missing required key (or pass --candidate-url and --candidate-model)")
-    if "logs" not in top:
-        raise check.fail("logs", "missing required key (or pass --logs)")
-    logs = top["logs"]
-    logs = (logs,) if isinstance(logs, str) else tuple(logs)
-    if not logs or not all(isinstance(item, str) for item in logs):
-        raise check.fail("logs", "expected a path, a glob or a list of them")
-
-    limits_data = check.mapping(top.get("limits", {}), "limits.", _LIMIT_KEYS)
-    budget = limits_data.pop("budget_usd", None)
-    limits = _limits(limits_data, Limits())
-
-    baseline = top.get("baseline", "logged")
-    if baseline not in BASELINE_MODES:
-        raise check.fail("baseline", f"expected 'logged' or 'fresh', got {baseline!r}")
-    candidate = _arm(check, top["candidate"], "candidate.", limits)
-    production = _arm(check, top["production"], "production.", limits) if "production" in top else None
-    if baseline == "fresh" and production is None:
-        raise check.fail("production", "required when baseline is 'fresh'")
-
-    sample = _sample(check, top.get("sample", {}))
-    prices = _prices(check, top.get("prices", {}))
-    name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
-    decision = check_decision(top, check.fail, search_dirs)
-    check.finite((decision.get("compare") or {}).get("schema"), "compare.schema")  # read from its own file
-    return Scenario(
-        name=name,
-        logs=logs,
-        candidate=candidate,
-        sample=sample,
-        baseline=baseline,
-        production=production,
-        budget_usd=budget,
-        prices=prices,
-        log_format=top.get("format", "shadow"),
-        max_record_mb=float(top.get("max_record_mb", DEFAULT_MAX_RECORD_MB)),
-        search_dirs=search_dirs,
-        source=source,
-        decision=decision,
-    )
-
-
-def _limits(data: dict[str, Any], base: Limits) -> Limits:
-    merged = {**asdict(base), **data}
-    merged["concurrency"] = int(merged["concurrency"])
-    merged["max_attempts"] = int(merged["max_attempts"])
-    return Limits(**merged)
-
-
-def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
-    from replay.providers.http import check_header
-
-    arm = check.mapping(data, prefix, _ARM_KEYS)
-    for required in ("base_url", "model"):
-        if required not in arm:
-            raise check.fail(f"{prefix}{required}", "missing required key")
-    if not arm["base_url"].startswith(("http://", "https://")):
-        raise check.fail(f"{prefix}base_url", f"expected an http(s) URL, got {arm['base_url']!r}")
-    try:
-        urlsplit(arm["base_url"]).port  # noqa: B018  raises on a port that is not a number in 0-65535
-    except ValueError as exc:
-        raise check.fail(f"{prefix}base_url", f"{exc} in {arm['base_url']!r}") from None
-    for name, value in arm.get("headers", {}).items():
-        if not isinstance(value, str):
-            raise check.fail(f"{prefix}headers.{name}", "expected a string")
-        try:
-            check_header(name, value)
-        except ValueError as exc:
-            raise check.fail(f"{prefix}headers.{name}", str(exc)) from None
-        if name.lower() == "authorization" and "${" not in value:
-            raise check.fail(
-                f"{prefix}headers.{name}",
-                "write secrets as ${ENV_VAR} (or use api_key_env), never in the file",
-            )
-    arm_limits = check.mapping(arm.pop("limits", {}), f"{prefix}limits.", _LIMIT_KEYS, section="limits.")
-    if "budget_usd" in arm_limits:
-        raise check.fail(f"{prefix}limits.budget_usd", "the budget is for the whole run: set it under the top-level limits")
-    if arm.get("transport", "native") not in TRANSPORTS:
-        expected = ", ".join(f"'{name}'" for name in TRANSPORTS)
-        raise check.fail(f"{prefix}transport", f"expected one of {expected}, got {arm['transport']!r}")
-    params = {**DEFAULT_PARAMS, **arm.get("params", {})}
-    return Arm(
-        base_url=arm["base_url"].rstrip("/"),
-        model=arm["model"],
-        api_key_env=arm.get("api_key_env"),
-        params=params,
-        headers=dict(arm.get("headers", {})),
-        stream=arm.get("stream", True),
-        transport=arm.get("transport", "native"),
-        limits=_limits(arm_limits, limits),
-    )
-
-
-def _sample(check: _Checker, data: Any) -> SampleSpec:
-    sample = check.mapping(data, "sample.", _SAMPLE_KEYS)
-    rate = float(sample.get("rate", 1.0))
-    if not 0 < rate <= 1:
-        raise check.fail("sample.rate", f"expected a number in (0, 1], got {rate!r}")
-    return SampleSpec(rate=rate, max=sample.get("max"), seed=int(sample.get("seed", 0)))
-
-
-def _prices(check: _Checker, data: dict[str, Any]) -> dict[str, dict[str, float]]:
-    prices: dict[str, dict[str, float]] = {}
-    for model, entry in data.items():
-        if not isinstance(entry, dict) or set(entry) - {"input", "output"} or not entry:
-            raise check.fail(f"prices.{model}", "expected {input: USD per 1M tokens, output: USD per 1M tokens}")
-        for side, value in entry.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise check.fail(f"prices.{model}.{side}", f"expected a non-negative number, got {value!r}")
-        prices[str(model)] = {side: float(value) for side, value in entry.items()}
-    return prices
-
-
-def load_scenario(path: str | None, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read a scenario file (or none, for ad-hoc runs) and apply flag overrides."""
-    overrides = dict(overrides or {})
-    cwd = os.getcwd()
-    if path is None:
-        data: dict[str, Any] = {}
-        source, search_dirs = "<flags>", (cwd,)
-    else:
-        data = load_scenario_data(path)
-        source, search_dirs = path, (cwd, os.path.dirname(os.path.abspath(path)))
-    if overrides.get("logs") is not None:
-        overrides["logs"] = [os.path.abspath(p) for p in overrides["logs"]]
-    return build_scenario(apply_overrides(data, overrides), source=source, search_dirs=search_dirs)
-
-
-def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
-    """Rebuild a stored scenario for ``--resume``."""
-    snap = dict(snapshot)
-
-    def arm(data: dict[str, Any] | None) -> Arm | None:
-        if data is None:
-            return None
-        return Arm(**{**data, "limits": Limits(**data["limits"])})
-
-    snap["candidate"] = arm(snap["candidate"])
-    snap["production"] = arm(snap.get("production"))
-    snap["sample"] = SampleSpec(**snap["sample"])
-    snap["logs"] = tuple(snap["logs"])
-    snap["search_dirs"] = tuple(snap["search_dirs"])
-    return Scenario(**snap)
+def segment_keys(decision: dict[str, Any]) -> dict[str, str]:
+    """The metadata keys a decision segments by, each with the scenario key that names it,
+    so a run can say before sending anything that no record has one."""
+    keys: dict[str, str] = {}
+    for key in decision.get("segment_by") or ():
+        keys.setdefault(key, "segment_by")
+    named = [("critical_segments", item) for item in decision.get("critical_segments") or ()]
+    gates = decision.get("gates")
+    if isinstance(gates, list):
+        named += [(f"gates[{i}].segment", g["segment"]) for i, g in enumerate(gates) if isinstance(g, dict) and g.get("segment")]
+    for where, segment in named:
+        if isinstance(segment, str) and "=" in segment:
+            keys.setdefault(segment.split("=", 1)[0].strip(), where)
+    return keys

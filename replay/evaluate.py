@@ -45,17 +45,16 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
     """The per-pair measures of every request answered on both arms, as a table, computing
     (and storing) what is missing.
 
-    Measures are stored as JSON written and read with orjson: at 100,000 pairs the
-    standard library took 1.7 s to write them and 2.0 s to read them back, orjson 0.2
-    and 0.5 s. Fresh comparisons come back from the workers as columns, so the first
+    Measures are stored as JSON written and read with orjson, several times faster than
+    the standard library at both (figures: the README's benchmarks). Fresh comparisons come back from the workers as columns, so the first
     report decodes nothing. What the user should know (comparisons that could not be
     stored) is added to ``notes``.
     """
-    from replay.compare.batch import compare_stored
+    from replay.stages.compare import compare_stored
 
     digest = settings.compare_digest()
     base_arm = baseline_arm(run)
-    pair_count = _pair_count(store, run.id, base_arm)
+    pair_count = store.pair_count(run.id, base_arm, ARM_CANDIDATE)
     if pair_count and pair_count == store.comparisons_with_digest(run.id, digest):
         rows = [_stored_row(request_id, measures_json) for request_id, measures_json in store.comparisons(run.id, digest)]
         if len(rows) == pair_count:  # nothing changed between the two reads
@@ -77,16 +76,6 @@ def _stored_row(request_id: str, measures_json: str | bytes) -> dict[str, Any]:
     row: dict[str, Any] = orjson.loads(measures_json)
     row["request_id"] = request_id
     return row
-
-
-def _pair_count(store: Store, run_id: str, base_arm: str) -> int:
-    """Requests answered on both arms (each has, or will have, one comparison)."""
-    (pairs,) = store.db.execute(
-        "SELECT COUNT(*) FROM results c JOIN results b ON b.run_id = c.run_id AND b.request_id = c.request_id"
-        " WHERE c.run_id = ? AND c.arm = ? AND b.arm = ?",
-        (run_id, ARM_CANDIDATE, base_arm),
-    ).fetchone()
-    return int(pairs)
 
 
 @dataclass(frozen=True)
@@ -128,8 +117,8 @@ def evaluate(store: Store, run_ref: str, gates_override: Any = None, top: int = 
 
 @contextlib.contextmanager
 def _no_gc_pauses() -> Iterator[None]:
-    """Decoding 100,000 measure dicts creates millions of objects and no cycles; with the
-    collector on, its repeated passes over them took longer than the decoding (5.0 s vs 2.1 s)."""
+    """Decoding a large run's measure dicts creates millions of objects and no cycles; with the
+    collector on, its repeated passes over them take longer than the decoding itself."""
     enabled = gc.isenabled()
     gc.disable()
     try:

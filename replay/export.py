@@ -13,7 +13,7 @@ JSON_COLUMNS = ("tool_calls_json", "attempts_json", "params_json", "metadata_jso
 
 def export_rows(store: Store, run_id: str) -> Iterator[dict[str, Any]]:
     for row in store.results(run_id):
-        out = {"run_id": run_id}
+        out: dict[str, Any] = {"run_id": run_id}
         for key, value in row.items():
             if key in JSON_COLUMNS:
                 out[key[: -len("_json")]] = json.loads(value) if value else None

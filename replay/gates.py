@@ -177,7 +177,7 @@ def tested_estimate(gate: Gate, value: MetricValue) -> Estimate:
     return value.candidate
 
 
-def judge(gate: Gate, estimate: Estimate) -> str:
+def verdict_of(gate: Gate, estimate: Estimate) -> str:
     """PASS, FAIL or INCONCLUSIVE from where the interval lies relative to the threshold."""
     assert estimate.low is not None and estimate.high is not None
     if gate.upper:
@@ -210,7 +210,7 @@ def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
         else:
             note = f"n={n} is below the minimum of {floor:,} ({definition.min_n_reason})"
         return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, more_needed=floor - n)
-    status = judge(gate, estimate)
+    status = verdict_of(gate, estimate)
     if status != INCONCLUSIVE:
         return GateResult(gate, status, n, estimate, value, tested=True)
     needed = more_needed(estimate, gate.threshold)
@@ -241,7 +241,7 @@ def holm_fail(results: list[GateResult], alpha: float = FAMILY_ALPHA) -> list[Ga
             if i in failed or result.status != FAIL:
                 continue
             estimate = result.estimate.at(1 - 2 * level)
-            if judge(result.gate, estimate) == FAIL:
+            if verdict_of(result.gate, estimate) == FAIL:
                 new.append(i)
                 out[i] = replace(result, fail_alpha=level, fail_estimate=estimate if m > 1 else None,
                                  note=_family_note(m, level, result.note))  # fmt: skip
@@ -291,7 +291,8 @@ def segment_labels(pairs: Pairs, key: str) -> np.ndarray:
 
 
 def segment_mask(pairs: Pairs, key: str, value: str) -> np.ndarray:
-    return segment_labels(pairs, key) == value
+    mask: np.ndarray = segment_labels(pairs, key) == value
+    return mask
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from replay.reports.escape import markup, visible
 from replay.runner import Reporter
 from replay.types import Outcome
+
+if TYPE_CHECKING:  # rich is imported when a terminal shows the progress, not before
+    from rich.progress import TaskID
 
 
 class PlainReporter(Reporter):
@@ -58,7 +61,7 @@ class RichReporter(Reporter):
             console=self.console,
             transient=False,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.unpriced = False
         self.errors = 0
         self.done = 0

@@ -28,7 +28,9 @@ MAX_BACKOFF_S = 8.0
 
 
 @dataclass(frozen=True)
-class Decision:
+class RetryPlan:
+    """What to do after a failed attempt (a run's PASS or FAIL is :class:`replay.gates.Decision`)."""
+
     retry: bool
     fatal: bool = False
     delay_s: float = 0.0
@@ -39,7 +41,7 @@ class Decision:
 def backoff_delay(retry_number: int, rng: random.Random | None = None) -> float:
     """Delay before retry ``retry_number`` (0 for the first retry)."""
     jitter = 1 - 0.25 * (rng or random).random()
-    return min(INITIAL_BACKOFF_S * 2**retry_number, MAX_BACKOFF_S) * jitter
+    return float(min(INITIAL_BACKOFF_S * 2**retry_number, MAX_BACKOFF_S) * jitter)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -105,7 +107,7 @@ def is_fatal(status: int | None, error_code: str | None) -> bool:
     return status in FATAL_STATUS or 300 <= status < 400 or (status == 429 and error_code == "insufficient_quota")
 
 
-def decide(
+def plan_retry(
     *,
     attempt: int,
     max_attempts: int,
@@ -114,20 +116,20 @@ def decide(
     headers: Mapping[str, str] | None = None,
     transport_error: bool = False,
     rng: random.Random | None = None,
-) -> Decision:
+) -> RetryPlan:
     """What to do after attempt number ``attempt`` (1-based) failed."""
     if is_fatal(status, error_code):
-        return Decision(retry=False, fatal=True)
+        return RetryPlan(retry=False, fatal=True)
     headers = headers or {}
     should = {key.lower(): value for key, value in headers.items()}.get("x-should-retry")
     if should == "false":
-        return Decision(retry=False)
+        return RetryPlan(retry=False)
     retryable = transport_error or status in RETRYABLE_STATUS or (status is not None and status >= 500)
     if should == "true":
         retryable = True
     if not retryable or attempt >= max_attempts:
-        return Decision(retry=False)
+        return RetryPlan(retry=False)
     hint = retry_hint(headers)
     if hint is not None:
-        return Decision(retry=True, delay_s=min(hint, MAX_HINT_S), hinted=True)
-    return Decision(retry=True, delay_s=backoff_delay(attempt - 1, rng))
+        return RetryPlan(retry=True, delay_s=min(hint, MAX_HINT_S), hinted=True)
+    return RetryPlan(retry=True, delay_s=backoff_delay(attempt - 1, rng))

@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 from replay.config import Arm, Scenario
 from replay.errors import (
@@ -40,7 +40,7 @@ from replay.ratelimit import Limiter
 from replay.owners import HEARTBEAT_S, Owner
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
-from replay.retry import decide
+from replay.retry import plan_retry
 from replay.sampling import empty_sample_message, select_ids
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
@@ -97,7 +97,8 @@ class _ArmState:
     """Connection errors held back until the endpoint answers: if it never does, a resume re-sends them."""
 
 
-ProviderFactory = Callable[[str, Arm], Provider]
+ProviderForArm = Callable[[str, Arm], Provider]
+"""Builds the provider of one arm (``candidate`` or ``production``): tests hand the engine their own."""
 
 
 def api_key_for(name: str, arm: Arm) -> str | None:
@@ -127,7 +128,7 @@ def check_arm(name: str, arm: Arm) -> None:
             raise InputError(f"{name}.headers.{header}: {exc}") from None
 
 
-def default_provider_factory(name: str, arm: Arm) -> Provider:
+def provider_for_arm(name: str, arm: Arm) -> Provider:
     api_key = api_key_for(name, arm)
     return get_provider("openai")(
         base_url=arm.base_url,
@@ -166,7 +167,7 @@ class Engine:
         run_id: str | None = None,
         skip_invalid: bool = False,
         reporter: Reporter | None = None,
-        provider_factory: ProviderFactory = default_provider_factory,
+        provider_for_arm: ProviderForArm = provider_for_arm,
         resend_changed: bool = False,
     ) -> None:
         self.scenario = scenario
@@ -176,7 +177,7 @@ class Engine:
         self.skip_invalid = skip_invalid
         self.resend_changed = resend_changed
         self.reporter = reporter or Reporter()
-        self.provider_factory = provider_factory
+        self.provider_for_arm = provider_for_arm
         self.prices = PriceTable(scenario.prices)
         self.rng = random.Random()
         self._stopped_by: RunIncomplete | None = None
@@ -286,7 +287,7 @@ class Engine:
     async def _main(self, paths: list[str], selected: set[str], arms: list[tuple[str, Arm]]) -> None:
         states = []
         for name, arm in arms:
-            provider = self.provider_factory(name, arm)
+            provider = self.provider_for_arm(name, arm)
             limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm, sleep=self._pause)
             states.append(_ArmState(name, arm, provider, limiter, asyncio.Queue(maxsize=arm.limits.concurrency)))
         self._states = states
@@ -323,7 +324,7 @@ class Engine:
             said += f"; {self._not_sent} waiting for their turn or a retry were not sent (a resume sends them)"
         return said
 
-    def _install_signal_handlers(self, tasks: list[asyncio.Future[Any]]) -> Callable[[], None]:
+    def _install_signal_handlers(self, tasks: Sequence[asyncio.Future[Any]]) -> Callable[[], None]:
         """The first Ctrl-C or SIGTERM stops dispatching and gives the requests in flight
         ``GRACE_S`` to answer and be stored; a second one (or the end of the grace) stops at once."""
         loop = asyncio.get_running_loop()
@@ -550,21 +551,21 @@ class Engine:
                     if completion.ratelimit_wait_s:
                         state.limiter.pause(completion.ratelimit_wait_s)
                     return self._ok(state, record, body, completion, attempts, params)
-            decision = decide(
+            plan = plan_retry(
                 attempt=number, max_attempts=limits.max_attempts, status=error.status, error_code=error.code,
                 headers=error.headers, transport_error=error.transport, rng=self.rng,
             )  # fmt: skip
             attempts.append(
                 Attempt(number, started, error.latency_ms, error.status, error.error_class, error.message,
-                        decision.delay_s if decision.retry else None)
+                        plan.delay_s if plan.retry else None)
             )  # fmt: skip
-            if decision.fatal:
+            if plan.fatal:
                 raise ArmStopped(f"{state.name} endpoint answered {error.status}: {error.message} — not retrying")
-            if not decision.retry:
+            if not plan.retry:
                 break
-            if decision.hinted:
-                state.limiter.pause(decision.delay_s)
-            await self._pause(decision.delay_s)
+            if plan.hinted:
+                state.limiter.pause(plan.delay_s)
+            await self._pause(plan.delay_s)
         return Outcome(
             request_id=record.id, arm=state.name, status="error", completion=None, attempts=tuple(attempts),
             params=params, http_status=error.status, error_class=error.error_class, error_message=error.message,
@@ -650,8 +651,8 @@ def _unreachable(state: _ArmState) -> EndpointUnreachable:
 
 def _run_loop(main: Awaitable[None]) -> None:
     """Run on uvloop where it is installed (Linux and macOS): its event loop and socket
-    transports are written in C, and at concurrency 256 the client spent 12-15% less CPU
-    on it than on asyncio's own loop. Elsewhere, asyncio's loop."""
+    transports are written in C, so the client spends less CPU per request on it than on
+    asyncio's own loop, and at high concurrency the client is CPU-bound. Elsewhere, asyncio's loop."""
     try:
         import uvloop
     except ImportError:
@@ -667,7 +668,7 @@ def _fewer_gc_pauses() -> Iterator[None]:
     Every request allocates a few hundred short-lived objects; at the default gen-0
     threshold (700) the collector runs several times per request and re-scans the
     long-lived heap (modules, the id set). Freezing what exists and raising the
-    threshold cut the engine's CPU per request by ~15% at concurrency 256.
+    threshold spares the engine those scans, a visible share of its CPU per request.
     """
     thresholds = gc.get_threshold()
     gc.freeze()

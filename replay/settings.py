@@ -72,22 +72,6 @@ def check_decision(top: dict[str, Any], fail: Fail, base_dirs: tuple[str, ...]) 
     return raw
 
 
-def segment_keys(decision: dict[str, Any]) -> dict[str, str]:
-    """The metadata keys a decision segments by, each with the scenario key that names it,
-    so a run can say before sending anything that no record has one."""
-    keys: dict[str, str] = {}
-    for key in decision.get("segment_by") or ():
-        keys.setdefault(key, "segment_by")
-    named = [("critical_segments", item) for item in decision.get("critical_segments") or ()]
-    gates = decision.get("gates")
-    if isinstance(gates, list):
-        named += [(f"gates[{i}].segment", g["segment"]) for i, g in enumerate(gates) if isinstance(g, dict) and g.get("segment")]
-    for where, segment in named:
-        if isinstance(segment, str) and "=" in segment:
-            keys.setdefault(segment.split("=", 1)[0].strip(), where)
-    return keys
-
-
 def _check_compare(data: Any, fail: Fail, base_dirs: tuple[str, ...]) -> dict[str, Any]:
     import difflib
 
@@ -190,4 +174,4 @@ def decision_from(raw: dict[str, Any], gates_override: Any = None, fail: Fail | 
     return DecisionSettings(CompareSpec(**spec_args), gates, segments, raw.get("on_inconclusive", "fail"))
 
 
-__all__ = ["DecisionSettings", "check_decision", "decision_from", "segment_keys"]
+__all__ = ["DecisionSettings", "check_decision", "decision_from"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from replay.config import build_scenario
+from replay.scenario_file import build_scenario
 from replay.store import Store
 from replay.types import Completion, LogRecord, Outcome, Usage
 

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from replay.compare import batch
+from replay.stages import compare as compare_stage
 from replay.errors import ComparisonFailed
 from replay.evaluate import evaluate
 from replay.store import Store
@@ -14,8 +14,8 @@ from stored_runs import golden_run
 
 @pytest.fixture
 def parallel(monkeypatch):
-    monkeypatch.setattr(batch, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(batch, "_workers", lambda n, path: 2)
+    monkeypatch.setattr(compare_stage, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(compare_stage, "_workers", lambda n, path: 2)
 
 
 @pytest.fixture
@@ -42,14 +42,14 @@ class PluginError(Exception):
 def test_a_worker_killed_by_the_system_ends_in_one_error(tmp_path, monkeypatch, parallel, deadline):
     golden_run(tmp_path / "g.db", n=40)
     parent = os.getpid()
-    real = batch.measure
+    real = compare_stage.measure
 
     def killed(*args):
         if os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
         return real(*args)
 
-    monkeypatch.setattr(batch, "measure", killed)
+    monkeypatch.setattr(compare_stage, "measure", killed)
     with pytest.raises(ComparisonFailed, match="a comparison worker died"):
         evaluate(Store(str(tmp_path / "g.db")), "golden-run")
 
@@ -60,6 +60,6 @@ def test_a_comparator_error_in_a_worker_is_one_message(tmp_path, monkeypatch, pa
     def broken(*args):
         raise PluginError("E42", "the plugin broke")
 
-    monkeypatch.setattr(batch, "measure", broken)
+    monkeypatch.setattr(compare_stage, "measure", broken)
     with pytest.raises(ComparisonFailed, match=r"^comparing pairs failed: PluginError: E42: the plugin broke$"):
         evaluate(Store(str(tmp_path / "g.db")), "golden-run")

@@ -2,7 +2,7 @@ import pytest
 from click.testing import CliRunner
 
 from replay.cli import cli
-from replay.config import load_scenario, scenario_from_snapshot
+from replay.scenario_file import load_scenario, scenario_from_snapshot
 from replay.errors import ScenarioError
 
 

@@ -187,7 +187,7 @@ scenario_texts = st.one_of(scenario_data.map(yaml_text), st.text(max_size=60))
 @FUZZ
 @given(text=scenario_texts)
 def test_any_scenario_ends_in_a_scenario_or_a_located_error(tmp_path_factory, text):
-    from replay.config import load_scenario
+    from replay.scenario_file import load_scenario
 
     folder = tmp_path_factory.mktemp("fuzz")
     path = folder / "s.yaml"

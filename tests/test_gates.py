@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from replay.errors import ScenarioError
-from replay.gates import DEFAULT_PRESET, FAIL, INCONCLUSIVE, PASS, SKIPPED, Gate, SegmentSpec, decide, judge, parse_gates
+from replay.gates import DEFAULT_PRESET, FAIL, INCONCLUSIVE, PASS, SKIPPED, Gate, SegmentSpec, decide, verdict_of, parse_gates
 from replay.metrics import Pairs
 from replay.stats import Estimate
 
@@ -25,13 +25,13 @@ def pair(i, b_valid=True, c_valid=True, b_error=False, c_error=False, latency=(5
 
 def test_the_decision_rule_is_about_where_the_whole_interval_lies():
     upper = Gate("error_rate", "max_delta", 0.005)
-    assert judge(upper, Estimate(0.0, -0.01, 0.004, 100)) == PASS
-    assert judge(upper, Estimate(0.02, 0.006, 0.03, 100)) == FAIL
-    assert judge(upper, Estimate(0.0, -0.01, 0.01, 100)) == INCONCLUSIVE
+    assert verdict_of(upper, Estimate(0.0, -0.01, 0.004, 100)) == PASS
+    assert verdict_of(upper, Estimate(0.02, 0.006, 0.03, 100)) == FAIL
+    assert verdict_of(upper, Estimate(0.0, -0.01, 0.01, 100)) == INCONCLUSIVE
     lower = Gate("format_compliance", "min_delta", -0.01)
-    assert judge(lower, Estimate(0.0, -0.005, 0.01, 100)) == PASS
-    assert judge(lower, Estimate(-0.05, -0.08, -0.02, 100)) == FAIL
-    assert judge(lower, Estimate(-0.01, -0.03, 0.01, 100)) == INCONCLUSIVE
+    assert verdict_of(lower, Estimate(0.0, -0.005, 0.01, 100)) == PASS
+    assert verdict_of(lower, Estimate(-0.05, -0.08, -0.02, 100)) == FAIL
+    assert verdict_of(lower, Estimate(-0.01, -0.03, 0.01, 100)) == INCONCLUSIVE
 
 
 def test_default_preset_holds_the_usual_release_gates():
@@ -40,7 +40,7 @@ def test_default_preset_holds_the_usual_release_gates():
         ("error_rate", "max_delta", 0.005), ("latency_p99_ms", "max_delta", 200.0),
         ("format_compliance", "min_delta", -0.01), ("cost_per_request_usd", "max_delta_pct", 20.0),
     ]  # fmt: skip
-    assert any(item["metric"] == "judge_win_rate" for item in DEFAULT_PRESET)  # kept for when a judge exists
+    assert any(item["metric"] == "judge_win_rate" for item in DEFAULT_PRESET)  # kept for when a verdict_of exists
     assert parse_gates(None, fail) == gates and all(g.preset for g in gates)
 
 

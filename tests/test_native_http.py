@@ -12,9 +12,9 @@ from typing import Awaitable, Callable
 
 import pytest
 
-from replay.providers.http import TransportFailure
-from replay.providers import native
-from replay.providers.native import HIGH_WATER, NativeSession
+from replay.providers.transports.base import TransportFailure
+from replay.providers.transports import native
+from replay.providers.transports.native import HIGH_WATER, NativeSession
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
 

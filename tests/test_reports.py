@@ -163,17 +163,17 @@ def test_missing_and_stale_comparisons_are_recomputed_and_merged_in_order(tmp_pa
 
 def test_parallel_comparison_gives_the_same_report(tmp_path, monkeypatch):
     """Worker processes (used from 20,000 pairs on) must produce exactly what one process does."""
-    from replay.compare import batch
+    from replay.stages import compare as compare_stage
     from replay.store import Store
 
     golden_run(tmp_path / "serial.db", n=90)
     golden_run(tmp_path / "parallel.db", n=90)
     serial = render("json", evaluate(Store(str(tmp_path / "serial.db")), "golden-run"))
-    monkeypatch.setattr(batch, "PARALLEL_FROM", 1)
-    monkeypatch.setattr(batch, "_workers", lambda n, path: 2)
+    monkeypatch.setattr(compare_stage, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(compare_stage, "_workers", lambda n, path: 2)
     contexts = []
-    real_context = batch.multiprocessing.get_context
-    monkeypatch.setattr(batch.multiprocessing, "get_context", lambda kind: contexts.append(kind) or real_context(kind))
+    real_context = compare_stage.multiprocessing.get_context
+    monkeypatch.setattr(compare_stage.multiprocessing, "get_context", lambda kind: contexts.append(kind) or real_context(kind))
     parallel = render("json", evaluate(Store(str(tmp_path / "parallel.db")), "golden-run"))
     assert contexts == ["fork"]  # the pool was used
     assert parallel == serial

@@ -3,7 +3,7 @@ from email.utils import formatdate
 
 import pytest
 
-from replay.retry import backoff_delay, decide, parse_duration, ratelimit_reset, retry_hint
+from replay.retry import backoff_delay, plan_retry, parse_duration, ratelimit_reset, retry_hint
 
 
 def test_backoff_follows_the_sdk_schedule_with_jitter():
@@ -47,31 +47,31 @@ def test_parse_duration():
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 529])
 def test_retryable_statuses(status):
-    decision = decide(attempt=1, max_attempts=3, status=status, rng=random.Random(1))
+    decision = plan_retry(attempt=1, max_attempts=3, status=status, rng=random.Random(1))
     assert decision.retry and not decision.fatal and 0.375 <= decision.delay_s <= 0.5
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
 def test_client_errors_are_not_retried(status):
-    assert not decide(attempt=1, max_attempts=5, status=status).retry
+    assert not plan_retry(attempt=1, max_attempts=5, status=status).retry
 
 
 def test_transport_errors_retry_until_max_attempts():
-    assert decide(attempt=4, max_attempts=5, status=None, transport_error=True).retry
-    assert not decide(attempt=5, max_attempts=5, status=None, transport_error=True).retry
+    assert plan_retry(attempt=4, max_attempts=5, status=None, transport_error=True).retry
+    assert not plan_retry(attempt=5, max_attempts=5, status=None, transport_error=True).retry
 
 
 @pytest.mark.parametrize("status, code", [(401, None), (403, None), (429, "insufficient_quota"), (301, None), (302, None), (307, None), (308, None)])
 def test_fatal_answers_stop_the_arm(status, code):
-    decision = decide(attempt=1, max_attempts=5, status=status, error_code=code)
+    decision = plan_retry(attempt=1, max_attempts=5, status=status, error_code=code)
     assert decision.fatal and not decision.retry
 
 
 def test_server_hint_wins_and_is_marked():
-    decision = decide(attempt=1, max_attempts=5, status=429, headers={"retry-after": "2"})
+    decision = plan_retry(attempt=1, max_attempts=5, status=429, headers={"retry-after": "2"})
     assert decision.retry and decision.hinted and decision.delay_s == 2.0
 
 
 def test_x_should_retry_overrides():
-    assert not decide(attempt=1, max_attempts=5, status=503, headers={"x-should-retry": "false"}).retry
-    assert decide(attempt=1, max_attempts=5, status=400, headers={"x-should-retry": "true"}).retry
+    assert not plan_retry(attempt=1, max_attempts=5, status=503, headers={"x-should-retry": "false"}).retry
+    assert plan_retry(attempt=1, max_attempts=5, status=400, headers={"x-should-retry": "true"}).retry

@@ -15,7 +15,7 @@ from replay import __version__
 from replay.cli import cli
 from replay.providers.base import ProviderError
 from replay.providers.openai_compat import OpenAICompatProvider
-from replay.retry import decide
+from replay.retry import plan_retry
 from replay.types import Completion
 
 TRANSPORTS = ["native", "aiohttp", "httpx"]
@@ -78,7 +78,7 @@ def answer(outcome) -> Completion:
 
 
 def retried(failure: ProviderError) -> bool:
-    return decide(attempt=1, max_attempts=5, status=failure.status, error_code=failure.code, transport_error=failure.transport).retry
+    return plan_retry(attempt=1, max_attempts=5, status=failure.status, error_code=failure.code, transport_error=failure.transport).retry
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +138,7 @@ def test_a_redirect_is_named_and_stops_the_arm(server, fault, status, target, tr
     target = target or f"http://127.0.0.1:{server.port}/v2/chat/completions"
     assert failure.message == f"redirect to {target}: replay does not follow redirects; fix base_url"
     assert (failure.status, failure.error_class) == (status, "redirect")
-    assert decide(attempt=1, max_attempts=5, status=failure.status).fatal
+    assert plan_retry(attempt=1, max_attempts=5, status=failure.status).fatal
     assert len(server.stats.requests) == 1  # not followed
 
 

@@ -21,7 +21,8 @@ from replay import __version__
 class ReplayClickError(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code on the class; this error's code is its own, and click reads the instance's
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def _raise_errors() -> bool:

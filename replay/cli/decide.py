@@ -41,7 +41,7 @@ def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> Any:
 
 def load_gates_file(path: str) -> Any:
     """The ``gates:`` list of a YAML file (a scenario or a gates-only file)."""
-    from replay.config import load_scenario_data
+    from replay.scenario_file import load_scenario_data
     from replay.errors import ScenarioError
     from replay.gates import parse_gates
 

@@ -28,7 +28,7 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
     Example:
       replay demo
     """
-    from replay.config import load_scenario
+    from replay.scenario_file import load_scenario
     from replay.mockserver import MockServer, ServerConfig, answers_from_log, demo_candidate
     from replay.progress import make_reporter
     from replay.readers import resolve_log_paths
@@ -48,9 +48,9 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
         scenario = load_scenario(scenario_path, overrides)
         store = open_store(store_path, create=True)
         summary = Engine(scenario, store, reporter=make_reporter(quiet)).run()
-    from replay.cli.run import _summary_text, decide_and_report
+    from replay.cli.run import summary_text, decide_and_report
 
-    click.echo(_summary_text(store, summary, store_path, scenario), err=True)
+    click.echo(summary_text(store, summary, store_path, scenario), err=True)
     code = decide_and_report(store, summary.run_id, {})
     click.echo(f"the demo exits 0 whatever the verdict; 'replay run' would exit {code} here", err=True)
     click.echo(f"next: replay disagreements {summary.run_id} --store {store_path}", err=True)

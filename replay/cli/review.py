@@ -20,7 +20,7 @@ def review_group() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--include-identical", is_flag=True, help="Also sample pairs whose answers match after normalising.")
 @store_option
-def export_command(run_ref: str, n: int, out_prefix: str, seed: int, include_identical: bool, store_path: str) -> None:
+def review_export_command(run_ref: str, n: int, out_prefix: str, seed: int, include_identical: bool, store_path: str) -> None:
     """Write a blinded sample: answers shown as A and B in a random order per pair,
     stratified by the run's first segment_by key. Fill in 'verdict' with A, B or tie.
 
@@ -43,7 +43,7 @@ def export_command(run_ref: str, n: int, out_prefix: str, seed: int, include_ide
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--reviewer", default="reviewer", show_default=True, help="Name recorded when the file has no reviewer column.")
 @store_option
-def import_command(path: str, reviewer: str, store_path: str) -> None:
+def review_import_command(path: str, reviewer: str, store_path: str) -> None:
     """Record the verdicts of a filled-in review file (CSV or JSONL) and print the human win rate.
 
     \b

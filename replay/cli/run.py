@@ -89,7 +89,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
       replay run --resume latest
     """
     from replay.cli.decide import load_gates_file
-    from replay.config import load_scenario, scenario_from_snapshot
+    from replay.scenario_file import load_scenario, scenario_from_snapshot
     from replay.progress import make_reporter
     from replay.runner import Engine
 
@@ -122,7 +122,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
         raise
     if summary.invalid_lines:
         click.echo(f"skipped {summary.invalid_lines} invalid log line(s)", err=True)
-    click.echo(_summary_text(store, summary, store_path, config), err=True)
+    click.echo(summary_text(store, summary, store_path, config), err=True)
     ctx.exit(decide_and_report(store, summary.run_id, report_files, gates, on_inconclusive))
 
 
@@ -146,7 +146,7 @@ def resume_hint(run_id: str | None, status: str, store_path: str) -> str:
     return f"run {run_id}: {status}; resume with:\n  {command}"
 
 
-def _summary_text(store: Any, summary: Any, store_path: str, scenario: Any) -> str:
+def summary_text(store: Any, summary: Any, store_path: str, scenario: Any) -> str:
     counts = store.counts(summary.run_id)
     lines = [f"run {summary.run_id}: {summary.status}", f"  sampled requests: {summary.planned}"]
     for arm in sorted(counts):

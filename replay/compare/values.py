@@ -178,8 +178,8 @@ def field_equal(a: Any, b: Any, tolerance: float, ignore: tuple[Path, ...] = (),
     if isinstance(a, str) and isinstance(b, str):
         if a == b or normalize_text(a) == normalize_text(b):
             return True
-        x, y = parse_iso(a), parse_iso(b)
-        return x is not None and y is not None and dates_equal(x, y)
+        first, second = parse_iso(a), parse_iso(b)
+        return first is not None and second is not None and dates_equal(first, second)
     if isinstance(a, dict) and isinstance(b, dict):
         keys = list(a)
         keys.extend(key for key in b if key not in a)

@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 from replay import __version__, fastjson
 from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
-from replay.providers.http import Response, TransportFailure, check_header, make_session, proxied
+from replay.providers.transports import Response, TransportFailure, check_header, make_session, proxied
 from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
 from replay.retry import ratelimit_reset
 from replay.secrets import Scrubber

@@ -19,7 +19,7 @@ import lzma
 import math
 import zlib
 from datetime import datetime
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import orjson
 
@@ -31,7 +31,7 @@ from replay.types import LogRecord
 _SKIP_CHUNK = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
 _READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
-_OPENERS = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+_OPENERS: dict[bytes, Callable[..., Any]] = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
 _REFUSED = {
     b"\x28\xb5\x2f\xfd": "compressed with zstd: decompress it first (zstd -d)",
     b"PK\x03\x04": "a zip archive: extract the .jsonl file from it",
@@ -51,7 +51,8 @@ def _open(path: str) -> IO[bytes]:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     for magic, opener in _OPENERS.items():
         if head.startswith(magic):
-            return opener(path, "rb")  # type: ignore[no-any-return]
+            handle: IO[bytes] = opener(path, "rb")  # each returns a binary file in "rb" mode
+            return handle
     for magic, problem in _REFUSED.items():
         if head.startswith(magic):
             raise InputError(f"{path}: {problem}")

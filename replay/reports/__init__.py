@@ -23,7 +23,10 @@ import importlib
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 BUILTIN_MODULES = ("json_report", "markdown", "junit", "terminal")
 """Imported on first use. Their order is the order of the ``--report-*`` options and of the

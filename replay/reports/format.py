@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from replay.gates import Gate, GateResult
 from replay.metrics import METRICS, MetricValue
 from replay.stats import Estimate
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 
 def value(unit: str, x: float | None) -> str:
@@ -110,7 +113,7 @@ def metric_cells(name: str, metric: MetricValue) -> dict[str, str]:
     }
 
 
-def header_items(evaluation: "Evaluation") -> list[tuple[str, str]]:  # noqa: F821
+def header_items(evaluation: Evaluation) -> list[tuple[str, str]]:
     run = evaluation.run
     scenario = run.scenario
     sample = scenario.get("sample") or {}
@@ -130,7 +133,7 @@ def header_items(evaluation: "Evaluation") -> list[tuple[str, str]]:  # noqa: F8
     ]
 
 
-def verdict_line(evaluation: "Evaluation") -> str:  # noqa: F821
+def verdict_line(evaluation: Evaluation) -> str:
     decision = evaluation.decision
     counts = {status: sum(1 for r in decision.results if r.status == status)
               for status in ("PASS", "FAIL", "INCONCLUSIVE", "SKIPPED")}  # fmt: skip
@@ -141,7 +144,7 @@ def verdict_line(evaluation: "Evaluation") -> str:  # noqa: F821
     return text
 
 
-def gate_notes(evaluation: "Evaluation") -> list[str]:  # noqa: F821
+def gate_notes(evaluation: Evaluation) -> list[str]:
     notes = []
     for result in evaluation.decision.results:
         if result.note and result.status != "PASS":
@@ -164,7 +167,7 @@ def segment_cell(name: str, metric: MetricValue) -> str:
     return value(unit, metric.candidate.value)
 
 
-def summary_lines(evaluation: "Evaluation", quote: Callable[[str], str] = str) -> list[str]:  # noqa: F821
+def summary_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> list[str]:
     """One-line summaries under the metrics; ``quote`` escapes the text that comes from the data."""
     lines = []
     cost = evaluation.metrics.get("cost_per_request_usd")
@@ -198,7 +201,7 @@ def summary_lines(evaluation: "Evaluation", quote: Callable[[str], str] = str) -
     return lines
 
 
-def review_line(evaluation: "Evaluation") -> str:  # noqa: F821
+def review_line(evaluation: Evaluation) -> str:
     est = evaluation.reviews
     counts = evaluation.review_counts
     assert est is not None

@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay import __version__
 from replay.reports import register_renderer
 from replay.gates import required_n
 from replay.stats import Estimate
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 SCHEMA_VERSION = 1
 
@@ -78,7 +81,7 @@ def _gate(result: Any) -> dict[str, Any]:
     }
 
 
-def report_data(evaluation: Any, top: int = 20) -> dict[str, Any]:
+def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
     run = evaluation.run
     scenario = run.scenario
     return {
@@ -111,7 +114,7 @@ def report_data(evaluation: Any, top: int = 20) -> dict[str, Any]:
 
 
 @register_renderer("json", suffix=".json", option="--report-json", help="Write the JSON report here.", order=2)
-def render_json(evaluation: Any, top: int = 20) -> str:
+def render_json(evaluation: Evaluation, top: int = 20) -> str:
     text = json.dumps(report_data(evaluation, top), indent=2, ensure_ascii=False, allow_nan=False, default=_finite)
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 

@@ -8,17 +8,20 @@ markup but writes the control characters XML 1.0 forbids, which no parser reads 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 from replay.reports.escape import xml
 
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
+
 
 @register_renderer("junit", suffix=".xml", option="--report-junit",
                    help="Write a JUnit XML file (one test case per gate) here.", order=3)  # fmt: skip
-def render_junit(evaluation: Any) -> str:
+def render_junit(evaluation: Evaluation) -> str:
     decision = evaluation.decision
     run_name = xml(evaluation.run.name)
     suite = ET.Element("testsuite", name=f"replay.{run_name}")

@@ -6,12 +6,15 @@ cannot end a table row, open HTML, or turn into links or emphasis.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 from replay.reports.escape import md, md_code
 from replay.reports.terminal import SEGMENT_METRICS
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 ICONS = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "SKIPPED": "➖"}
 
@@ -25,7 +28,7 @@ def _table(headers: list[str], rows: list[list[str]], align: str) -> list[str]:
 
 @register_renderer("markdown", suffix=".md", option="--report-md", help="Write the Markdown report here.",
                    step_summary=True, order=1)  # fmt: skip
-def render_markdown(evaluation: Any, top: int = 10) -> str:
+def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
     decision = evaluation.decision
     lines = [f"## replay: {ICONS.get(decision.verdict, '')} {fmt.verdict_line(evaluation)}", ""]
     lines += [f"**{label}:** {md(text)}  " for label, text in fmt.header_items(evaluation)]

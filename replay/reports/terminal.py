@@ -7,11 +7,14 @@ wrapped note continues under its text, not at column 0.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 from replay.reports.escape import term
+
+if TYPE_CHECKING:  # for the annotations only
+    from replay.evaluate import Evaluation
 
 TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": False}
 """Columns one space apart (the box's own separator), so the gate table fits 80 columns."""
@@ -35,7 +38,7 @@ def section(name: str) -> Callable[[Section], Section]:
 
 
 @register_renderer("terminal", suffix=".txt", rich=True, order=0)
-def render_terminal(evaluation: Any, top: int = 5, sections: Iterable[str] | None = None) -> list[Any]:
+def render_terminal(evaluation: Evaluation, top: int = 5, sections: Iterable[str] | None = None) -> list[Any]:
     """The report as rich renderables: the named ``sections`` (default: all, see
     :data:`SECTIONS`), in the order given. Every line comes without trailing spaces."""
     out: list[Any] = []

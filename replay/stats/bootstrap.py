@@ -100,7 +100,7 @@ def skewness_min_n(values: np.ndarray, scale: float | None = None) -> int:
     if spread <= (1e-9 * size) ** 2:
         return MEAN_MIN_N
     skew = float(np.mean(centred**3)) / spread**1.5
-    return max(MEAN_MIN_N, math.ceil(SKEWNESS_FACTOR * skew * skew))
+    return max(MEAN_MIN_N, int(math.ceil(SKEWNESS_FACTOR * skew * skew)))
 
 
 def _studentized(point: float, se: float, draws: np.ndarray, ses: np.ndarray, n: int, min_n: int,
@@ -162,7 +162,7 @@ def paired_mean(baseline: np.ndarray, candidate: np.ndarray, seed: int = BOOTSTR
     c = np.asarray(candidate, dtype=float)
     n = int(b.size)
     if n == 0:
-        return (Estimate.empty(),) * 4  # type: ignore[return-value]
+        return (Estimate.empty(),) * 4
     s = weighted_sums([b, c, b * b, c * c, b * c], resample_weights(n, seed))
     sb, sc, sbb, scc, sbc = s.T
     out = []

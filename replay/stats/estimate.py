@@ -58,10 +58,6 @@ def z_for(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
-def normal_cdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2))
-
-
 def t_quantile(p: float, df: int) -> float:
     """Student's t quantile by the Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5).
 

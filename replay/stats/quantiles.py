@@ -100,7 +100,7 @@ def paired_percentiles(baseline: np.ndarray, candidate: np.ndarray, qs: tuple[fl
             continue
         out.append((_one(base, q, CONFIDENCE), _one(cand, q, CONFIDENCE), _delta(base, cand, q, CONFIDENCE),
                     _delta_pct(base, cand, q, CONFIDENCE)))  # fmt: skip
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _delta(base: np.ndarray, cand: np.ndarray, q: float, confidence: float) -> Estimate:

@@ -1,8 +1,8 @@
 """replay's own HTTP/1.1 client for the replay hot path: asyncio protocols and a keep-alive pool.
 
-Why not aiohttp here: at concurrency 256 on 2 cores the client is CPU-bound, and a bare
-aiohttp client spends about 0.4 ms of CPU on each streamed request, enough on its own to
-take 2.2x the ideal time of the engine benchmark. This client does only what a replay
+Why not aiohttp here: at high concurrency the client is CPU-bound, and a bare aiohttp
+client spends enough CPU on each streamed request to take the engine benchmark far past
+its target on its own (figures: the README's benchmarks). This client does only what a replay
 needs: POST a body to an ``http://`` or ``https://`` origin over kept-alive connections and
 hand back the body as it arrives. The HTTP framing itself (status line, headers, chunked
 transfer coding, keep-alive rules) is parsed by ``httptools``, the llhttp bindings that
@@ -10,7 +10,7 @@ uvicorn uses, not by code written here.
 
 Out of scope on purpose: redirects (never followed by a replay), proxies (an arm whose
 endpoint a proxy variable applies to goes through httpx instead, see
-:func:`replay.providers.http.proxied`), asking for compression (``Accept-Encoding:
+:func:`replay.providers.transports.base.proxied`), asking for compression (``Accept-Encoding:
 identity`` is sent, though a gzip or deflate body a server sends anyway is decoded),
 HTTP/2. An arm can also pick ``transport: aiohttp`` or ``transport: httpx``.
 """
@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-from replay.providers.http import (
+from replay.providers.transports.base import (
     INFLATES,
     MAX_HEADER_BYTES,
     STALE_WINDOW_S,
@@ -99,7 +99,7 @@ class _Response:
     def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, decoded. An iterator object, not an async generator: the
         reader stops at ``[DONE]``, and every generator left unfinished costs a finaliser
-        round trip through the event loop (about 5% of the client's CPU at concurrency 256)."""
+        round trip through the event loop, on every request."""
         encoding = self.headers.get("content-encoding")
         if encoding is None or encoding.strip().lower() not in INFLATES:
             return self

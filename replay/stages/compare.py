@@ -1,7 +1,7 @@
-"""Compare a run's stored pairs, on every core when there are enough of them.
+"""The compare stage: a run's stored pairs compared, on every core when there are enough of them.
 
-Comparing is pure Python (~50 µs a pair), and so is reading the answers it needs out of
-the store, so 100,000 pairs take seconds on one core. From ``PARALLEL_FROM`` pairs on,
+Comparing is pure Python, and so is reading the answers it needs out of the store, so a
+large run takes seconds on one core. From ``PARALLEL_FROM`` pairs on,
 where ``fork`` exists and the store is a file, the request ids are cut into slices and
 worker processes each read their own slice from the store on their own connection,
 compare it, store the comparisons themselves and send back the measures as columns.
@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import orjson
 
@@ -34,7 +34,7 @@ PARALLEL_FROM = 20_000
 MAX_WORKERS = 4
 
 WRITE_BATCH = 1000
-"""Rows a transaction stores: a run writing to the same store waits at most ~40 ms for one."""
+"""Rows a transaction stores: small enough that a run writing to the same store waits only briefly for one."""
 _JOB: tuple[str, str, str, list[str], CompareSpec, str, bool] | None = None
 
 
@@ -54,7 +54,7 @@ class ComparedPairs:
     which is what the metrics read, so nobody has to decode the stored JSON again."""
 
     ids: list[str]
-    columns: dict[str, Sequence[Any]]
+    columns: Mapping[str, Sequence[Any]]
     """Measure key -> one value per pair (None where a pair lacks it), ``request_id`` included."""
     notes: list[str] = field(default_factory=list)
     """What the user should know and nothing stopped (comparisons that could not be stored)."""
@@ -67,7 +67,7 @@ def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[s
     of the run's pairs, so they are read by id range; otherwise one by one.
 
     Workers store their own slice: sending the JSON back to the parent to be written
-    moved ~80 MB through pipes at 100,000 pairs and cost more than the writes."""
+    moves every measure through a pipe, which costs more than the writes."""
     workers = _workers(len(request_ids), store.path)
     if workers < 2:
         return _compare_chunk(store, run_id, base_arm, request_ids, spec, digest, dense)
@@ -97,7 +97,7 @@ def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[s
         ids.append(request_id)
         rows.append(measures)
     # the answers' cursor is exhausted: this connection holds no read transaction while it writes
-    notes = []
+    notes: list[str] = []
     if store.read_only:  # a store on a read-only filesystem: compared each time, and nothing to say
         return ComparedPairs(ids, transpose(rows), notes)
     try:
