@@ -48,6 +48,8 @@ class Arm:
     transport: str = "native"
     """``native`` (replay's own HTTP/1.1 client, the fastest), ``aiohttp`` or ``httpx``."""
     limits: Limits = Limits()
+    provider: str = "openai"
+    """The API the endpoint speaks, by its name in :mod:`replay.providers`' registry."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The replay engine: sampled log records → paced, retried requests → stored outcomes.
 
 Data flows one way. A dispatcher streams the sampled records (constant memory) into
-one bounded queue per arm; each arm has ``concurrency`` workers that pace through the
-arm's :class:`~replay.ratelimit.Limiter`, retry per :mod:`replay.retry` and commit
+one bounded queue per arm; each arm has ``concurrency`` workers that send through the
+arm's :class:`~replay.arm.ArmClient` (pacing, retries, every attempt recorded) and commit
 each outcome as it completes. With a fresh baseline, each record goes to both arms
 back to back, so both meet the same conditions. Never prints: progress goes to a
 :class:`Reporter`.
@@ -13,17 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import random
 import signal
-import sys
-import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, Sequence
 
+from replay.arm import ArmClient, NotSent
 from replay.config import Arm, Scenario
 from replay.errors import (
-    ArmStopped,
     BudgetExhausted,
     EndpointUnreachable,
     InputError,
@@ -34,29 +31,22 @@ from replay.errors import (
     StoreWriteError,
 )
 from replay.pricing import PriceTable
-from replay.providers import Provider, ProviderError, get_provider
+from replay.providers import Provider, get_provider
+from replay.providers.openai_policy import PROMPT_KEYS
 from replay.providers.stream import completion_from_body
-from replay.ratelimit import Limiter
 from replay.owners import HEARTBEAT_S, Owner
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
-from replay.retry import plan_retry
 from replay.sampling import empty_sample_message, select_ids
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
 
-PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction"})
-T = TypeVar("T")
 CASE_BATCH = 64
 UNREACHABLE_AFTER = 3
 """Requests that failed on connection errors, with no success yet, before an arm gives up."""
 GRACE_S = 5.0
 """After Ctrl-C or SIGTERM, how long the requests in flight may take to answer and be stored."""
-
-
-class _NotSent(Exception):
-    """A request abandoned before its next attempt because the run is stopping: nothing is stored."""
 
 
 def _again(signame: str) -> str:
@@ -86,61 +76,34 @@ class RunSummary:
 
 @dataclass
 class _ArmState:
-    name: str
-    arm: Arm
-    provider: Provider
-    limiter: Limiter
+    client: ArmClient
     queue: asyncio.Queue[Any]
     reached: bool = False
     """The endpoint answered at least once (any HTTP answer, an error status included)."""
     unreachable: list[Outcome] = field(default_factory=list)
     """Connection errors held back until the endpoint answers: if it never does, a resume re-sends them."""
 
+    @property
+    def name(self) -> str:
+        return self.client.name
+
+    @property
+    def arm(self) -> Arm:
+        return self.client.arm
+
 
 ProviderForArm = Callable[[str, Arm], Provider]
 """Builds the provider of one arm (``candidate`` or ``production``): tests hand the engine their own."""
 
 
-def api_key_for(name: str, arm: Arm) -> str | None:
-    """The arm's key from its environment variable; the message never shows the key."""
-    if not arm.api_key_env:
-        return None
-    api_key = os.environ.get(arm.api_key_env)
-    if not api_key:
-        raise InputError(f"{name}.api_key_env: the environment variable {arm.api_key_env} is not set")
-    if any(char.isspace() or not char.isprintable() for char in api_key):
-        raise InputError(
-            f"{name}.api_key_env: the value of {arm.api_key_env} contains a space, a line break or a control character"
-        )
-    return api_key
-
-
 def check_arm(name: str, arm: Arm) -> None:
-    """What the environment must supply for an arm (its key, its headers' variables), checked
-    before a run exists so that a missing one leaves nothing behind."""
-    from replay.providers.openai_compat import expand_header
-
-    api_key_for(name, arm)
-    for header, value in arm.headers.items():
-        try:
-            expand_header(header, value)
-        except InputError as exc:
-            raise InputError(f"{name}.headers.{header}: {exc}") from None
+    """What the environment must supply for an arm, checked by its provider before a run exists
+    so that a missing key or variable leaves nothing behind."""
+    get_provider(arm.provider).check_arm(name, arm)
 
 
 def provider_for_arm(name: str, arm: Arm) -> Provider:
-    api_key = api_key_for(name, arm)
-    return get_provider("openai")(
-        base_url=arm.base_url,
-        model=arm.model,
-        params=arm.params,
-        api_key=api_key,
-        headers=arm.headers,
-        stream=arm.stream,
-        max_connections=arm.limits.concurrency,
-        transport=arm.transport,
-        max_response_mb=arm.limits.max_response_mb,
-    )
+    return get_provider(arm.provider).from_arm(name, arm)
 
 
 def scan(scenario: Scenario, skip_invalid: bool) -> tuple[list[str], set[str], ReadStats]:
@@ -287,9 +250,9 @@ class Engine:
     async def _main(self, paths: list[str], selected: set[str], arms: list[tuple[str, Arm]]) -> None:
         states = []
         for name, arm in arms:
-            provider = self.provider_for_arm(name, arm)
-            limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm, sleep=self._pause)
-            states.append(_ArmState(name, arm, provider, limiter, asyncio.Queue(maxsize=arm.limits.concurrency)))
+            client = ArmClient(name, arm, self.provider_for_arm(name, arm), pause=self._pause,
+                               stopping=self._stopping.is_set, rng=self.rng)  # fmt: skip
+            states.append(_ArmState(client, asyncio.Queue(maxsize=arm.limits.concurrency)))
         self._states = states
         done = self.store.done_keys(self.run_id)
         to_send = sum(1 for record_id in selected for name, _ in arms if (record_id, name) not in done)
@@ -312,7 +275,7 @@ class Engine:
             if self._beat is not None:
                 self._beat.cancel()
             for state in states:
-                await state.provider.aclose()
+                await state.client.aclose()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
@@ -461,7 +424,7 @@ class Engine:
                     self._record(state, await self._replay(state, record))
             except RunIncomplete as stop:
                 self._stop = self._stop or stop
-            except _NotSent:
+            except NotSent:
                 self._not_sent += 1
             finally:
                 self._in_flight -= 1
@@ -527,47 +490,16 @@ class Engine:
     # --- one request ------------------------------------------------------------------------
 
     async def _replay(self, state: _ArmState, record: LogRecord) -> Outcome:
-        provider, limits = state.provider, state.arm.limits
-        body = provider.build_body(record.request)
-        params = {key: value for key, value in body.items() if key not in PROMPT_KEYS}
-        tokens = 0
-        if state.arm.limits.tpm:
-            tokens = estimate_prompt_tokens(body, state.arm.model) + _expected_output_tokens(body, record)
-        attempts: list[Attempt] = []
-        for number in range(1, limits.max_attempts + 1):
-            async with state.limiter.slot(tokens):
-                if self._stop is not None:
-                    raise _NotSent  # no new attempt once the run stops: a resume sends it afresh
-                started = time.time()
-                try:
-                    completion = await _within(provider.send(body, limits.timeout_s), limits.timeout_s)
-                except asyncio.TimeoutError:
-                    error = ProviderError(f"no complete answer within {limits.timeout_s:g}s", error_class="timeout",
-                                          latency_ms=limits.timeout_s * 1000)
-                except ProviderError as exc:
-                    error = exc
-                else:
-                    attempts.append(Attempt(number, started, completion.latency_ms, 200))
-                    if completion.ratelimit_wait_s:
-                        state.limiter.pause(completion.ratelimit_wait_s)
-                    return self._ok(state, record, body, completion, attempts, params)
-            plan = plan_retry(
-                attempt=number, max_attempts=limits.max_attempts, status=error.status, error_code=error.code,
-                headers=error.headers, transport_error=error.transport, rng=self.rng,
-            )  # fmt: skip
-            attempts.append(
-                Attempt(number, started, error.latency_ms, error.status, error.error_class, error.message,
-                        plan.delay_s if plan.retry else None)
-            )  # fmt: skip
-            if plan.fatal:
-                raise ArmStopped(f"{state.name} endpoint answered {error.status}: {error.message} — not retrying")
-            if not plan.retry:
-                break
-            if plan.hinted:
-                state.limiter.pause(plan.delay_s)
-            await self._pause(plan.delay_s)
+        client = state.client
+        body = client.provider.build_body(record.request)
+        params = client.provider.sent_params(body)
+        exchange = await client.call(body, client.tokens(body, lambda: _expected_output_tokens(client.provider, body, record)))
+        if exchange.completion is not None:
+            return self._ok(state, record, body, exchange.completion, exchange.attempts, params)
+        error = exchange.error
+        assert error is not None  # an exchange holds an answer or the last attempt's error
         return Outcome(
-            request_id=record.id, arm=state.name, status="error", completion=None, attempts=tuple(attempts),
+            request_id=record.id, arm=state.name, status="error", completion=None, attempts=exchange.attempts,
             params=params, http_status=error.status, error_class=error.error_class, error_message=error.message,
         )  # fmt: skip
 
@@ -577,17 +509,17 @@ class Engine:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), seconds)
         if self._stop is not None:
-            raise _NotSent
+            raise NotSent
 
     def _ok(
         self, state: _ArmState, record: LogRecord, body: dict[str, Any], completion: Completion,
-        attempts: list[Attempt], params: dict[str, Any],
+        attempts: tuple[Attempt, ...], params: dict[str, Any],
     ) -> Outcome:  # fmt: skip
         if completion.usage.prompt_tokens is None or completion.usage.completion_tokens is None:
             completion = _with_estimated_usage(completion, body, state.arm.model)
         cost = self._cost(state.arm.model, completion.usage)
         return Outcome(
-            request_id=record.id, arm=state.name, status="ok", completion=completion, attempts=tuple(attempts),
+            request_id=record.id, arm=state.name, status="ok", completion=completion, attempts=attempts,
             params=params, http_status=200, cost_usd=cost,
         )  # fmt: skip
 
@@ -601,8 +533,9 @@ class Engine:
     def _estimate_cost(self, state: _ArmState, record: LogRecord) -> float:
         if self.scenario.budget_usd is None:
             return 0.0
-        prompt = estimate_prompt_tokens(record.request, state.arm.model)
-        cost = self.prices.cost(state.arm.model, prompt, _expected_output_tokens(record.request, record))
+        provider = state.client.provider
+        prompt = provider.prompt_tokens(record.request)
+        cost = self.prices.cost(state.arm.model, prompt, _expected_output_tokens(provider, record.request, record))
         return cost or 0.0
 
     def _logged_outcome(self, record: LogRecord) -> Outcome:
@@ -680,19 +613,12 @@ def _fewer_gc_pauses() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """A total deadline for one attempt; ``asyncio.timeout`` (3.11+) spares a task per request."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)
-
-
-def _expected_output_tokens(body: dict[str, Any], record: LogRecord) -> int:
-    """What the provider will count against the token limit for the answer."""
-    for key in ("max_completion_tokens", "max_tokens"):
-        if isinstance(body.get(key), int):
-            return int(body[key])
+def _expected_output_tokens(provider: Provider, body: dict[str, Any], record: LogRecord) -> int:
+    """What the provider will count against the token limit for the answer: the request's cap,
+    else what the logged answer took."""
+    declared = provider.max_output_tokens(body)
+    if declared is not None:
+        return declared
     usage = (record.response or {}).get("usage") or {}
     logged = usage.get("completion_tokens")
     return int(logged) if isinstance(logged, int) else 256

@@ -3,7 +3,8 @@ from email.utils import formatdate
 
 import pytest
 
-from replay.retry import backoff_delay, plan_retry, parse_duration, ratelimit_reset, retry_hint
+from replay.providers.openai_policy import parse_duration, plan_retry, ratelimit_reset, retry_hint
+from replay.retry import backoff_delay
 
 
 def test_backoff_follows_the_sdk_schedule_with_jitter():

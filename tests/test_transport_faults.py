@@ -15,7 +15,7 @@ from replay import __version__
 from replay.cli import cli
 from replay.providers.base import ProviderError
 from replay.providers.openai_compat import OpenAICompatProvider
-from replay.retry import plan_retry
+from replay.providers.openai_policy import plan_retry
 from replay.types import Completion
 
 TRANSPORTS = ["native", "aiohttp", "httpx"]

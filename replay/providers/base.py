@@ -1,12 +1,23 @@
-"""The provider interface and registry."""
+"""The provider interface and registry.
+
+A provider is everything one API's wire format and policy decide: the body it sends, one
+attempt, which failures are fatal or retried and after how long, how many tokens a request
+counts, which parameters it sent, and what the environment must supply. The attempt loop
+(:class:`replay.arm.ArmClient`) knows none of it.
+"""
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from replay.errors import InputError
+from replay.retry import RetryPlan
 from replay.types import Completion
+
+if TYPE_CHECKING:
+    from replay.config import Arm
 
 
 class ProviderError(Exception):
@@ -36,7 +47,17 @@ class ProviderError(Exception):
 
 
 class Provider(ABC):
-    """Sends one attempt of a chat request to one endpoint."""
+    """Sends one attempt of a chat request to one endpoint, and says what its answers mean."""
+
+    @classmethod
+    @abstractmethod
+    def from_arm(cls, name: str, arm: Arm) -> Provider:
+        """The provider of one arm (``candidate`` or ``production``) of a scenario."""
+
+    @classmethod
+    def check_arm(cls, name: str, arm: Arm) -> None:
+        """Raise :class:`InputError` naming the key when the environment lacks what the arm needs
+        (its key, its headers' variables); called before a run exists, so nothing is left behind."""
 
     @abstractmethod
     def build_body(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -46,16 +67,36 @@ class Provider(ABC):
     async def send(self, body: dict[str, Any], timeout_s: float) -> Completion:
         """Send one attempt; raise :class:`ProviderError` on any failure."""
 
+    @abstractmethod
+    def retry_plan(self, error: ProviderError, attempt: int, max_attempts: int, rng: random.Random) -> RetryPlan:
+        """What to do after attempt number ``attempt`` (1-based) failed with ``error``."""
+
+    @abstractmethod
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        """An estimate of the tokens the request's prompt counts against a token limit."""
+
+    @abstractmethod
+    def max_output_tokens(self, body: dict[str, Any]) -> int | None:
+        """The cap on the answer's tokens the request declares, if it declares one."""
+
+    @abstractmethod
+    def sent_params(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The parameters the body sent (stored with each outcome, compared across arms)."""
+
     async def aclose(self) -> None:
         """Release connections."""
 
 
-ProviderFactory = Callable[..., Provider]
+ProviderFactory = type[Provider]
+"""A provider class: the registry builds arms with :meth:`Provider.from_arm`."""
 PROVIDERS: dict[str, ProviderFactory] = {}
 
 
-def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
-    def decorate(factory: ProviderFactory) -> ProviderFactory:
+_Registered = TypeVar("_Registered", bound=ProviderFactory)
+
+
+def register_provider(name: str) -> Callable[[_Registered], _Registered]:
+    def decorate(factory: _Registered) -> _Registered:
         PROVIDERS[name] = factory
         return factory
 

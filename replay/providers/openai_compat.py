@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from replay import __version__, fastjson
@@ -21,9 +22,14 @@ from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
 from replay.providers.transports import Response, TransportFailure, check_header, make_session, proxied
 from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
-from replay.retry import ratelimit_reset
+from replay.providers.openai_policy import api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
+from replay.retry import RetryPlan
 from replay.secrets import Scrubber
+from replay.tokens import estimate_prompt_tokens
 from replay.types import Completion
+
+if TYPE_CHECKING:
+    from replay.config import Arm
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 USER_AGENT = f"replay/{__version__}"
@@ -42,7 +48,7 @@ def expand_header(name: str, value: str) -> str:
     def lookup(match: re.Match[str]) -> str:
         var = match.group(1)
         if var not in os.environ:
-            raise InputError(f"header '{name}' needs the environment variable {var}, which is not set")  # named by arm in runner.check_arm
+            raise InputError(f"header '{name}' needs the environment variable {var}, which is not set")  # named by arm in check_arm
         return os.environ[var]
 
     expanded = _ENV_REF.sub(lookup, value)
@@ -118,6 +124,44 @@ class OpenAICompatProvider(Provider):
             transport = "httpx"
         self.transport = transport
         self._session = make_session(transport, request_headers, max_connections, httpx_transport)
+
+    @classmethod
+    def from_arm(cls, name: str, arm: Arm) -> OpenAICompatProvider:
+        return cls(
+            base_url=arm.base_url,
+            model=arm.model,
+            params=arm.params,
+            api_key=api_key_for(name, arm.api_key_env),
+            headers=arm.headers,
+            stream=arm.stream,
+            max_connections=arm.limits.concurrency,
+            transport=arm.transport,
+            max_response_mb=arm.limits.max_response_mb,
+        )
+
+    @classmethod
+    def check_arm(cls, name: str, arm: Arm) -> None:
+        api_key_for(name, arm.api_key_env)
+        for header, value in arm.headers.items():
+            try:
+                expand_header(header, value)
+            except InputError as exc:
+                raise InputError(f"{name}.headers.{header}: {exc}") from None
+
+    def retry_plan(self, error: ProviderError, attempt: int, max_attempts: int, rng: random.Random) -> RetryPlan:
+        return plan_retry(
+            attempt=attempt, max_attempts=max_attempts, status=error.status, error_code=error.code,
+            headers=error.headers, transport_error=error.transport, rng=rng,
+        )  # fmt: skip
+
+    def prompt_tokens(self, body: dict[str, Any]) -> int:
+        return estimate_prompt_tokens(body, self.model)
+
+    def max_output_tokens(self, body: dict[str, Any]) -> int | None:
+        return max_output_tokens(body)
+
+    def sent_params(self, body: dict[str, Any]) -> dict[str, Any]:
+        return sent_params(body)
 
     def build_body(self, request: dict[str, Any]) -> dict[str, Any]:
         body = dict(request)  # top-level keys only change; the logged request stays untouched

@@ -1,0 +1,120 @@
+"""One client for one arm: the attempt loop any stage can use to call a model.
+
+Paces each attempt through the arm's :class:`~replay.ratelimit.Limiter`, sends it, asks the
+provider what a failure means (fatal, retried and after how long), backs off, and records
+every attempt. Latency is the answering attempt's own: queueing for a turn and backing off
+never count. What a stage does with the answer (store it, price it, compare it) is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, TypeVar
+
+from replay.config import Arm
+from replay.errors import ArmStopped
+from replay.providers import Provider, ProviderError
+from replay.ratelimit import Limiter
+from replay.types import Attempt, Completion
+
+T = TypeVar("T")
+Pause = Callable[[float], Awaitable[None]]
+"""Waits for a turn or a retry; raises :class:`NotSent` when the stage stops meanwhile."""
+
+
+class NotSent(Exception):
+    """A request abandoned before its next attempt because the stage is stopping: nothing is stored."""
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What one request came to: the answer (or the last attempt's error) and every attempt made."""
+
+    completion: Completion | None
+    error: ProviderError | None
+    attempts: tuple[Attempt, ...]
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class ArmClient:
+    """Sends requests to one arm's endpoint, ``limits.concurrency`` at a time at most."""
+
+    def __init__(
+        self,
+        name: str,
+        arm: Arm,
+        provider: Provider,
+        *,
+        pause: Pause = _sleep,
+        stopping: Callable[[], bool] = lambda: False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.arm = arm
+        self.provider = provider
+        self.limiter = Limiter(arm.limits.concurrency, arm.limits.rpm, arm.limits.tpm, sleep=pause)
+        self._pause = pause
+        self._stopping = stopping
+        self._rng = rng or random.Random()
+
+    def tokens(self, body: dict[str, Any], expected_output: Callable[[], int]) -> int:
+        """What a request counts against the arm's tokens-per-minute limit (0 when it has none)."""
+        if not self.arm.limits.tpm:
+            return 0
+        return self.provider.prompt_tokens(body) + expected_output()
+
+    async def call(self, body: dict[str, Any], tokens: int = 0) -> Exchange:
+        """Send ``body`` until it is answered, fails for good or runs out of attempts.
+
+        Raises :class:`~replay.errors.ArmStopped` on a fatal answer (every request to this
+        endpoint would meet it) and :class:`NotSent` when the stage stops before an attempt."""
+        limits, provider = self.arm.limits, self.provider
+        attempts: list[Attempt] = []
+        for number in range(1, limits.max_attempts + 1):
+            async with self.limiter.slot(tokens):
+                if self._stopping():
+                    raise NotSent  # no new attempt once the stage stops: a resume sends it afresh
+                started = time.time()
+                try:
+                    completion = await _within(provider.send(body, limits.timeout_s), limits.timeout_s)
+                except asyncio.TimeoutError:
+                    error = ProviderError(f"no complete answer within {limits.timeout_s:g}s", error_class="timeout",
+                                          latency_ms=limits.timeout_s * 1000)  # fmt: skip
+                except ProviderError as exc:
+                    error = exc
+                else:
+                    attempts.append(Attempt(number, started, completion.latency_ms, 200))
+                    if completion.ratelimit_wait_s:
+                        self.limiter.pause(completion.ratelimit_wait_s)
+                    return Exchange(completion, None, tuple(attempts))
+            plan = provider.retry_plan(error, number, limits.max_attempts, self._rng)
+            attempts.append(
+                Attempt(number, started, error.latency_ms, error.status, error.error_class, error.message,
+                        plan.delay_s if plan.retry else None)
+            )  # fmt: skip
+            if plan.fatal:
+                raise ArmStopped(f"{self.name} endpoint answered {error.status}: {error.message} — not retrying")
+            if not plan.retry:
+                break
+            if plan.hinted:
+                self.limiter.pause(plan.delay_s)
+            await self._pause(plan.delay_s)
+        return Exchange(None, error, tuple(attempts))
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """A total deadline for one attempt; ``asyncio.timeout`` (3.11+) spares a task per request."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)

@@ -1,0 +1,146 @@
+"""What the OpenAI API means by its answers: which are fatal, which are retried and after how
+long, how many tokens a request counts, which parameters were sent, where the key comes from.
+
+Modelled on the official OpenAI and Anthropic SDKs; pure, no I/O. Retried: connection
+errors, timeouts, 408, 409, 429 and 5xx, after :func:`replay.retry.backoff_delay`. A server
+hint (``retry-after-ms``, ``retry-after`` in seconds or as an HTTP date,
+``x-ratelimit-reset-*`` when the remaining count is 0) wins over the backoff, and
+``x-should-retry`` overrides everything. Fatal answers stop the whole arm: 401, 403, a 429
+whose code is ``insufficient_quota``, and a redirect (3xx: replay follows none, so every
+request to that ``base_url`` would meet it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping
+
+from replay.errors import InputError
+from replay.retry import MAX_HINT_S, RetryPlan, backoff_delay
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+FATAL_STATUS = frozenset({401, 403})
+PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction"})
+"""What a chat request says besides its parameters: everything else in a body is a parameter sent."""
+OUTPUT_LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str) -> float | None:
+    """Parse OpenAI's reset durations such as ``1s``, ``6m0s`` or ``20ms`` into seconds."""
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if not parts or "".join(a + b for a, b in parts) != value:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def retry_hint(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asks us to wait, or None when it gives no usable hint."""
+    lowered = {key.lower(): value for key, value in headers.items()}
+    if "retry-after-ms" in lowered:
+        try:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    if "retry-after" in lowered:
+        raw = lowered["retry-after"]
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(raw).timestamp()
+                return max(0.0, when - (now if now is not None else time.time()))
+            except (TypeError, ValueError):
+                pass
+    return ratelimit_reset(lowered)
+
+
+def ratelimit_reset(headers: Mapping[str, str]) -> float | None:
+    """When a ``x-ratelimit-remaining-*`` count is 0, the matching reset duration."""
+    waits = []
+    for kind in ("requests", "tokens"):
+        remaining = headers.get(f"x-ratelimit-remaining-{kind}")
+        reset = headers.get(f"x-ratelimit-reset-{kind}")
+        if remaining is None or reset is None:
+            continue
+        try:
+            if float(remaining) > 0:
+                continue
+        except ValueError:
+            continue
+        seconds = parse_duration(reset)
+        if seconds is not None:
+            waits.append(seconds)
+    return max(waits) if waits else None
+
+
+def is_fatal(status: int | None, error_code: str | None) -> bool:
+    if status is None:
+        return False
+    return status in FATAL_STATUS or 300 <= status < 400 or (status == 429 and error_code == "insufficient_quota")
+
+
+def plan_retry(
+    *,
+    attempt: int,
+    max_attempts: int,
+    status: int | None,
+    error_code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    transport_error: bool = False,
+    rng: random.Random | None = None,
+) -> RetryPlan:
+    """What to do after attempt number ``attempt`` (1-based) failed."""
+    if is_fatal(status, error_code):
+        return RetryPlan(retry=False, fatal=True)
+    headers = headers or {}
+    should = {key.lower(): value for key, value in headers.items()}.get("x-should-retry")
+    if should == "false":
+        return RetryPlan(retry=False)
+    retryable = transport_error or status in RETRYABLE_STATUS or (status is not None and status >= 500)
+    if should == "true":
+        retryable = True
+    if not retryable or attempt >= max_attempts:
+        return RetryPlan(retry=False)
+    hint = retry_hint(headers)
+    if hint is not None:
+        return RetryPlan(retry=True, delay_s=min(hint, MAX_HINT_S), hinted=True)
+    return RetryPlan(retry=True, delay_s=backoff_delay(attempt - 1, rng))
+
+
+def sent_params(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a chat request: what is stored with each outcome and compared across arms."""
+    return {key: value for key, value in body.items() if key not in PROMPT_KEYS}
+
+
+def max_output_tokens(body: Mapping[str, Any]) -> int | None:
+    """The answer's token cap a request declares, which the provider counts against its limit."""
+    for key in OUTPUT_LIMIT_KEYS:
+        if isinstance(body.get(key), int):
+            return int(body[key])
+    return None
+
+
+def api_key_for(name: str, api_key_env: str | None) -> str | None:
+    """The arm's key from its environment variable; the message never shows the key."""
+    if not api_key_env:
+        return None
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise InputError(f"{name}.api_key_env: the environment variable {api_key_env} is not set")
+    if any(char.isspace() or not char.isprintable() for char in api_key):
+        raise InputError(
+            f"{name}.api_key_env: the value of {api_key_env} contains a space, a line break or a control character"
+        )
+    return api_key
