@@ -45,6 +45,7 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "stream": ((bool,), "true or false"),
     "transport": ((str,), "'native', 'aiohttp' or 'httpx'"),
     "limits": ((dict,), "a mapping of limits"),
+    "provider": ((str,), "a provider name"),
 }
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rate": (_NUM, RANGES["sample.rate"].describe()),
@@ -258,6 +259,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     if arm.get("transport", "native") not in TRANSPORTS:
         expected = ", ".join(f"'{name}'" for name in TRANSPORTS)
         raise check.fail(f"{prefix}transport", f"expected one of {expected}, got {arm['transport']!r}")
+    _check_provider(check, arm.get("provider", "openai"), prefix)
     params = {**DEFAULT_PARAMS, **arm.get("params", {})}
     return Arm(
         base_url=arm["base_url"].rstrip("/"),
@@ -268,7 +270,16 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         stream=arm.get("stream", True),
         transport=arm.get("transport", "native"),
         limits=_limits(arm_limits, limits),
+        provider=arm.get("provider", "openai"),
     )
+
+
+def _check_provider(check: _Checker, name: str, prefix: str) -> None:
+    from replay.providers import PROVIDERS
+
+    if name not in PROVIDERS:
+        known = ", ".join(f"'{known}'" for known in sorted(PROVIDERS))
+        raise check.fail(f"{prefix}provider", f"expected one of {known}, got {name!r}")
 
 
 def _sample(check: _Checker, data: Any) -> SampleSpec:

@@ -48,6 +48,9 @@ def with_base(extra):
         ("gates: [{metric: latency_p99_ms, max_delta: 200, segment: vip}]",
          "gates[0].segment: 'vip': write key=value, or set segment_by"),
         ("on_inconclusive: maybe", "on_inconclusive: expected 'fail' or 'pass', got 'maybe'"),
+        ("candidate: {base_url: http://h/v1, model: m, provider: anthropic}",
+         "candidate.provider: expected one of 'openai', got 'anthropic'"),
+        ("candidate: {base_url: http://h/v1, model: m, provider: 7}", "candidate.provider: expected a provider name, got 7"),
         ("candidate: {base_url: http://h/v1, model: m, transport: curl}",
          "candidate.transport: expected one of 'native', 'aiohttp', 'httpx', got 'curl'"),
         ("candidate: {base_url: http://h/v1, model: m, headers: {x-a: \"1\\r\\nx-b: 2\"}}",
@@ -91,6 +94,15 @@ def test_snapshot_round_trip_keeps_no_secret(tmp_path, monkeypatch):
     snap = scenario.snapshot()
     assert "sk-should-not-appear" not in str(snap)
     assert scenario_from_snapshot(snap) == scenario
+
+
+def test_an_arm_speaks_openai_unless_it_names_its_provider(tmp_path):
+    path = scenario_file(tmp_path, with_base("production: {base_url: http://p/v1, model: m, provider: openai}"))
+    scenario = load_scenario(path)
+    assert scenario.candidate.provider == "openai" and scenario.production.provider == "openai"
+    snap = scenario.snapshot()
+    del snap["candidate"]["provider"]  # a run stored before arms named their provider
+    assert scenario_from_snapshot(snap).candidate.provider == "openai"
 
 
 def test_adhoc_needs_candidate_and_logs():
