@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from replay.mockserver import MockServer, ServerConfig
+from scripted_provider import scripted_endpoint
 
 sys._called_from_test = True  # the CLI re-raises unexpected errors under tests
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,6 +24,13 @@ def _no_keys(monkeypatch):
 def server():
     with MockServer(ServerConfig(latency_ms=20)) as srv:
         yield srv
+
+
+@pytest.fixture
+def scripted():
+    """An in-process endpoint (provider ``scripted``) whose answers the test scripts: no HTTP."""
+    with scripted_endpoint() as script:
+        yield script
 
 
 @pytest.fixture
