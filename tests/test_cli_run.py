@@ -1,8 +1,10 @@
-"""``replay run`` end to end through click, against the scripted mock server on 127.0.0.1."""
+"""``replay run`` end to end through click, against the scripted mock server on 127.0.0.1, or, where
+only the engine is under test (retries, fatal answers, budget, resume), the scripted in-process provider."""
 
 import csv
 import io
 import json
+import os
 import re
 import sqlite3
 
@@ -10,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import NO_GATES, SUPPORT_LOG, record, write_log
+from scripted_provider import fail
 from replay.cli import cli
 
 
@@ -23,6 +26,14 @@ def invoke(*args, env=None):
 def adhoc(server, log, store_path, *extra):
     return invoke("run", "--logs", log, "--candidate-url", server.base_url, "--candidate-model", "cand-1",
                   "--store", store_path, "--quiet", "--gates", NO_GATES, *extra)  # fmt: skip
+
+
+def scripted_run(script, log, store_path, *extra, model="cand-1"):
+    """``replay run`` of a scenario whose candidate is the in-process scripted provider."""
+    scenario = os.path.join(os.path.dirname(log), "scripted.yaml")
+    with open(scenario, "w", encoding="utf-8") as handle:
+        handle.write(f"name: scripted\nlogs: {log}\ncandidate: {{base_url: '{script.base_url}', model: {model}, provider: scripted}}\n")
+    return invoke("run", scenario, "--store", store_path, "--quiet", "--gates", NO_GATES, *extra)
 
 
 def results(store_path, arm="candidate"):
@@ -58,18 +69,20 @@ def test_adhoc_run_stores_every_outcome(server, tmp_path, store_path):
 
 
 @pytest.mark.parametrize(
-    "directive, attempts, first_error",
+    "failures, first_error",
     [
-        ("[mock:500*2]", 3, "http_error"),
-        ("[mock:429*1]", 2, "http_error"),
-        ("[mock:503*1]", 2, "http_error"),
-        ("[mock:drop*1]", 2, "connection_error"),
-        ("[mock:truncate*1]", 2, "truncated_stream"),
+        ([fail(500), fail(500)], "http_error"),
+        ([fail(429)], "http_error"),
+        ([fail(503)], "http_error"),
+        ([fail(None, error_class="connection_error")], "connection_error"),
+        ([fail(None, error_class="truncated_stream")], "truncated_stream"),
     ],
 )
-def test_retries_recover_and_record_every_attempt(server, tmp_path, store_path, directive, attempts, first_error):
-    log = write_log(tmp_path / "log.jsonl", [record("ok1", "fine"), record("flaky", f"help {directive}")])
-    result = adhoc(server, log, store_path)
+def test_retries_recover_and_record_every_attempt(scripted, tmp_path, store_path, failures, first_error):
+    attempts = len(failures) + 1
+    scripted.on("help", *failures)
+    log = write_log(tmp_path / "log.jsonl", [record("ok1", "fine"), record("flaky", "help")])
+    result = scripted_run(scripted, log, store_path)
     assert result.exit_code == 0, result.output
     row = results(store_path)["flaky"]
     assert row["status"] == "ok" and row["attempts"] == attempts
@@ -80,16 +93,18 @@ def test_retries_recover_and_record_every_attempt(server, tmp_path, store_path, 
     assert row["latency_ms"] == pytest.approx(history[-1]["latency_ms"])
 
 
-def test_retry_after_hint_is_honoured(server, tmp_path, store_path):
-    log = write_log(tmp_path / "log.jsonl", [record("limited", "hi [mock:429*1]")])
-    assert adhoc(server, log, store_path).exit_code == 0
+def test_retry_after_hint_is_honoured(scripted, tmp_path, store_path):
+    scripted.on("hi", fail(429, wait_s=0.2))
+    log = write_log(tmp_path / "log.jsonl", [record("limited", "hi")])
+    assert scripted_run(scripted, log, store_path).exit_code == 0
     first = json.loads(results(store_path)["limited"]["attempts_json"])[0]
     assert first["http_status"] == 429 and first["retry_after_s"] == pytest.approx(0.2)
 
 
-def test_exhausted_retries_store_an_error_outcome(server, tmp_path, store_path):
-    log = write_log(tmp_path / "log.jsonl", [record("a", "ok"), record("bad", "x [mock:500]"), record("c", "[mock:400]")])
-    result = adhoc(server, log, store_path, "--max-attempts", 2)
+def test_exhausted_retries_store_an_error_outcome(scripted, tmp_path, store_path):
+    scripted.always("x", fail(500)).on("bad request", fail(400, retry=False))
+    log = write_log(tmp_path / "log.jsonl", [record("a", "ok"), record("bad", "x"), record("c", "bad request")])
+    result = scripted_run(scripted, log, store_path, "--max-attempts", 2)
     assert result.exit_code == 0
     rows = results(store_path)
     assert rows["bad"]["status"] == "error" and rows["bad"]["http_status"] == 500 and rows["bad"]["attempts"] == 2
@@ -115,14 +130,18 @@ def test_tool_calls_are_reassembled(server, tmp_path, store_path, stream_flag):
     assert server.stats.bodies[0].get("stream") is (None if stream_flag else True)
 
 
-@pytest.mark.parametrize("directive, needle", [("[mock:401]", "answered 401"), ("[mock:quota]", "exceeded your current quota")])
-def test_fatal_answers_stop_the_run(server, tmp_path, store_path, directive, needle):
-    log = write_log(tmp_path / "log.jsonl", [record("a", f"hi {directive}")] + [record(f"b{i}", "x") for i in range(3)])
-    result = adhoc(server, log, store_path, "--concurrency", 1)
+@pytest.mark.parametrize("failure, needle", [
+    (fail(401, "invalid key", fatal=True), "answered 401"),
+    (fail(429, "You exceeded your current quota", fatal=True), "exceeded your current quota"),
+])  # fmt: skip
+def test_fatal_answers_stop_the_run(scripted, tmp_path, store_path, failure, needle):
+    scripted.on("hi", failure)
+    log = write_log(tmp_path / "log.jsonl", [record("a", "hi")] + [record(f"b{i}", "x") for i in range(3)])
+    result = scripted_run(scripted, log, store_path, "--concurrency", 1)
     assert result.exit_code == 3
     assert needle in result.stderr and "not retrying" in result.stderr
     assert re.search(r"^run (\S+): failed; resume with:\n  replay run --resume \1 --store \S+\n", result.stderr, re.M)
-    assert server.stats.requests == 1  # stopped at once, no retry
+    assert len(scripted.bodies) == 1  # stopped at once, no retry
     assert "a" not in results(store_path)  # not stored: a resume re-sends it
     assert run_row(store_path)[1] == "failed"
 
@@ -215,11 +234,10 @@ def test_connection_errors_before_an_error_answer_are_stored(server, tmp_path, s
     assert rows["a"]["error_class"] == "connection_error" and rows["b"]["http_status"] == 400
 
 
-def test_budget_stops_dispatching(server, tmp_path, store_path):
+def test_budget_stops_dispatching(scripted, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", "word " * 400) for i in range(30)])
     # gpt-4o prices: each request is ~400 prompt tokens + 50 max output = ~$0.0015
-    result = invoke("run", "--logs", log, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
-                    "--budget", "0.01", "--concurrency", 1, "--store", store_path, "--quiet")  # fmt: skip
+    result = scripted_run(scripted, log, store_path, "--budget", "0.01", "--concurrency", 1, model="gpt-4o")
     assert result.exit_code == 3
     assert "budget $0.01 reached" in result.stderr
     status = run_row(store_path)[1]
@@ -348,19 +366,19 @@ def test_sampling_is_reproducible(server, tmp_path, store_path):
     assert len(first) == 10 and set(results(other)) == first
 
 
-def test_resume_sends_only_what_is_missing(server, tmp_path, store_path):
+def test_resume_sends_only_what_is_missing(scripted, tmp_path, store_path):
     log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q{i}") for i in range(10)])
-    assert adhoc(server, log, store_path).exit_code == 0
+    assert scripted_run(scripted, log, store_path).exit_code == 0
     db = sqlite3.connect(store_path)
     run_id = db.execute("SELECT id FROM runs").fetchone()[0]
     db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id IN ('r2', 'r7')")
     db.execute("UPDATE runs SET status = 'interrupted'")
     db.commit()
-    before = server.stats.requests
+    before = len(scripted.bodies)
     result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet", "--gates", NO_GATES)
     assert result.exit_code == 0, result.output
-    assert server.stats.requests - before == 2
-    assert {b["messages"][0]["content"] for b in server.stats.bodies[before:]} == {"q2", "q7"}
+    assert len(scripted.bodies) - before == 2
+    assert set(scripted.prompts[before:]) == {"q2", "q7"}
     assert len(results(store_path)) == 10
     assert run_row(store_path)[:2] == (run_id, "completed")
 
