@@ -20,7 +20,6 @@ from replay.sampling import SampleSpec
 TRANSPORTS = ("native", "aiohttp", "httpx")
 """HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
 
-DEFAULT_PARAMS: dict[str, Any] = {"temperature": 0, "seed": 1234}
 BASELINE_MODES = ("logged", "fresh")
 
 
@@ -42,7 +41,8 @@ class Arm:
     base_url: str
     model: str
     api_key_env: str | None = None
-    params: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PARAMS))
+    params: dict[str, Any] = field(default_factory=dict)
+    """Merged into every request; a scenario file starts from the provider's ``default_params``."""
     headers: dict[str, str] = field(default_factory=dict)
     stream: bool = True
     transport: str = "native"

@@ -13,14 +13,17 @@ import json
 import math
 import os
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from replay.config import BASELINE_MODES, DEFAULT_PARAMS, INT64, RANGES, TRANSPORTS, Arm, Limits, Scenario
+from replay.config import BASELINE_MODES, INT64, RANGES, TRANSPORTS, Arm, Limits, Scenario
 from replay.errors import ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
 from replay.settings import check_decision
+
+if TYPE_CHECKING:
+    from replay.providers.base import ProviderFactory
 
 
 # --- the schema: key -> (accepted types, description used in messages) ---------------
@@ -259,8 +262,8 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     if arm.get("transport", "native") not in TRANSPORTS:
         expected = ", ".join(f"'{name}'" for name in TRANSPORTS)
         raise check.fail(f"{prefix}transport", f"expected one of {expected}, got {arm['transport']!r}")
-    _check_provider(check, arm.get("provider", "openai"), prefix)
-    params = {**DEFAULT_PARAMS, **arm.get("params", {})}
+    provider = _provider(check, arm.get("provider", "openai"), prefix)
+    params = {**provider.default_params, **arm.get("params", {})}
     return Arm(
         base_url=arm["base_url"].rstrip("/"),
         model=arm["model"],
@@ -274,12 +277,13 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     )
 
 
-def _check_provider(check: _Checker, name: str, prefix: str) -> None:
+def _provider(check: _Checker, name: str, prefix: str) -> ProviderFactory:
     from replay.providers import PROVIDERS
 
     if name not in PROVIDERS:
         known = ", ".join(f"'{known}'" for known in sorted(PROVIDERS))
         raise check.fail(f"{prefix}provider", f"expected one of {known}, got {name!r}")
+    return PROVIDERS[name]
 
 
 def _sample(check: _Checker, data: Any) -> SampleSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar
 
 from replay.errors import InputError
 from replay.retry import RetryPlan
@@ -48,6 +48,9 @@ class ProviderError(Exception):
 
 class Provider(ABC):
     """Sends one attempt of a chat request to one endpoint, and says what its answers mean."""
+
+    default_params: ClassVar[Mapping[str, Any]] = {}
+    """The parameters a scenario's arm sends unless it says otherwise."""
 
     @classmethod
     @abstractmethod

@@ -22,7 +22,7 @@ from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
 from replay.providers.transports import Response, TransportFailure, check_header, make_session, proxied
 from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
-from replay.providers.openai_policy import api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
+from replay.providers.openai_policy import DEFAULT_PARAMS, api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
 from replay.retry import RetryPlan
 from replay.secrets import Scrubber
 from replay.tokens import estimate_prompt_tokens
@@ -96,6 +96,7 @@ def _too_large(limit: int, status: int) -> ProviderError:
 
 @register_provider("openai")
 class OpenAICompatProvider(Provider):
+    default_params = DEFAULT_PARAMS
     def __init__(
         self,
         *,

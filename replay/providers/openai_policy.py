@@ -22,6 +22,8 @@ from typing import Any, Mapping
 from replay.errors import InputError
 from replay.retry import MAX_HINT_S, RetryPlan, backoff_delay
 
+DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0, "seed": 1234}
+"""Sent unless an arm's ``params`` say otherwise: as deterministic as the API allows."""
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 FATAL_STATUS = frozenset({401, 403})
 PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction"})
