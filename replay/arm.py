@@ -12,8 +12,7 @@ import asyncio
 import random
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, NamedTuple, TypeVar
 
 from replay.config import Arm
 from replay.errors import ArmStopped
@@ -30,9 +29,9 @@ class NotSent(Exception):
     """A request abandoned before its next attempt because the stage is stopping: nothing is stored."""
 
 
-@dataclass(frozen=True)
-class Exchange:
-    """What one request came to: the answer (or the last attempt's error) and every attempt made."""
+class Exchange(NamedTuple):
+    """What one request came to: the answer (or the last attempt's error) and every attempt made.
+    A named tuple: one is made per request, on the engine's hot path."""
 
     completion: Completion | None
     error: ProviderError | None
@@ -64,14 +63,9 @@ class ArmClient:
         self._stopping = stopping
         self._rng = rng or random.Random()
 
-    def tokens(self, body: dict[str, Any], expected_output: Callable[[], int]) -> int:
-        """What a request counts against the arm's tokens-per-minute limit (0 when it has none)."""
-        if not self.arm.limits.tpm:
-            return 0
-        return self.provider.prompt_tokens(body) + expected_output()
-
     async def call(self, body: dict[str, Any], tokens: int = 0) -> Exchange:
-        """Send ``body`` until it is answered, fails for good or runs out of attempts.
+        """Send ``body`` until it is answered, fails for good or runs out of attempts; ``tokens``
+        is what it counts against the arm's tokens-per-minute limit.
 
         Raises :class:`~replay.errors.ArmStopped` on a fatal answer (every request to this
         endpoint would meet it) and :class:`NotSent` when the stage stops before an attempt."""

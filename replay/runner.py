@@ -493,7 +493,10 @@ class Engine:
         client = state.client
         body = client.provider.build_body(record.request)
         params = client.provider.sent_params(body)
-        exchange = await client.call(body, client.tokens(body, lambda: _expected_output_tokens(client.provider, body, record)))
+        tokens = 0
+        if client.arm.limits.tpm:
+            tokens = client.provider.prompt_tokens(body) + _expected_output_tokens(client.provider, body, record)
+        exchange = await client.call(body, tokens)
         if exchange.completion is not None:
             return self._ok(state, record, body, exchange.completion, exchange.attempts, params)
         error = exchange.error

@@ -59,9 +59,3 @@ def test_nothing_is_sent_once_the_stage_stops(scripted):
     with pytest.raises(NotSent):
         asyncio.run(arm.call(BODY))
     assert scripted.bodies == []
-
-
-def test_tokens_count_only_under_a_tokens_per_minute_limit(scripted):
-    assert client(scripted)[0].tokens(BODY, lambda: 20) == 0
-    paced = client(scripted, tpm=1000)[0]
-    assert paced.tokens(BODY, lambda: 20) == paced.provider.prompt_tokens(BODY) + 20 > 20
