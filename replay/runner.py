@@ -263,7 +263,7 @@ class Engine:
         restore = self._install_signal_handlers(tasks)
         self._heartbeat()  # renewed now: checking a long log on resume may have taken a while
         try:
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await _gather_failing_fast(tasks)
             for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
                 if state.unreachable and self._stop is None:
                     self._stop = _unreachable(state)
@@ -639,3 +639,18 @@ def _with_estimated_usage(completion: Completion, body: dict[str, Any], model: s
         estimated=True,
     )
     return replace(completion, usage=usage)
+
+
+async def _gather_failing_fast(tasks: Sequence[asyncio.Future[Any]]) -> list[BaseException | None]:
+    """Wait for every task, as ``gather(return_exceptions=True)`` does, except that a task
+    failing unexpectedly cancels the others: they would wait forever for work it was to
+    hand over (the dispatcher feeds the workers' queues), and the run would hang."""
+    pending = set(tasks)
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+        if any(not task.cancelled() and task.exception() is not None for task in done):
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            break
+    return [None if task.cancelled() else task.exception() for task in tasks]

@@ -337,3 +337,18 @@ def test_log_text_in_messages_is_escaped(tmp_path):
         "'request.messages[0].role' is '\\x1b]0;x\\x07': expected one of system, developer, user, assistant, tool, function",
     ]
     assert not any("\x1b" in str(e) for e in errors)
+
+
+@pytest.mark.parametrize("line, where", [
+    ('{"id": "a", "request": {"messages": [{"role": "user", "content": "hi \\udc00 there"}]}}', "'request.messages[0].content'"),
+    ('{"id": "a\\ud800", "request": {"messages": [{"role": "user", "content": "hi"}]}}', "'id'"),
+])  # fmt: skip
+def test_a_lone_surrogate_is_a_located_error(tmp_path, line, where):
+    """json.loads accepts "\\udc00" without its pair; such a string can be neither sent nor stored
+    (a run that met one hung)."""
+    path = tmp_path / "log.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        list(iter_records([str(path)]))
+    assert str(info.value) == (f"{path}:1: {where} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without"
+                               " its pair): it is not text and cannot be sent")  # fmt: skip

@@ -210,13 +210,26 @@ def shallow(obj: Any) -> None:
 
 
 def finite(obj: Any) -> None:
-    """No NaN or infinity anywhere in the record (only ``json.loads`` produces them)."""
+    """No NaN or infinity anywhere in the record, and no lone UTF-16 surrogate (``\\udc00``) in
+    its text: only ``json.loads`` produces them, and a surrogate cannot be sent or stored."""
     stack: list[tuple[str, Any]] = [("", obj)]
     while stack:
         where, value = stack.pop()
         if isinstance(value, dict):
+            for key in value:
+                _encodable(key, f"{where}.{key!r}" if where else "a key")
             stack.extend((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
         elif isinstance(value, list):
             stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
         elif isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{shown(where, 80)} is {value!r}: JSON numbers must be finite")  # keys are log text
+        elif isinstance(value, str):
+            _encodable(value, where)
+
+
+def _encodable(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{shown(where, 80)} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair):"
+                         " it is not text and cannot be sent") from None
