@@ -29,11 +29,17 @@ class DecisionSettings:
     segments: SegmentSpec
     on_inconclusive: str = "fail"
 
-    def compare_digest(self) -> str:
-        import hashlib
-        from dataclasses import asdict
+    def comparator_digests(self) -> dict[str, str]:
+        """comparator name -> digest of the options it reads: what keys its stored measures."""
+        from replay.compare import comparator_digests
 
-        blob = json.dumps(asdict(self.compare), sort_keys=True, default=str).encode()
+        return comparator_digests(self.compare)
+
+    def compare_digest(self) -> str:
+        """The digest of every comparator's: unchanged options keep stored comparisons valid."""
+        import hashlib
+
+        blob = json.dumps(self.comparator_digests(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -96,7 +96,11 @@ def _same_answer(a: Side, b: Side) -> bool:
     return a.text == b.text and a.refusal == b.refusal and a.finish_reason == b.finish_reason and a.tool_calls == b.tool_calls
 
 
-@register_comparator("safety")
+@register_comparator(
+    "safety",
+    options=("refusal_phrases", "policies"),
+    measures=("b_refused", "c_refused", "b_policy_pass", "c_policy_pass", "b_policy_violations", "c_policy_violations"),
+)
 def compare_safety(request: dict[str, Any], baseline: Side, candidate: Side, spec: CompareSpec) -> dict[str, Any]:
     b_found = violations(baseline, spec.policies) if baseline.ok else None
     b_refused = refused(baseline, spec.refusal_phrases) if baseline.ok else None

@@ -53,7 +53,12 @@ def _patterns(paths: tuple[str, ...]) -> tuple[Path, ...]:
     return tuple(parse_path(path) for path in paths)
 
 
-@register_comparator("structured")
+@register_comparator(
+    "structured",
+    options=("json", "schema", "key_fields", "ignore_paths", "number_tolerance"),
+    measures=("json_required", "b_json_valid", "c_json_valid", "schema_required", "b_schema_valid", "c_schema_valid",
+              "c_schema_error", "fields", "field_accuracy", "field_mismatches"),
+)  # fmt: skip
 def compare_structured(request: dict[str, Any], baseline: Side, candidate: Side, spec: CompareSpec) -> dict[str, Any]:
     required = json_required(spec, request)
     schema = request_schema(spec, request)
