@@ -30,14 +30,17 @@ from replay.compare.base import (
     register_comparator,
 )
 from replay.compare.divergence import divergence
+from replay.compare.options import COMPARE_OPTIONS, CompareOption
 from replay.compare.pair import compare_pair
 
 __all__ = [
     "COMPARATOR_INFO",
+    "COMPARE_OPTIONS",
     "COMPARATORS",
     "DEFAULT_REFUSAL_PHRASES",
     "Comparator",
     "ComparatorInfo",
+    "CompareOption",
     "CompareSpec",
     "Policy",
     "Side",
