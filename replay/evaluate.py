@@ -80,7 +80,7 @@ def _refreshable(store: Store, run_id: str, digest: str,
                  current: dict[str, str]) -> dict[str, tuple[frozenset[str], dict[str, Any]]]:  # fmt: skip
     """The pairs stored under other settings whose stale comparators can be recomputed alone
     (each declares its measures): request id -> (stale comparators, stored measures)."""
-    from replay.compare import COMPARATOR_INFO
+    from replay.compare.base import ALL_COMPARATORS, COMPARATOR_INFO
 
     refresh: dict[str, tuple[frozenset[str], dict[str, Any]]] = {}
     known: dict[str, frozenset[str] | None] = {}  # the rows of one run share a few digest sets
@@ -88,7 +88,7 @@ def _refreshable(store: Store, run_id: str, digest: str,
         if digests_json not in known:
             before = orjson.loads(digests_json)
             stale = frozenset(name for name, value in current.items() if before.get(name) != value)
-            refreshable = bool(stale) and set(before) == set(current) \
+            refreshable = bool(stale) and set(before) == set(current) and ALL_COMPARATORS not in stale \
                 and all(COMPARATOR_INFO[name].measures for name in stale)  # fmt: skip
             known[digests_json] = stale if refreshable else None
         stale_names = known[digests_json]

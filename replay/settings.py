@@ -25,7 +25,7 @@ class DecisionSettings:
     on_inconclusive: str = "fail"
 
     def comparator_digests(self) -> dict[str, str]:
-        """comparator name -> digest of the options it reads: what keys its stored measures."""
+        """What the stored comparisons are keyed by (:func:`replay.compare.comparator_digests`)."""
         from replay.compare import comparator_digests
 
         return comparator_digests(self.compare)

@@ -92,3 +92,22 @@ def test_comparisons_stored_by_an_older_version_are_recomputed_whole(tmp_path, m
     calls = counting_comparators(monkeypatch)
     assert measure_table(store, run, settings_for(run)).rows == before
     assert dict(calls) == {name: len(before) for name in COMPARATORS}
+
+
+def test_a_new_comparator_recomputes_every_pair_whole(tmp_path, monkeypatch):
+    """Its measures exist in no stored row: refreshing only the changed options would leave them out."""
+    from replay.compare import COMPARATOR_INFO, COMPARATORS, ComparatorInfo
+    from replay.evaluate import measure_table, settings_for
+    from replay.settings import decision_from
+    from replay.store import Store
+    from stored_runs import golden_run
+
+    golden_run(tmp_path / "g.db", n=24)
+    store = Store(str(tmp_path / "g.db"))
+    run = store.get_run("golden-run")
+    measure_table(store, run, settings_for(run))
+    monkeypatch.setitem(COMPARATORS, "answer_length", lambda request, b, c, spec: {"c_chars": len(c.text or "")})
+    monkeypatch.setitem(COMPARATOR_INFO, "answer_length", ComparatorInfo())
+    calls = counting_comparators(monkeypatch)
+    rows = measure_table(store, run, decision_from({"compare": {"ignore_paths": ["order_id"]}})).rows
+    assert dict(calls) == {name: len(rows) for name in COMPARATORS} and all("c_chars" in row for row in rows)

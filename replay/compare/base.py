@@ -208,8 +208,14 @@ def register_comparator(
     return decorate
 
 
+ALL_COMPARATORS = "*"
+"""The key of :func:`comparator_digests` that stands for the set of registered comparators."""
+
+
 def comparator_digests(spec: CompareSpec) -> dict[str, str]:
-    """comparator name -> digest of the options it reads (and of its name), in registration order."""
+    """comparator name -> digest of the options it reads, for the comparators that read some,
+    and :data:`ALL_COMPARATORS` -> digest of every registered name: what each stored
+    comparison is keyed by (stored with every row, so kept short)."""
     import hashlib
     from dataclasses import asdict, is_dataclass
 
@@ -218,9 +224,11 @@ def comparator_digests(spec: CompareSpec) -> dict[str, str]:
             return [plain(item) for item in value]
         return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
-    digests = {}
+    def digest(data: Any) -> str:
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    digests = {ALL_COMPARATORS: digest(list(COMPARATORS))}
     for name in COMPARATORS:
-        used = {option: plain(getattr(spec, option)) for option in COMPARATOR_INFO[name].options}
-        blob = json.dumps([name, used], sort_keys=True, default=str).encode()
-        digests[name] = hashlib.sha256(blob).hexdigest()[:16]
+        if COMPARATOR_INFO[name].options:
+            digests[name] = digest({option: plain(getattr(spec, option)) for option in COMPARATOR_INFO[name].options})
     return digests
