@@ -19,6 +19,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from replay.types import Location
+
 
 class ReplayError(Exception):
     """Base class of every error the CLI reports without a traceback."""
@@ -35,9 +40,17 @@ class InputError(ReplayError):
 class LogFormatError(InputError):
     """A shadow-log line that cannot be read as a record."""
 
-    def __init__(self, path: str, line: int, reason: str) -> None:
-        self.path, self.line, self.reason = path, line, reason
-        super().__init__(f"{path}:{line}: {reason}")
+    def __init__(self, location: Location, reason: str) -> None:
+        self.location, self.reason = location, reason
+        super().__init__(f"{location}: {reason}")
+
+    @property
+    def path(self) -> str:
+        return self.location.path
+
+    @property
+    def line(self) -> int | None:
+        return self.location.line
 
 
 class ScenarioError(InputError):

@@ -50,7 +50,7 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
     report decodes nothing. What the user should know (comparisons that could not be
     stored) is added to ``notes``.
     """
-    from replay.stages.compare import compare_stored
+    from replay.stages.compare import Digests, compare_stored
 
     digest = settings.compare_digest()
     base_arm = baseline_arm(run)
@@ -62,7 +62,11 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
     ids = store.pair_ids(run.id, base_arm, ARM_CANDIDATE)
     stored = dict(store.comparisons(run.id, digest))  # one read: ids and measures of one snapshot
     todo = [request_id for request_id in ids if request_id not in stored]
-    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare, digest, dense=2 * len(todo) >= len(ids))
+    per_comparator = settings.comparator_digests()
+    digests = Digests(digest, orjson.dumps(per_comparator).decode())
+    refresh = _refreshable(store, run.id, digest, per_comparator) if todo else {}
+    dense = 2 * len(todo) >= len(ids)
+    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare, digests, dense, refresh)
     if notes is not None:
         notes.extend(fresh.notes)
     table = Pairs.from_columns(dict(fresh.columns), len(fresh.ids))
@@ -70,6 +74,27 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
         return table
     new = dict(zip(fresh.ids, table.rows))
     return Pairs([new.get(request_id) or _stored_row(request_id, stored[request_id]) for request_id in ids])
+
+
+def _refreshable(store: Store, run_id: str, digest: str,
+                 current: dict[str, str]) -> dict[str, tuple[frozenset[str], dict[str, Any]]]:  # fmt: skip
+    """The pairs stored under other settings whose stale comparators can be recomputed alone
+    (each declares its measures): request id -> (stale comparators, stored measures)."""
+    from replay.compare.base import ALL_COMPARATORS, COMPARATOR_INFO
+
+    refresh: dict[str, tuple[frozenset[str], dict[str, Any]]] = {}
+    known: dict[str, frozenset[str] | None] = {}  # the rows of one run share a few digest sets
+    for request_id, digests_json, measures_json in store.comparisons_to_refresh(run_id, digest):
+        if digests_json not in known:
+            before = orjson.loads(digests_json)
+            stale = frozenset(name for name, value in current.items() if before.get(name) != value)
+            refreshable = bool(stale) and set(before) == set(current) and ALL_COMPARATORS not in stale \
+                and all(COMPARATOR_INFO[name].measures for name in stale)  # fmt: skip
+            known[digests_json] = stale if refreshable else None
+        stale_names = known[digests_json]
+        if stale_names is not None:
+            refresh[request_id] = (stale_names, orjson.loads(measures_json))
+    return refresh
 
 
 def _stored_row(request_id: str, measures_json: str | bytes) -> dict[str, Any]:

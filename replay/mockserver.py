@@ -331,8 +331,7 @@ def answers_from_log(path: str) -> dict[str, str]:
 
     answers: dict[str, str] = {}
     for record in iter_records([path], skip_invalid=True):
-        choices = (record.response or {}).get("choices") or [{}]
-        content = ((choices[0] or {}).get("message") or {}).get("content")
+        content = record.answer.text if record.answer else None
         if isinstance(content, str):
             answers[messages_key(record.request)] = content
             answers.setdefault(last_user_text(record.request), content)

@@ -33,7 +33,6 @@ from replay.errors import (
 from replay.pricing import PriceTable
 from replay.providers import Provider, get_provider
 from replay.providers.openai_policy import PROMPT_KEYS
-from replay.providers.stream import completion_from_body
 from replay.owners import HEARTBEAT_S, Owner
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
@@ -543,16 +542,16 @@ class Engine:
 
     def _logged_outcome(self, record: LogRecord) -> Outcome:
         """The production answer from the log, stored as the ``logged`` arm."""
-        model = str(record.request.get("model") or (record.response or {}).get("model") or "")
+        model = str(record.request.get("model") or (record.answer.model if record.answer else None) or "")
         failed = record.error is not None or (record.status is not None and record.status >= 400)
-        if failed or record.response is None:
+        if failed or record.answer is None:
             message = str(record.error) if record.error is not None else "no response in the log"
             return Outcome(
                 request_id=record.id, arm=ARM_LOGGED, status="error", completion=None, attempts=(),
                 params={}, http_status=record.status, error_class="logged_error" if failed else "missing",
                 error_message=message,
             )  # fmt: skip
-        completion = completion_from_body(record.response, 0.0, 0.0, logged=(record.latency_ms, record.ttft_ms))
+        completion = record.answer
         if completion.usage.prompt_tokens is None:
             completion = _with_estimated_usage(completion, record.request, model)
         price = self.prices.cost(model, completion.usage.prompt_tokens, completion.usage.completion_tokens)
@@ -622,9 +621,8 @@ def _expected_output_tokens(provider: Provider, body: dict[str, Any], record: Lo
     declared = provider.max_output_tokens(body)
     if declared is not None:
         return declared
-    usage = (record.response or {}).get("usage") or {}
-    logged = usage.get("completion_tokens")
-    return int(logged) if isinstance(logged, int) else 256
+    logged = record.answer.usage.completion_tokens if record.answer else None
+    return logged if isinstance(logged, int) else 256
 
 
 def _with_estimated_usage(completion: Completion, body: dict[str, Any], model: str) -> Completion:

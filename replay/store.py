@@ -178,6 +178,15 @@ def m005_case_digests(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE cases ADD COLUMN request_digest TEXT")
 
 
+@migration
+def m006_comparator_digests(db: sqlite3.Connection) -> None:
+    """The digest of each comparator's options a comparison was made under (a JSON object), so
+    a change of one option recomputes that comparator's measures only. Older rows have none."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(comparisons)")}
+    if "comparator_digests" not in columns:
+        db.execute("ALTER TABLE comparisons ADD COLUMN comparator_digests TEXT")
+
+
 def request_digest(request: dict[str, Any]) -> str:
     """The request body as JSON with sorted keys, hashed: the same request whatever the key
     order or spacing of the log line it was read from."""
@@ -513,10 +522,20 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def add_comparisons(self, run_id: str, rows: list[tuple[str, str, str, float, str]]) -> None:
-        """Rows of (request_id, baseline_arm, spec_digest, divergence, measures_json)."""
+    def add_comparisons(self, run_id: str, rows: list[tuple[str, str, str, float, str, str]]) -> None:
+        """Rows of (request_id, baseline_arm, spec_digest, divergence, measures_json, comparator_digests_json)."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO comparisons VALUES (?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+            db.executemany("INSERT OR REPLACE INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+
+    def comparisons_to_refresh(self, run_id: str, digest: str) -> Iterator[tuple[str, str, str]]:
+        """(request_id, comparator_digests_json, measures_json) of the comparisons made under other
+        settings than ``digest`` that know their comparators' digests: those can be refreshed
+        comparator by comparator."""
+        yield from self.db.execute(
+            "SELECT request_id, comparator_digests, measures_json FROM comparisons"
+            " WHERE run_id = ? AND spec_digest != ? AND comparator_digests IS NOT NULL ORDER BY request_id",
+            (run_id, digest),
+        )
 
     def comparisons(self, run_id: str, digest: str | None = None) -> Iterator[tuple[str, str]]:
         """(request_id, measures_json) by request id (the order comparisons are made in),

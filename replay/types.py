@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+def built(cls: type[T], **values: Any) -> T:
+    """An instance of the frozen dataclass ``cls`` from all its field values, without its
+    ``__init__``: a frozen init pays an ``object.__setattr__`` per field, and the readers
+    build several objects per log line. Fields left out read their class default; a field
+    with a ``default_factory`` has none, so pass every such field."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
+
 
 ARM_CANDIDATE = "candidate"
 ARM_PRODUCTION = "production"
@@ -12,20 +25,48 @@ ARM_LOGGED = "logged"
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where a record was read: a file and a line (JSON Lines) or a record index (a JSON
+    array, a database table...). Its text is what messages print: ``PATH:LINE``."""
+
+    path: str
+    line: int | None = None
+    index: int | None = None
+    """The record's position in a source without lines, counted from 0."""
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.path}:{self.line}"
+        if self.index is not None:
+            return f"{self.path}[{self.index}]"
+        return self.path
+
+
+@dataclass(frozen=True)
 class LogRecord:
-    """One past production request, as read from a shadow log."""
+    """One past production request, as a reader hands it over: the request as sent, the
+    logged answer already normalised into a provider-neutral :class:`Completion`."""
 
     id: str
     request: dict[str, Any]
-    response: dict[str, Any] | None = None
+    read_answer: Callable[[], Completion | None] = field(default=lambda: None, repr=False, compare=False)
+    """Reads the logged answer: bound by the reader to its format's parser and the raw answer."""
     latency_ms: float | None = None
     ttft_ms: float | None = None
     status: int | None = None
     error: Any = None
     timestamp: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    source: str = ""
-    """``PATH:LINE`` where the record was read, for messages."""
+    location: Location = Location("")
+    """Where the record was read, for messages."""
+
+    @functools.cached_property
+    def answer(self) -> Completion | None:
+        """The logged production answer (its timing from the log), None when the log has none.
+
+        Read on first use: checking a log (``logs validate``, a run's first pass) never
+        looks at the answers, and normalising each would slow the reader."""
+        return self.read_answer()
 
 
 @dataclass(frozen=True)

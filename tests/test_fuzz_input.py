@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from conftest import record
 from replay.cli import cli
 from replay.errors import InputError
-from replay.providers.stream import completion_from_body, usage_from
 from replay.readers import iter_records
 from replay.tokens import estimate_prompt_tokens
 
@@ -92,11 +91,11 @@ def assert_usable(rec):
     """What the engine does with an accepted record must not raise."""
     orjson.dumps(rec.request)  # the body sent to the endpoint
     estimate_prompt_tokens(rec.request, "gpt-4o")
-    if rec.response is not None:
-        completion = completion_from_body(rec.response, 0.0, 0.0, logged=(rec.latency_ms, rec.ttft_ms))
+    if rec.answer is not None:  # the logged answer, read by the shared OpenAI wire parser
+        completion = rec.answer
         assert completion.text is None or isinstance(completion.text, str)
         "".join(call.name + call.arguments for call in completion.tool_calls)
-        usage = usage_from(rec.response.get("usage"))
+        usage = completion.usage
         for count in (usage.prompt_tokens, usage.completion_tokens):
             assert count is None or (isinstance(count, int) and count >= 0)
     for number in (rec.latency_ms, rec.ttft_ms):

@@ -21,7 +21,7 @@ def test_reads_records_in_order_with_all_fields(tmp_path):
     assert first.latency_ms == 400.0 and first.ttft_ms == 120.0 and first.status == 200
     assert first.timestamp == "2026-11-01T12:00:00Z"
     assert first.metadata == {"category": "a"}
-    assert first.source == f"{path}:1"
+    assert str(first.location) == f"{path}:1"
 
 
 def test_reads_gzip(tmp_path):

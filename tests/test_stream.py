@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
+from replay.providers.stream import StreamAssembler, StreamError
 
 
 def feed(assembler, events, start=0.0, step=0.1):
@@ -86,14 +86,3 @@ def test_comments_and_blank_lines_are_ignored():
     a.feed_line(b": keep-alive", 0.1)
     a.feed_line(b"", 0.1)
     assert a.chunks == 0
-
-
-def test_non_streaming_body():
-    body = {"id": "x", "model": "m", "system_fingerprint": "fp",
-            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"content": None, "tool_calls": [
-                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}],
-            "usage": {"prompt_tokens": 4, "completion_tokens": 6}}  # fmt: skip
-    result = completion_from_body(body, 1.0, 1.25)
-    assert result.tool_calls[0].name == "f" and result.finish_reason == "tool_calls"
-    assert result.latency_ms == pytest.approx(250) and result.ttft_ms == pytest.approx(250)
-    assert result.usage.completion_tokens == 6

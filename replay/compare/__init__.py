@@ -18,24 +18,33 @@ intervals happens elsewhere (``replay.metrics``). Families, one module each:
 from __future__ import annotations
 
 from replay.compare.base import (
+    COMPARATOR_INFO,
     COMPARATORS,
     DEFAULT_REFUSAL_PHRASES,
     Comparator,
+    ComparatorInfo,
     CompareSpec,
     Policy,
     Side,
+    comparator_digests,
     register_comparator,
 )
 from replay.compare.divergence import divergence
+from replay.compare.options import COMPARE_OPTIONS, CompareOption
 from replay.compare.pair import compare_pair
 
 __all__ = [
+    "COMPARATOR_INFO",
+    "COMPARE_OPTIONS",
     "COMPARATORS",
     "DEFAULT_REFUSAL_PHRASES",
     "Comparator",
+    "ComparatorInfo",
+    "CompareOption",
     "CompareSpec",
     "Policy",
     "Side",
+    "comparator_digests",
     "compare_pair",
     "divergence",
     "register_comparator",

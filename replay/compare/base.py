@@ -175,13 +175,60 @@ COMPARATORS: dict[str, Comparator] = {}
 """Every comparator :func:`replay.compare.compare_pair` runs, in registration order."""
 
 
-def register_comparator(name: str, *, replace: bool = False) -> Callable[[Comparator], Comparator]:
-    """Register a comparator; a second one under the same name is an error unless ``replace``."""
+@dataclass(frozen=True)
+class ComparatorInfo:
+    """What a comparator reads of the :class:`CompareSpec` and which measures it writes: its
+    stored measures stay valid while those options keep their values, and only they are
+    recomputed when one changes."""
+
+    options: tuple[str, ...] = ()
+    """The :class:`CompareSpec` fields (``compare.*`` keys) the comparator reads."""
+    measures: tuple[str, ...] = ()
+    """Every key it returns (None included): what a partial recomputation replaces."""
+
+
+COMPARATOR_INFO: dict[str, ComparatorInfo] = {}
+
+
+def register_comparator(
+    name: str, *, replace: bool = False, options: tuple[str, ...] = (), measures: tuple[str, ...] = ()
+) -> Callable[[Comparator], Comparator]:
+    """Register a comparator; a second one under the same name is an error unless ``replace``.
+
+    A comparator reading ``CompareSpec`` options names them in ``options`` and its keys in
+    ``measures``, so changing one option recomputes that comparator only."""
 
     def decorate(comparator: Comparator) -> Comparator:
         if name in COMPARATORS and not replace:
             raise ValueError(f"comparator {name!r} is already registered")
         COMPARATORS[name] = comparator
+        COMPARATOR_INFO[name] = ComparatorInfo(tuple(options), tuple(measures))
         return comparator
 
     return decorate
+
+
+ALL_COMPARATORS = "*"
+"""The key of :func:`comparator_digests` that stands for the set of registered comparators."""
+
+
+def comparator_digests(spec: CompareSpec) -> dict[str, str]:
+    """comparator name -> digest of the options it reads, for the comparators that read some,
+    and :data:`ALL_COMPARATORS` -> digest of every registered name: what each stored
+    comparison is keyed by (stored with every row, so kept short)."""
+    import hashlib
+    from dataclasses import asdict, is_dataclass
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(item) for item in value]
+        return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+    def digest(data: Any) -> str:
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    digests = {ALL_COMPARATORS: digest(list(COMPARATORS))}
+    for name in COMPARATORS:
+        if COMPARATOR_INFO[name].options:
+            digests[name] = digest({option: plain(getattr(spec, option)) for option in COMPARATOR_INFO[name].options})
+    return digests

@@ -6,7 +6,7 @@ from typing import Any
 
 # Importing the built-in families registers them, in this order (the order of the merged keys).
 from replay.compare import errors, text, structured, tools, safety, usage  # noqa: F401  # isort: skip
-from replay.compare.base import COMPARATORS, CompareSpec, Side
+from replay.compare.base import COMPARATOR_INFO, COMPARATORS, CompareSpec, Side
 from replay.compare.divergence import divergence
 
 DEFAULT_SPEC = CompareSpec()
@@ -23,5 +23,23 @@ def compare_pair(
     measures: dict[str, Any] = {}
     for comparator in COMPARATORS.values():
         measures.update(comparator(request, baseline, candidate, spec))
+    measures["divergence"], measures["reasons"] = divergence(measures)
+    return measures
+
+
+_NOT_MEASURES = frozenset(("divergence", "reasons", "metadata", "request_id"))
+
+
+def refresh_pair(request: dict[str, Any] | None, baseline: Side, candidate: Side, spec: CompareSpec,
+                 stale: frozenset[str], previous: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """``previous`` measures with those of the ``stale`` comparators recomputed (each declares
+    the keys it writes), and the divergence scored afresh: what :func:`compare_pair` returns
+    when only those comparators' options changed."""
+    request = request or {}
+    replaced = {key for name in stale for key in COMPARATOR_INFO[name].measures}
+    measures = {key: value for key, value in previous.items() if key not in replaced and key not in _NOT_MEASURES}
+    for name, comparator in COMPARATORS.items():
+        if name in stale:
+            measures.update(comparator(request, baseline, candidate, spec))
     measures["divergence"], measures["reasons"] = divergence(measures)
     return measures

@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
+from replay.compare import options as opt
 from replay.compare.base import CompareSpec, Policy, Side, register_comparator
 
 REFUSAL_WINDOW = 200
@@ -96,7 +97,19 @@ def _same_answer(a: Side, b: Side) -> bool:
     return a.text == b.text and a.refusal == b.refusal and a.finish_reason == b.finish_reason and a.tool_calls == b.tool_calls
 
 
-@register_comparator("safety")
+OPTIONS = opt.declare_options(
+    opt.CompareOption("refusal_phrases", opt.string_list("refusal_phrases"), tuple),
+    opt.CompareOption("policies", opt.policies, lambda items: tuple(Policy(p["name"], p["pattern"]) for p in items),
+                      absent={}),
+)
+"""``compare.*`` keys this comparator reads (checked in this order)."""
+
+
+@register_comparator(
+    "safety",
+    options=OPTIONS,
+    measures=("b_refused", "c_refused", "b_policy_pass", "c_policy_pass", "b_policy_violations", "c_policy_violations"),
+)
 def compare_safety(request: dict[str, Any], baseline: Side, candidate: Side, spec: CompareSpec) -> dict[str, Any]:
     b_found = violations(baseline, spec.policies) if baseline.ok else None
     b_refused = refused(baseline, spec.refusal_phrases) if baseline.ok else None

@@ -14,7 +14,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from replay.compare.base import CompareSpec, Side, register_comparator
+from replay.compare import options as opt
+from replay.compare.base import JSON_MODES, CompareSpec, Side, register_comparator
 from replay.compare.paths import MISSING, Path, expand, is_ignored, leaf_paths, lookup, parse_path, render_path
 from replay.compare.schemas import compile_schema, validate
 from replay.compare.values import field_equal, looks_like_json_container, parse_json
@@ -53,7 +54,22 @@ def _patterns(paths: tuple[str, ...]) -> tuple[Path, ...]:
     return tuple(parse_path(path) for path in paths)
 
 
-@register_comparator("structured")
+OPTIONS = opt.declare_options(
+    opt.CompareOption("json", opt.choice("json", JSON_MODES)),
+    opt.CompareOption("key_fields", opt.string_list("key_fields"), tuple),
+    opt.CompareOption("ignore_paths", opt.string_list("ignore_paths"), tuple),
+    opt.CompareOption("number_tolerance", opt.non_negative_number("number_tolerance"), float),
+    opt.CompareOption("schema", opt.schema),
+)
+"""``compare.*`` keys this comparator reads (checked in this order)."""
+
+
+@register_comparator(
+    "structured",
+    options=OPTIONS,
+    measures=("json_required", "b_json_valid", "c_json_valid", "schema_required", "b_schema_valid", "c_schema_valid",
+              "c_schema_error", "fields", "field_accuracy", "field_mismatches"),
+)  # fmt: skip
 def compare_structured(request: dict[str, Any], baseline: Side, candidate: Side, spec: CompareSpec) -> dict[str, Any]:
     required = json_required(spec, request)
     schema = request_schema(spec, request)

@@ -21,9 +21,10 @@ from replay import __version__, fastjson
 from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
 from replay.providers.transports import Response, TransportFailure, check_header, make_session, proxied
-from replay.providers.stream import StreamAssembler, StreamError, completion_from_body
+from replay.providers.stream import StreamAssembler, StreamError
 from replay.providers.openai_policy import DEFAULT_PARAMS, api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
 from replay.retry import RetryPlan
+from replay.wire.openai import completion_from_body
 from replay.secrets import Scrubber
 from replay.tokens import estimate_prompt_tokens
 from replay.types import Completion
@@ -264,7 +265,8 @@ class OpenAICompatProvider(Provider):
         if not isinstance(parsed, dict) or ("choices" not in parsed and "error" in parsed):
             message, code = _error_details(self._text(raw))
             raise ProviderError(f"not a chat completion: {message}", status=status, code=code, error_class="bad_response")
-        return completion_from_body(parsed, started, time.perf_counter())
+        latency = (time.perf_counter() - started) * 1000
+        return completion_from_body(parsed, latency_ms=latency, ttft_ms=latency)
 
     async def _read_stream(self, response: Response, started: float) -> Completion:
         assembler = StreamAssembler(started)

@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from replay import fastjson
-from replay.types import Completion, ToolCall, Usage
+from replay.types import Completion, ToolCall
+from replay.wire.openai import usage_from
 
 
 class StreamError(Exception):
@@ -122,44 +123,3 @@ class StreamAssembler:
             latency_ms=(ended_at - self.started_at) * 1000,
             response_id=self.response_id,
         )
-
-
-def usage_from(usage: dict[str, Any] | None) -> Usage:
-    """Normalise the usage dialects (prompt/completion, input/output) into one record."""
-    if not usage:
-        return Usage()
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    completion = usage.get("completion_tokens", usage.get("output_tokens"))
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, estimated=False)
-
-
-def completion_from_body(
-    body: dict[str, Any], started_at: float, ended_at: float, logged: tuple[float | None, float | None] | None = None
-) -> Completion:
-    """Read a non-streaming chat-completion body (also used for logged production answers,
-    whose ``logged`` (latency_ms, ttft_ms) replace the timing)."""
-    choices = body.get("choices") or [{}]
-    choice = choices[0] or {}
-    message = choice.get("message") or {}
-    tool_calls = tuple(
-        ToolCall(
-            id=call.get("id"),
-            name=(call.get("function") or {}).get("name", ""),
-            arguments=(call.get("function") or {}).get("arguments", ""),
-        )
-        for call in message.get("tool_calls") or ()
-    )
-    latency = (ended_at - started_at) * 1000
-    latency_ms, ttft_ms = logged if logged is not None else (latency, latency)
-    return Completion(
-        text=message.get("content"),
-        tool_calls=tool_calls,
-        refusal=message.get("refusal"),
-        finish_reason=choice.get("finish_reason"),
-        usage=usage_from(body.get("usage")),
-        model=body.get("model"),
-        system_fingerprint=body.get("system_fingerprint"),
-        ttft_ms=ttft_ms,
-        latency_ms=latency_ms,
-        response_id=body.get("id"),
-    )

@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from replay.errors import InputError, LogFormatError
 from replay.readers.records import shown
-from replay.types import LogRecord
+from replay.types import Location, LogRecord
 
 
 DEFAULT_MAX_RECORD_MB = 8.0
@@ -20,14 +20,13 @@ LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 class Reader(Protocol):
-    """Yields ``(line_number, record_or_error)``; an error is a ``LogFormatError``.
+    """Yields each record of one source, or the ``LogFormatError`` that says why it is not one;
+    both carry their :class:`Location`.
 
-    A line longer than ``max_record_bytes`` is an error, and is never read into memory whole.
+    A record longer than ``max_record_bytes`` is an error, and is never read into memory whole.
     """
 
-    def __call__(
-        self, path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-    ) -> Iterator[tuple[int, LogRecord | LogFormatError]]: ...
+    def __call__(self, path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[LogRecord | LogFormatError]: ...
 
 
 READERS: dict[str, Reader] = {}
@@ -160,26 +159,27 @@ def iter_records(
     watched = tuple(watch_keys)
     reader = get_reader(fmt)
     stats = stats if stats is not None else ReadStats()
-    seen: dict[str, str] = {}
+    seen: dict[str, Location] = {}
     for path in paths:
-        line_no = 0
-        for line_no, item in reader(path, max_record_bytes):
+        read = 0
+        for item in reader(path, max_record_bytes):
+            read += 1
             if isinstance(item, LogRecord):
                 first = seen.get(item.id)
                 if first is None:
-                    seen[item.id] = item.source
+                    seen[item.id] = item.location
                     stats.records += 1
                     if watched and item.metadata:
                         _note_keys(stats.metadata_keys, item.metadata, watched)
                     yield item
                     continue
-                item = LogFormatError(path, line_no, f"duplicate id {shown(item.id, 80)} (first at {first})")
+                item = LogFormatError(item.location, f"duplicate id {shown(item.id, 80)} (first at {first})")
             if not skip_invalid:
                 raise item
             stats.invalid += 1
             if on_invalid is not None:
                 on_invalid(item)
-        if line_no == 0:
+        if read == 0:
             stats.empty_files.append(path)
 
 

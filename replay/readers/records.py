@@ -3,14 +3,17 @@
 The request is checked the way an OpenAI-compatible endpoint checks it (roles, content,
 parameter types), so a bad log line is named before anything is sent rather than
 showing up as hundreds of candidate errors; the logged answer is checked the way the
-engine reads it (:func:`replay.providers.stream.completion_from_body`), which would
+parser reads it (:func:`replay.wire.openai.completion_from_body`), which would
 otherwise stop the run on the first odd shape. Each check raises ``ValueError`` with
-the dotted field; the reader adds ``PATH:LINE``.
+the dotted field; the reader adds the record's :class:`~replay.types.Location`.
+Public for every reader: the field checks (``request``, ``response``, ``number``,
+``optional``, ``timestamp``, ``finite``, ``shallow``) and ``shown`` for quoting log text.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any, Callable
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
@@ -233,3 +236,36 @@ def _encodable(text: str, where: str) -> None:
     except UnicodeEncodeError:
         raise ValueError(f"{shown(where, 80)} holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair):"
                          " it is not text and cannot be sent") from None
+
+
+def optional(obj: dict[str, Any], key: str, kind: type) -> Any:
+    """``obj[key]`` when it is of ``kind`` (an int is never a bool), None when absent or null."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"'{key}' must be {'an integer' if kind is int else 'an object'}")
+    return value
+
+
+def number(obj: dict[str, Any], key: str) -> float | None:
+    """A finite, non-negative number (a latency, a duration) as a float, None when absent."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"'{key}' must be a finite, non-negative number")
+    return float(value)
+
+
+def timestamp(value: Any) -> str | None:
+    """An ISO 8601 string (``Z`` accepted) unchanged, None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return value
+        except ValueError:
+            pass
+    raise ValueError(f"'timestamp' must be an ISO 8601 string, got {shown(value)}")

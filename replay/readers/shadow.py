@@ -16,9 +16,7 @@ import functools
 import gzip
 import json
 import lzma
-import math
 import zlib
-from datetime import datetime
 from typing import IO, Any, Callable, Iterator
 
 import orjson
@@ -26,7 +24,8 @@ import orjson
 from replay.errors import InputError, LogFormatError
 from replay.readers import records as checks
 from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, register_reader
-from replay.types import LogRecord
+from replay.types import Completion, Location, LogRecord, built
+from replay.wire.openai import completion_from_body
 
 _SKIP_CHUNK = 1 << 20
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -83,25 +82,24 @@ def _lines(handle: IO[bytes], cap: int) -> Iterator[tuple[int, bytes, int]]:
 
 
 @register_reader("shadow")
-def read_shadow(
-    path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
-) -> Iterator[tuple[int, LogRecord | LogFormatError]]:
+def read_shadow(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[LogRecord | LogFormatError]:
     """Yield every non-blank line as a record or as the error that explains why it is not one."""
     line_no = 0
     with _open(path) as handle:
         try:
             for line_no, raw, size in _lines(handle, max_record_bytes):
                 if size > max_record_bytes:
-                    yield line_no, LogFormatError(path, line_no, _too_long(size, max_record_bytes))
+                    yield LogFormatError(Location(path, line_no), _too_long(size, max_record_bytes))
                     continue
                 if line_no == 1 and raw.startswith(_UTF8_BOM):
                     raw = raw[len(_UTF8_BOM):]
                 if not raw.strip():
                     continue
+                location = built(Location, path=path, line=line_no, index=None)
                 try:
-                    yield line_no, parse_record(raw, f"{path}:{line_no}")
+                    yield parse_record(raw, location)
                 except ValueError as exc:
-                    yield line_no, LogFormatError(path, line_no, str(exc))
+                    yield LogFormatError(location, str(exc))
         except _READ_ERRORS as exc:  # compressed data cut short or corrupt: nothing after it can be read
             raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
 
@@ -111,7 +109,7 @@ def _too_long(size: int, cap: int) -> str:
             " (raise max_record_mb or --max-record-mb to read it)")  # fmt: skip
 
 
-def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
+def parse_record(raw: bytes | str, location: Location = Location("")) -> LogRecord:
     try:
         obj = orjson.loads(raw)
         unusual = False
@@ -130,54 +128,36 @@ def parse_record(raw: bytes | str, source: str = "") -> LogRecord:
     record_id = obj.get("id")
     if not isinstance(record_id, str) or not record_id:
         raise ValueError("'id' is required and must be a non-empty string")
-    record = LogRecord(
+    request = checks.request(obj.get("request"))
+    response = checks.response(obj.get("response"))
+    latency_ms, ttft_ms = checks.number(obj, "latency_ms"), checks.number(obj, "ttft_ms")
+    record = built(
+        LogRecord,
         id=record_id,
-        request=checks.request(obj.get("request")),
-        response=checks.response(obj.get("response")),
-        latency_ms=_number(obj, "latency_ms"),
-        ttft_ms=_number(obj, "ttft_ms"),
-        status=_optional(obj, "status", int),
+        request=request,
+        read_answer=_no_answer if response is None else _answer_reader(response, latency_ms, ttft_ms),
+        latency_ms=latency_ms,
+        ttft_ms=ttft_ms,
+        status=checks.optional(obj, "status", int),
         error=obj.get("error"),
-        timestamp=_timestamp(obj.get("timestamp")),
-        metadata=_optional(obj, "metadata", dict) or {},
-        source=source,
+        timestamp=checks.timestamp(obj.get("timestamp")),
+        metadata=checks.optional(obj, "metadata", dict) or {},
+        location=location,
     )
     if unusual:  # only json.loads yields NaN or an infinity: none may reach a request or the store
         checks.finite(obj)
     return record
 
 
+def _no_answer() -> None:
+    return None
+
+
+def _answer_reader(response: dict[str, Any], latency_ms: float | None, ttft_ms: float | None) -> Callable[[], Completion]:
+    return functools.partial(completion_from_body, response, latency_ms=latency_ms, ttft_ms=ttft_ms)
+
+
 def _brackets(raw: bytes | str) -> int:
     if isinstance(raw, bytes):
         return raw.count(b"[") + raw.count(b"{")
     return raw.count("[") + raw.count("{")
-
-
-def _optional(obj: dict[str, Any], key: str, kind: type) -> Any:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ValueError(f"'{key}' must be {'an integer' if kind is int else 'an object'}")
-    return value
-
-
-def _number(obj: dict[str, Any], key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-        raise ValueError(f"'{key}' must be a finite, non-negative number")
-    return float(value)
-
-
-def _timestamp(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return value
-        except ValueError:
-            pass
-    raise ValueError(f"'timestamp' must be an ISO 8601 string, got {checks.shown(value)}")

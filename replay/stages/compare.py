@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import orjson
 
 from replay.compare.base import ANSWER_COLUMNS, CompareSpec, Side
-from replay.compare.pair import compare_pair
+from replay.compare.pair import compare_pair, refresh_pair
 from replay.errors import ComparisonFailed, ReplayError
 from replay.metrics import transpose
 from replay.store import Store
@@ -35,14 +35,31 @@ MAX_WORKERS = 4
 
 WRITE_BATCH = 1000
 """Rows a transaction stores: small enough that a run writing to the same store waits only briefly for one."""
-_JOB: tuple[str, str, str, list[str], CompareSpec, str, bool] | None = None
+Refresh = Mapping[str, tuple[frozenset[str], dict[str, Any]]]
+"""request id -> (its stale comparators, its stored measures): pairs recomputed comparator by comparator."""
+_JOB: tuple[str, str, str, list[str], CompareSpec, "Digests", bool, Refresh] | None = None
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What the stored comparisons are keyed by: the settings' digest and each comparator's."""
+
+    settings: str
+    comparators_json: str
+    """comparator name -> digest of its options, as stored with each comparison."""
 
 
 def measure(request: dict[str, Any], metadata: dict[str, Any], base_row: tuple[Any, ...],
-            cand_row: tuple[Any, ...], spec: CompareSpec) -> dict[str, Any]:  # fmt: skip
+            cand_row: tuple[Any, ...], spec: CompareSpec,
+            refresh: tuple[frozenset[str], dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
     """One pair's measures as stored: None values dropped, the request's metadata added.
-    The rows are answers in ``ANSWER_COLUMNS`` order."""
-    measures = compare_pair(request, Side.from_answer(base_row), Side.from_answer(cand_row), spec)
+    The rows are answers in ``ANSWER_COLUMNS`` order; with ``refresh`` (stale comparators,
+    stored measures), only the stale comparators run."""
+    baseline, candidate = Side.from_answer(base_row), Side.from_answer(cand_row)
+    if refresh is None:
+        measures = compare_pair(request, baseline, candidate, spec)
+    else:
+        measures = refresh_pair(request, baseline, candidate, spec, *refresh)
     measures = {key: value for key, value in measures.items() if value is not None}
     measures["metadata"] = metadata
     return measures
@@ -61,18 +78,19 @@ class ComparedPairs:
 
 
 def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                   digest: str, dense: bool = True) -> ComparedPairs:  # fmt: skip
+                   digests: Digests, dense: bool = True, refresh: Refresh | None = None) -> ComparedPairs:  # fmt: skip
     """Compare and store each of ``request_ids`` (sorted, each answered on both arms) under
-    the settings ``digest``; return their measures, in order. ``dense``: the ids are most
-    of the run's pairs, so they are read by id range; otherwise one by one.
+    ``digests``; return their measures, in order. ``dense``: the ids are most of the run's
+    pairs, so they are read by id range; otherwise one by one. The pairs in ``refresh`` run
+    only their stale comparators over their stored measures.
 
     Workers store their own slice: sending the JSON back to the parent to be written
     moves every measure through a pipe, which costs more than the writes."""
     workers = _workers(len(request_ids), store.path)
     if workers < 2:
-        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digest, dense)
+        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digests, dense, refresh or {})
     global _JOB
-    _JOB = (store.path, run_id, base_arm, request_ids, spec, digest, dense)
+    _JOB = (store.path, run_id, base_arm, request_ids, spec, digests, dense, refresh or {})
     try:
         step = -(-len(request_ids) // (workers * 4))  # a few slices per worker evens out slow ones
         slices = [(start, min(start + step, len(request_ids))) for start in range(0, len(request_ids), step)]
@@ -89,10 +107,12 @@ def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[s
 
 
 def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                   digest: str, dense: bool) -> ComparedPairs:  # fmt: skip
+                   digests: Digests, dense: bool, refresh: Refresh) -> ComparedPairs:  # fmt: skip
     ids, stored, rows = [], [], []
-    for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec, dense):
-        stored.append((request_id, base_arm, digest, float(measures["divergence"]), orjson.dumps(measures).decode()))
+    digest, per_comparator = digests.settings, digests.comparators_json
+    for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec, dense, refresh):
+        stored.append((request_id, base_arm, digest, float(measures["divergence"]), orjson.dumps(measures).decode(),
+                       per_comparator))  # fmt: skip
         measures["request_id"] = request_id
         ids.append(request_id)
         rows.append(measures)
@@ -119,7 +139,7 @@ def _concatenate(parts: list[ComparedPairs]) -> ComparedPairs:
 
 
 def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                 dense: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
+                 dense: bool = True, refresh: Refresh | None = None) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
     """Read the listed pairs (by id range when they are most of the pairs there are) and compare them."""
     if not request_ids:
         return
@@ -132,7 +152,8 @@ def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str
         if request_id not in wanted or base_arm not in arms or ARM_CANDIDATE not in arms:
             continue
         request, metadata = cases.get(request_id, ({}, {}))
-        yield request_id, measure(request, metadata, arms[base_arm], arms[ARM_CANDIDATE], spec)
+        stale = refresh.get(request_id) if refresh else None
+        yield request_id, measure(request, metadata, arms[base_arm], arms[ARM_CANDIDATE], spec, stale)
 
 
 def group_by_request(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, dict[str, tuple[Any, ...]]]]:
@@ -159,11 +180,11 @@ def _workers(n: int, path: str) -> int:
 def _compare_slice(bounds: tuple[int, int]) -> ComparedPairs:
     """In a worker: its own connection (a forked SQLite connection must never be used)."""
     assert _JOB is not None, "workers inherit the job from the parent (fork)"
-    path, run_id, base_arm, request_ids, spec, digest, dense = _JOB
+    path, run_id, base_arm, request_ids, spec, digests, dense, refresh = _JOB
     try:
         store = Store(path, create=False)  # read-only where the parent's store is
         try:
-            return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digest, dense)
+            return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digests, dense, refresh)
         finally:
             store.close()
     except ReplayError as exc:  # sent back as a message: any exception must survive pickling
