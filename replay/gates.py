@@ -301,8 +301,9 @@ class Decision:
     results: tuple[GateResult, ...]
     on_inconclusive: str
     compared: int = 1
-    """Pairs with a baseline to compare against. With none, nothing was decided: the
-    verdict is INCONCLUSIVE and fails whatever ``on_inconclusive`` says."""
+    """Pairs whose two arms both answered. With none (every candidate answer failed, or no
+    baseline), nothing about the answers was compared: the verdict is INCONCLUSIVE at best
+    and fails whatever ``on_inconclusive`` says."""
     tests: int = 0
     """The run's tests that shared the family-wise false-FAIL rate (Holm)."""
 
@@ -353,10 +354,10 @@ def decide(
         own = next(adjusted)
         adjusted_parts = tuple(next(adjusted) for _ in parts)
         results.append(_with_critical(own, gate, adjusted_parts) if parts else own)
-    compared = int(pairs.comparable.sum()) if len(pairs) else 0
+    compared = int(pairs.both_ok.sum()) if len(pairs) else 0
     statuses = {result.status for result in results}
     verdict = FAIL if FAIL in statuses else INCONCLUSIVE if INCONCLUSIVE in statuses else PASS
-    if compared == 0:
+    if compared == 0 and verdict == PASS:
         verdict = INCONCLUSIVE
     return Decision(verdict, tuple(results), on_inconclusive, compared, sum(result.tested for result in flat))
 

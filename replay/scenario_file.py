@@ -337,3 +337,8 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
     snap["logs"] = tuple(snap["logs"])
     snap["search_dirs"] = tuple(snap["search_dirs"])
     return Scenario(**snap)
+
+
+def scenario_keys() -> frozenset[str]:
+    """The top-level keys a scenario file may hold."""
+    return frozenset(_TOP_KEYS)

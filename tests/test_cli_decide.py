@@ -128,6 +128,14 @@ def test_gates_file_typo_names_file_and_key_with_hint(tmp_path, store):
     assert result.stderr == f"Error: {path}: gates[0].max_detla: unknown key (did you mean 'max_delta'?)\n"
 
 
+def test_gates_file_unknown_top_level_key_exit_2(tmp_path, store):
+    """A typo beside the gates is not ignored: it could have been meant to change the exit code."""
+    path = write_gates(tmp_path / "gates.yaml", "gates: [default]\non_inconclusiv: pass\n")
+    result = invoke("gate", RUN, "--store", store, "--gates", path)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"Error: {path}: on_inconclusiv: unknown key (did you mean 'on_inconclusive'?)\n"
+
+
 def test_gates_file_unknown_metric_exit_2(tmp_path, store):
     path = write_gates(tmp_path / "gates.yaml", "gates:\n  - metric: latency_p999\n    max_delta: 200\n")
     result = invoke("gate", RUN, "--store", store, "--gates", path)
@@ -140,7 +148,7 @@ def test_gates_file_without_gates_key_exit_2(tmp_path, store):
     path = write_gates(tmp_path / "gates.yaml", "gate:\n  - metric: latency_p99_ms\n    max_delta: 200\n")
     result = invoke("gate", RUN, "--store", store, "--gates", path)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {path}: gates: missing required key\n"
+    assert result.stderr == f"Error: {path}: gate: unknown key (did you mean 'gates'?)\n"
 
 
 def test_gates_file_missing_exit_2(tmp_path, store):

@@ -160,3 +160,14 @@ def test_pair_columns_keep_list_values_as_elements():
     assert pairs.column("reasons").shape == (2,) and pairs.column("reasons")[1] == ["c", "d"]
     assert list(pairs.present("x")) == [True, False] and list(pairs.truthy("reasons")) == [True, True]
     assert np.isnan(pairs.numbers("x")[1]) and pairs.subset(np.array([False, True])).column("reasons")[0] == ["c", "d"]
+
+
+@pytest.mark.parametrize("gates", [(), (Gate("error_rate", "max_delta", 0.005),)])
+def test_a_run_with_no_pair_answered_on_both_arms_never_passes(gates):
+    """Every candidate answer failed (a reset mid-stream, say): nothing about the answers was
+    compared, so the run exits 1 even under on_inconclusive: pass, with gates or without."""
+    rows = [pair(i, c_error=True) for i in range(2)]
+    decision = decide(gates, Pairs(rows), on_inconclusive="pass")
+    assert decision.compared == 0 and decision.verdict == INCONCLUSIVE and decision.exit_code == 1
+    many = decide((Gate("error_rate", "max_delta", 0.005),), Pairs([pair(i, c_error=True) for i in range(50)]))
+    assert many.verdict == FAIL and many.exit_code == 1  # enough of them is a plain FAIL

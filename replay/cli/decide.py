@@ -46,11 +46,27 @@ def load_gates_file(path: str) -> Any:
     from replay.gates import parse_gates
 
     data = load_scenario_data(path)
+    _known_keys_only(path, data)
     if "gates" not in data:
         raise ScenarioError(f"{path}: gates: missing required key")
     gates = data["gates"]
     parse_gates(gates, lambda key, message: ScenarioError(f"{path}: {key}: {message}"))
     return gates
+
+
+def _known_keys_only(path: str, data: dict[str, Any]) -> None:
+    """A gates file is a scenario or holds only ``gates:``; a key neither knows is a typo
+    (``on_inconclusiv: pass`` silently ignored would change an exit code unseen)."""
+    import difflib
+
+    from replay.errors import ScenarioError
+    from replay.scenario_file import scenario_keys
+
+    known = scenario_keys()
+    for key in data:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), sorted(known), n=1)
+            raise ScenarioError(f"{path}: {key}: unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
 
 
 @click.command(name="report", cls=ReportCommand)

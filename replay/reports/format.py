@@ -139,7 +139,9 @@ def verdict_line(evaluation: Evaluation) -> str:
               for status in ("PASS", "FAIL", "INCONCLUSIVE", "SKIPPED")}  # fmt: skip
     parts = [f"{n} {status.lower()}" for status, n in counts.items() if n]
     text = f"{decision.verdict} ({', '.join(parts) or 'no gates'})"
-    if decision.verdict == "INCONCLUSIVE":
+    if decision.compared == 0:
+        text += "; no pair was answered on both arms, so the run fails whatever on_inconclusive says"
+    elif decision.verdict == "INCONCLUSIVE":
         text += f"; on_inconclusive: {decision.on_inconclusive}"
     return text
 
