@@ -247,6 +247,23 @@ def test_budget_stops_dispatching(scripted, tmp_path, store_path):
     assert len(results(store_path)) < 30
 
 
+def test_a_run_stopped_by_its_budget_is_finished_with_a_larger_one(server, store_path):
+    first = invoke("run", "--logs", SUPPORT_LOG, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
+                   "--budget", "0.01", "--concurrency", 4, "--store", store_path, "--quiet")  # fmt: skip
+    assert first.exit_code == 3
+    run_id, status = run_row(store_path)[:2]
+    assert status == "budget_exhausted"
+    assert f"  replay run --resume {run_id} --store {store_path} --budget USD\n" in first.stderr
+    stored = len(results(store_path))
+    again = invoke("run", "--resume", run_id, "--store", store_path, "--quiet")
+    assert again.exit_code == 3 and len(results(store_path)) == stored  # the same budget stops it at once
+    more = invoke("run", "--resume", run_id, "--budget", "5", "--store", store_path, "--quiet", "--gates", NO_GATES)
+    assert more.exit_code == 0, more.output
+    assert run_row(store_path)[1] == "completed" and len(results(store_path)) == 160
+    other = invoke("run", "--resume", run_id, "--rpm", "5", "--store", store_path)
+    assert other.exit_code == 2 and "--resume takes no scenario and no override flags but --budget" in other.stderr
+
+
 def test_a_budget_is_spent_though_every_concurrent_slot_reserves_its_worst_case(server, store_path):
     result = invoke("run", "--logs", SUPPORT_LOG, "--candidate-url", server.base_url, "--candidate-model", "gpt-4o",
                     "--budget", "0.01", "--concurrency", 16, "--store", store_path, "--quiet")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from typing import Any
 
@@ -100,10 +101,13 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
     check_report_paths(report_files)
     store = open_store(store_path, create=not resume)
     if resume:
+        budget = overrides.pop("limits.budget_usd", None)
         if scenario or overrides:
-            raise click.UsageError("--resume takes no scenario and no override flags: the run keeps its own")
+            raise click.UsageError("--resume takes no scenario and no override flags but --budget: the run keeps its own")
         row = store.get_run(resume)
         config, run_id = scenario_from_snapshot(row.scenario), row.id
+        if budget is not None:  # a run stopped by its budget is finished with a larger one
+            config = dataclasses.replace(config, budget_usd=budget)
     else:
         if resend_changed:
             raise click.UsageError("--resend-changed goes with --resume")
@@ -143,6 +147,8 @@ def resume_hint(run_id: str | None, status: str, store_path: str) -> str:
     command = f"replay run --resume {run_id}"
     if store_path != DEFAULT_STORE:
         command += f" --store {shlex.quote(store_path)}"
+    if status == "budget_exhausted":
+        command += " --budget USD"  # the same budget would stop it again
     return f"run {run_id}: {status}; resume with:\n  {command}"
 
 
