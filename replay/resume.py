@@ -24,7 +24,9 @@ def check_log(store: Store, run_id: str, paths: list[str], records: Iterable[Log
     gone = [request_id for request_id in stored if request_id not in selected]
     changed = [record.id for record in records if stored.get(record.id) not in (None, request_digest(record.request))]
     planned = store.get_run(run_id).planned or 0
-    new = len(selected.difference(stored)) if len(stored) >= planned else 0
+    # records may not all have been stored before the stop, so new ones show in the count:
+    # more are sampled now than were planned, less those gone
+    new = max(len(selected.difference(stored)) if len(stored) >= planned else 0, len(selected) - (planned - len(gone)))
     if not (gone or changed or new):
         return
     if resend_changed:

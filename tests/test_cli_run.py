@@ -640,6 +640,24 @@ def test_resume_refuses_a_log_changed_since_the_run_started(server, tmp_path, st
     assert run_row(store_path)[1] == "interrupted"
 
 
+def test_resume_refuses_records_appended_to_the_log(server, tmp_path, store_path):
+    """Records added after the run started would silently join it (160 planned became 165)."""
+    records = [record(f"r{i}", f"q{i}") for i in range(10)]
+    log = write_log(tmp_path / "log.jsonl", records)
+    assert adhoc(server, log, store_path).exit_code == 0
+    db = sqlite3.connect(store_path)
+    db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id IN ('r8', 'r9')")
+    db.execute("UPDATE runs SET status = 'interrupted'")
+    db.commit()
+    write_log(tmp_path / "log.jsonl", records + [record(f"n{i}", f"new {i}") for i in range(3)])
+    result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
+    assert result.exit_code == 2
+    assert "0 sampled record(s) changed, 0 no longer in the sample, 3 new in it" in result.stderr
+    resent = invoke("run", "--resume", "latest", "--resend-changed", "--store", store_path, "--quiet")
+    assert resent.exit_code == 0, resent.output
+    assert len(results(store_path)) == 13
+
+
 def test_resume_with_resend_changed_re_sends_what_changed_and_drops_what_is_gone(server, tmp_path, store_path):
     log, run_id = _interrupted_run_with_an_edited_log(server, tmp_path, store_path)
     before = server.stats.requests
