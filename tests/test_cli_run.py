@@ -229,7 +229,8 @@ def test_connection_errors_before_an_error_answer_are_stored(server, tmp_path, s
     """An endpoint that answered (even with an error) was reached: no failure is held back and lost."""
     log = write_log(tmp_path / "log.jsonl", [record("a", "x [mock:drop]"), record("b", "y [mock:400]")])
     result = adhoc(server, log, store_path, "--max-attempts", 1, "--concurrency", 1)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the run completed; no pair was answered on both arms
+    assert "no pair was answered on both arms" in result.stdout
     rows = results(store_path)
     assert rows["a"]["error_class"] == "connection_error" and rows["b"]["http_status"] == 400
 

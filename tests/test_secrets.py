@@ -70,7 +70,7 @@ def stored_bytes(store: str) -> bytes:
 @pytest.mark.parametrize(
     "fault, extra, exit_code, echoed",
     [
-        ("echo-500", (), 0, "Internal error while handling"),  # stored as each request's error
+        ("echo-500", (), 1, "Internal error while handling"),  # stored as each request's error; no pair answered
         ("echo-answer", ("--no-stream",), 0, f"authorization=Bearer {REDACTED}"),  # stored as the answer
         ("echo-401", (), 3, f"Incorrect API key provided: Bearer {REDACTED}."),  # the run's message, on stderr
     ],
