@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import tracemalloc
 
 import pytest
 from click.testing import CliRunner
@@ -189,6 +190,50 @@ def test_an_answer_over_the_cap_is_refused_and_read_no_further(server, fault, tr
     assert failure.message == "answer larger than 1 MB (limits.max_response_mb): stopped reading it"
     assert (failure.error_class, failure.status) == ("response_too_large", 200) and not retried(failure)
     assert server.stats.bytes_sent < 40_000_000  # of 200 MB: the client stopped reading
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_gzip_bomb_is_refused_in_bounded_memory(server, transport, stream):
+    """The cap bounds memory, not only the answer kept: the bomb is inflated a piece at a time
+    (httpx's own decoder inflated a whole network read, 64 KB of it to 64 MB, before the cap saw it)."""
+    attempt(server, "gzip-bomb", "native")  # the fault server builds its bomb once: not counted below
+    tracemalloc.start()
+    try:
+        failure = error(attempt(server, "gzip-bomb", transport, stream))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert failure.error_class == "response_too_large"
+    assert peak < 16_000_000, f"{peak / 1e6:.0f} MB at the peak for a 1 MB cap"
+
+
+def test_an_httpx_answer_built_in_memory_is_read_as_httpx_decoded_it():
+    """``httpx.MockTransport`` answers are read (and decoded) by httpx before replay sees them."""
+    import gzip
+
+    import httpx
+
+    from replay.providers.transports.httpx_transport import HttpxSession
+
+    body = b'{"id": "mock"}'
+
+    def answer(request):
+        if request.url.path == "/held":  # content=: httpx reads and decodes it as the answer is built
+            return httpx.Response(200, content=gzip.compress(body), headers={"content-encoding": "gzip"})
+        return httpx.Response(200, stream=httpx.ByteStream(gzip.compress(body)), headers={"content-encoding": "gzip"})
+
+    async def read_both():
+        session = HttpxSession({}, 2, transport=httpx.MockTransport(answer))
+        bodies = []
+        for path in ("/held", "/streamed"):
+            response = await session.post(f"http://127.0.0.1:9{path}", b"{}", 5.0)
+            bodies.append(await response.read())
+            await response.close()
+        await session.close()
+        return bodies
+
+    assert asyncio.run(read_both()) == [body, body]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

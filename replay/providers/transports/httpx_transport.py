@@ -1,4 +1,8 @@
-"""``transport: httpx``: proxies, every encoding httpx decodes, ``httpx.MockTransport`` and vcrpy cassettes."""
+"""``transport: httpx``: proxies, ``httpx.MockTransport`` and vcrpy cassettes.
+
+httpx reads the raw body and replay inflates it with :class:`Inflated`, as on native and aiohttp:
+httpx's own decoders inflate a whole network read at once (64 KB of a gzip bomb to 64 MB) before
+replay's size cap sees any of it."""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import asyncio
 from typing import Any, AsyncIterator
 
 from replay.providers.transports.base import (
+    INFLATES,
     STALE_WINDOW_S,
     TAIL_BYTES,
     TERMINATOR_WAIT_S,
+    Inflated,
     Response,
     TransportFailure,
     bounded,
@@ -20,20 +26,26 @@ from replay.providers.transports.base import (
 class _HttpxResponse:
     def __init__(self, response: Any) -> None:
         self._response = response
-        self._bytes = response.aiter_bytes()  # one iterator for the reader and close(): httpx reads a body once
+        # A response built in memory (``httpx.MockTransport``) was read, and decoded, by httpx already.
+        self._in_memory = response.is_stream_consumed
+        # One iterator for the reader and close(): httpx reads a body once.
+        self._raw = _held(response.content) if self._in_memory else response.aiter_raw()
         self.status = response.status_code
         self.headers = {key.lower(): value for key, value in response.headers.items()}
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> AsyncIterator[bytes]:
+        encoding = "" if self._in_memory else self.headers.get("content-encoding", "").strip().lower()
+        raw = self._raw_chunks()
+        return raw if encoding not in INFLATES else Inflated(raw, encoding, self.status)
+
+    async def _raw_chunks(self) -> AsyncIterator[bytes]:
         import httpx
 
         try:
-            async for data in self._bytes:
+            async for data in self._raw:
                 yield data
         except httpx.TimeoutException as exc:
             raise TransportFailure("timeout", describe(exc)) from None
-        except httpx.DecodingError as exc:
-            raise TransportFailure("bad_response", f"cannot decode the body: {describe(exc)}", self.status) from None
         except httpx.TransportError as exc:  # the server answered: whatever breaks now cuts the body short
             raise TransportFailure("truncated_stream", f"response body cut short: {describe(exc)}") from None
 
@@ -52,7 +64,7 @@ class _HttpxResponse:
 
     async def _drain(self) -> None:
         drained = 0
-        async for data in self._bytes:
+        async for data in self._raw:
             drained += len(data)
             if drained >= TAIL_BYTES:
                 return
@@ -62,13 +74,9 @@ class HttpxSession:
     def __init__(self, headers: dict[str, str], max_connections: int, transport: Any = None) -> None:
         import httpx
 
-        try:  # what httpx decodes depends on what is installed (brotli, zstandard)
-            from httpx._decoders import SUPPORTED_DECODERS
-
-            decoders = frozenset(SUPPORTED_DECODERS)
-        except ImportError:  # a private module: if it moves, the two httpx always decodes
-            decoders = frozenset({"gzip", "deflate"})
-        self.decodes = decoders - {"identity"}
+        # Decoded by replay, in bounded pieces (see the module's docstring); so only these are asked for.
+        self.decodes = INFLATES
+        headers = {"accept-encoding": "gzip, deflate", **headers}
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.AsyncClient(headers=headers, limits=limits, transport=transport)
 
@@ -99,6 +107,10 @@ class HttpxSession:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+async def _held(content: bytes) -> AsyncIterator[bytes]:
+    yield content
 
 
 def _disconnected(exc: BaseException) -> bool:
