@@ -613,8 +613,8 @@ def test_a_run_taken_over_by_another_process_stops_dispatching(make_server, tmp_
     assert run_row(store_path)[1] == "running"  # nor its status written
 
 
-def _interrupted_run_with_an_edited_log(server, tmp_path, store_path):
-    """A completed run of r0..r9 whose last two outcomes are lost, then a log with r2 changed and r5 gone."""
+def _interrupted_run(server, tmp_path, store_path):
+    """A completed run of r0..r9 whose last two outcomes are lost: (its records, the log, the run id)."""
     records = [record(f"r{i}", f"q{i}") for i in range(10)]
     log = write_log(tmp_path / "log.jsonl", records)
     assert adhoc(server, log, store_path).exit_code == 0
@@ -622,9 +622,15 @@ def _interrupted_run_with_an_edited_log(server, tmp_path, store_path):
     db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id IN ('r8', 'r9')")
     db.execute("UPDATE runs SET status = 'interrupted'")
     db.commit()
+    return records, log, db.execute("SELECT id FROM runs").fetchone()[0]
+
+
+def _interrupted_run_with_an_edited_log(server, tmp_path, store_path):
+    """:func:`_interrupted_run`, then a log with r2 changed and r5 gone."""
+    records, log, run_id = _interrupted_run(server, tmp_path, store_path)
     records[2]["request"]["messages"][0]["content"] = "q2, edited"
     write_log(tmp_path / "log.jsonl", records[:5] + records[6:])
-    return log, db.execute("SELECT id FROM runs").fetchone()[0]
+    return log, run_id
 
 
 def test_resume_refuses_a_log_changed_since_the_run_started(server, tmp_path, store_path):
@@ -643,13 +649,7 @@ def test_resume_refuses_a_log_changed_since_the_run_started(server, tmp_path, st
 
 def test_resume_refuses_records_appended_to_the_log(server, tmp_path, store_path):
     """Records added after the run started would silently join it (160 planned became 165)."""
-    records = [record(f"r{i}", f"q{i}") for i in range(10)]
-    log = write_log(tmp_path / "log.jsonl", records)
-    assert adhoc(server, log, store_path).exit_code == 0
-    db = sqlite3.connect(store_path)
-    db.execute("DELETE FROM results WHERE arm = 'candidate' AND request_id IN ('r8', 'r9')")
-    db.execute("UPDATE runs SET status = 'interrupted'")
-    db.commit()
+    records, _, _ = _interrupted_run(server, tmp_path, store_path)
     write_log(tmp_path / "log.jsonl", records + [record(f"n{i}", f"new {i}") for i in range(3)])
     result = invoke("run", "--resume", "latest", "--store", store_path, "--quiet")
     assert result.exit_code == 2
