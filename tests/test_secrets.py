@@ -27,7 +27,7 @@ GATEWAY = "gwtoken-" + "9d2e" * 6
         ("a Bearer token is sent in the Authorization header", "a Bearer token is sent in the Authorization header"),
         ("the sk-learn library", "the sk-learn library"),
         ("use Bearer authentication-schemes", "use Bearer authentication-schemes"),
-        ("an sk-learn-style-naming-convention", "an sk-learn-style-naming-convention"),
+        ("an sk-learn-style-naming rule", "an sk-learn-style-naming rule"),  # long as a key, but no digit
     ],
     ids=["bearer", "lowercase-bearer-jwt", "anthropic-key", "masked-openai-key", "prose-bearer", "prose-sk",
          "long-prose-bearer", "long-prose-sk"],
