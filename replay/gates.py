@@ -202,14 +202,10 @@ def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
         if gate.preset:
             return GateResult(gate, SKIPPED, n, estimate, value, "no applicable requests")
         return GateResult(gate, INCONCLUSIVE, n, estimate, value, "no data")
-    floor = required_n(gate)
+    floor = max(required_n(gate), estimate.min_n)
     if n < floor:
-        definition = METRICS[gate.metric]
-        if gate.min_n is not None and gate.min_n >= definition.min_n:
-            note = f"n={n} is below min_n={gate.min_n}"
-        else:
-            note = f"n={n} is below the minimum of {floor:,} ({definition.min_n_reason})"
-        return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, more_needed=floor - n)
+        return GateResult(gate, INCONCLUSIVE, n, estimate, value, _short_note(gate, estimate, n, floor),
+                          more_needed=floor - n)  # fmt: skip
     status = verdict_of(gate, estimate)
     if status != INCONCLUSIVE:
         return GateResult(gate, status, n, estimate, value, tested=True)
@@ -218,6 +214,17 @@ def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
     if needed is not None:
         note += f"; about {needed:,} more requests would settle it"
     return GateResult(gate, INCONCLUSIVE, n, estimate, value, note, needed, tested=True)
+
+
+def _short_note(gate: Gate, estimate: Estimate, n: int, floor: int) -> str:
+    """Why n pairs are too few: the gate's own min_n, the metric's floor, or the data's skewness."""
+    definition = METRICS[gate.metric]
+    if gate.min_n is not None and gate.min_n >= max(definition.min_n, estimate.min_n):
+        return f"n={n} is below min_n={gate.min_n}"
+    if estimate.min_n > definition.min_n:
+        return (f"n={n} is below the minimum of {floor:,} for data this skewed (a mean's interval is trusted"
+                " from 355 x skewness^2 pairs)")  # fmt: skip
+    return f"n={n} is below the minimum of {floor:,} ({definition.min_n_reason})"
 
 
 def holm_fail(results: list[GateResult], alpha: float = FAMILY_ALPHA) -> list[GateResult]:

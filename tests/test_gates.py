@@ -171,3 +171,18 @@ def test_a_run_with_no_pair_answered_on_both_arms_never_passes(gates):
     assert decision.compared == 0 and decision.verdict == INCONCLUSIVE and decision.exit_code == 1
     many = decide((Gate("error_rate", "max_delta", 0.005),), Pairs([pair(i, c_error=True) for i in range(50)]))
     assert many.verdict == FAIL and many.exit_code == 1  # enough of them is a plain FAIL
+
+
+def test_a_mean_gate_on_skewed_data_waits_for_the_pairs_its_skewness_needs():
+    """Token deltas with a heavy right tail: the interval is trusted only from 355 x skewness^2 pairs."""
+    rng = np.random.default_rng(12)
+    base = rng.lognormal(4, 1.5, 300)
+    rows = [{**pair(i), "b_tokens_out": float(b), "c_tokens_out": float(b * 0.5)} for i, b in enumerate(base)]
+    [result] = decide((Gate("tokens_out", "max_delta", 10),), Pairs(rows)).results
+    floor = result.estimate.min_n
+    assert floor > 300 and result.status == INCONCLUSIVE and result.more_needed == floor - 300
+    assert result.note == (f"n=300 is below the minimum of {floor:,} for data this skewed (a mean's interval is"
+                           " trusted from 355 x skewness^2 pairs)")  # fmt: skip
+    symmetric = [{**pair(i), "b_tokens_out": 100.0 + i % 7, "c_tokens_out": 99.0 + i % 5} for i in range(300)]
+    [plain] = decide((Gate("tokens_out", "max_delta", 10),), Pairs(symmetric)).results
+    assert plain.status == PASS

@@ -74,7 +74,7 @@ def _gate(result: Any) -> dict[str, Any]:
         "status": result.status,
         "note": result.note or None,
         "more_needed": result.more_needed,
-        "min_n_required": required_n(gate),
+        "min_n_required": max(required_n(gate), result.estimate.min_n),
         "fail_alpha": result.fail_alpha,
         "fail_ci": _ci(result.fail_estimate) if result.fail_estimate is not None else None,
         "critical_segments": [_gate(part) for part in result.segments],
