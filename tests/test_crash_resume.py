@@ -68,14 +68,21 @@ def test_kill_9_loses_at_most_the_requests_in_flight(make_server, tmp_path, stor
     assert len(set(contents)) == N
 
 
-def test_sigterm_marks_the_run_interrupted_and_prints_the_resume_command(make_server, tmp_path, store_path):
-    server = make_server(latency_ms=150)
+def sigterm_after_four_outcomes(make_server, tmp_path, store_path, latency_ms):
+    """A run of N requests against a server answering in ``latency_ms``, sent SIGTERM once four
+    outcomes are stored; it must end as an interrupted run (exit 3). Returns (server, stderr)."""
+    server = make_server(latency_ms=latency_ms)
     log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
     proc = start_run(server, log, store_path)
     wait_for_outcomes(store_path, 4, proc)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=20)
     assert proc.returncode == 3, err
+    return server, err
+
+
+def test_sigterm_marks_the_run_interrupted_and_prints_the_resume_command(make_server, tmp_path, store_path):
+    server, err = sigterm_after_four_outcomes(make_server, tmp_path, store_path, latency_ms=150)
     db = sqlite3.connect(store_path)
     run_id, status = db.execute("SELECT id, status FROM runs").fetchone()
     assert status == "interrupted"
@@ -97,13 +104,7 @@ def read_until(stream, needle):
 
 
 def test_answers_in_flight_at_sigterm_are_stored_and_nothing_is_sent_after(make_server, tmp_path, store_path):
-    server = make_server(latency_ms=300)
-    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"q{i}") for i in range(N)])
-    proc = start_run(server, log, store_path)
-    wait_for_outcomes(store_path, 4, proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 3, err
+    server, err = sigterm_after_four_outcomes(make_server, tmp_path, store_path, latency_ms=300)
     kept = stored(store_path)
     assert kept == server.stats.requests < N  # every request sent was answered and stored
     run_id = sqlite3.connect(store_path).execute("SELECT id FROM runs").fetchone()[0]
