@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -118,3 +120,9 @@ class Interrupted(RunIncomplete):
     """Ctrl-C or SIGTERM stopped dispatching."""
 
     status = "interrupted"
+
+
+def keep_tracebacks() -> bool:
+    """Whether an unexpected exception must surface with its traceback instead of one line:
+    under the test suite, or with ``REPLAY_RAISE_ERRORS`` set, so bugs are never hidden."""
+    return bool(os.environ.get("REPLAY_RAISE_ERRORS")) or "pytest" in sys.modules and getattr(sys, "_called_from_test", False)

@@ -103,6 +103,15 @@ def _stored_row(request_id: str, measures_json: str | bytes) -> dict[str, Any]:
     return row
 
 
+def prepare_evaluation(pairs: int) -> None:
+    """Draw what evaluating ``pairs`` pairs will first need, ahead of time (from another
+    thread while a run replays): the bootstrap's resample counts for the whole table."""
+    from replay.stats.bootstrap import resample_weights
+
+    if pairs > 1:
+        resample_weights(pairs)
+
+
 @dataclass(frozen=True)
 class Disagreement:
     request_id: str

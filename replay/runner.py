@@ -34,6 +34,7 @@ from replay.pricing import PriceTable
 from replay.providers import Provider, get_provider
 from replay.providers.openai_policy import PROMPT_KEYS
 from replay.owners import HEARTBEAT_S, Owner
+from replay.pipeline import PairStage, PairTracker, StageServices
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
 from replay.sampling import empty_sample_message, select_ids
@@ -131,6 +132,7 @@ class Engine:
         reporter: Reporter | None = None,
         provider_for_arm: ProviderForArm = provider_for_arm,
         resend_changed: bool = False,
+        stages: Sequence[PairStage] = (),
     ) -> None:
         self.scenario = scenario
         self.store = store
@@ -142,6 +144,8 @@ class Engine:
         self.provider_for_arm = provider_for_arm
         self.prices = PriceTable(scenario.prices)
         self.rng = random.Random()
+        baseline = ARM_PRODUCTION if scenario.baseline == "fresh" and scenario.production is not None else ARM_LOGGED
+        self._pairs = PairTracker(stages, baseline)
         self._stopped_by: RunIncomplete | None = None
         self._stopping = asyncio.Event()  # events bind to the run's loop when first awaited (3.10+)
         self._spent = 0.0
@@ -256,20 +260,28 @@ class Engine:
         done = self.store.done_keys(self.run_id)
         to_send = sum(1 for record_id in selected for name, _ in arms if (record_id, name) not in done)
         self.reporter.start(self.run_id, len(selected), to_send, self.resumed)
+        self._start_stages(len(selected))
         tasks = [asyncio.ensure_future(self._dispatch(paths, selected, states, done))]
         for state in states:
             tasks += [asyncio.ensure_future(self._worker(state)) for _ in range(state.arm.limits.concurrency)]
         restore = self._install_signal_handlers(tasks)
         self._heartbeat()  # renewed now: checking a long log on resume may have taken a while
+        flushed = False
         try:
             results = await _gather_failing_fast(tasks)
+            self._final_flush()  # the last answers are offered to the stages once stored
+            flushed = True
+            if self._pairs and not self._cancelled and not any(isinstance(r, BaseException) for r in results):
+                tasks.append(asyncio.ensure_future(self._finish_stages()))  # a second Ctrl-C cancels it too
+                results += await _gather_failing_fast(tasks[-1:])
             for state in states:  # fewer requests than UNREACHABLE_AFTER, all failed to connect
                 if state.unreachable and self._stop is None:
                     self._stop = _unreachable(state)
             if self._interrupted_by and not self._cancelled and isinstance(self._stop, Interrupted):
                 self._stop = Interrupted(self._after_grace(*self._interrupted_by))
         finally:
-            self._final_flush()
+            if not flushed:
+                self._final_flush()
             restore()
             if self._beat is not None:
                 self._beat.cancel()
@@ -285,6 +297,23 @@ class Engine:
         if self._not_sent:
             said += f"; {self._not_sent} waiting for their turn or a retry were not sent (a resume sends them)"
         return said
+
+    def _start_stages(self, planned: int) -> None:
+        services = StageServices(self.store, self.run_id, planned, self._pause, self._stopping.is_set, self.rng,
+                                 self._spend, self.reporter.warn)  # fmt: skip
+        for stage in self._pairs.stages:
+            stage.start(services)
+
+    async def _finish_stages(self) -> None:
+        for stage in self._pairs.stages:
+            await stage.finish()
+
+    def _spend(self, cost_usd: float) -> None:
+        """A stage's spend (a judge's calls): the run's spend, and its budget, include it."""
+        self._spent += cost_usd
+        budget = self.scenario.budget_usd
+        if budget is not None and self._spent > budget and self._stop is None:
+            self._stop = BudgetExhausted(_budget_message(budget, self._spent, 0.0))
 
     def _install_signal_handlers(self, tasks: Sequence[asyncio.Future[Any]]) -> Callable[[], None]:
         """The first Ctrl-C or SIGTERM stops dispatching and gives the requests in flight
@@ -353,11 +382,15 @@ class Engine:
                 # Cases and logged answers come from the log, so they are written in batches:
                 # after a crash, a resume derives them again.
                 cases.append((seq, record))
-                if self.scenario.baseline == "logged" and (record.id, ARM_LOGGED) not in done:
+                pending = [state for state in states if (record.id, state.name) not in done]
+                logged_done = (record.id, ARM_LOGGED) in done
+                if self.scenario.baseline == "logged" and not logged_done:
                     logged.append(self._logged_outcome(record))
+                both_to_come = len(pending) == len(states) and not (self.scenario.baseline == "logged" and logged_done)
+                if self._pairs and both_to_come:
+                    self._pairs.expect(record)  # both answers still to come: the pair is offered when stored
                 if len(cases) >= CASE_BATCH:
                     self._write_cases(cases, logged)
-                pending = [state for state in states if (record.id, state.name) not in done]
                 if not pending:
                     continue
                 estimates = [self._estimate_cost(state, record) for state in pending]
@@ -406,6 +439,8 @@ class Engine:
                 self.store.add_cases(self.run_id, cases)
             if logged:
                 self.store.add_outcomes(self.run_id, logged)
+                for outcome in logged:
+                    self._pairs.answered(outcome)
         except StoreWriteError as exc:
             self._store_failed(exc)
         cases.clear()
@@ -465,7 +500,10 @@ class Engine:
         except StoreWriteError as exc:  # keep the batch: it is written again at the end
             self._store_failed(exc)
             return
-        self._unwritten = []
+        written, self._unwritten = self._unwritten, []
+        if self._pairs:
+            for outcome in written:
+                self._pairs.answered(outcome)
 
     def _store_failed(self, exc: StoreWriteError) -> None:
         """Stop dispatching at once; what is in flight still answers and is kept for one more try."""

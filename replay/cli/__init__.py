@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from replay import __version__
+from replay.errors import keep_tracebacks
 
 
 class ReplayClickError(click.ClickException):
@@ -23,10 +24,6 @@ class ReplayClickError(click.ClickException):
         super().__init__(message)
         # click declares exit_code on the class; this error's code is its own, and click reads the instance's
         self.exit_code = exit_code  # type: ignore[misc]
-
-
-def _raise_errors() -> bool:
-    return bool(os.environ.get("REPLAY_RAISE_ERRORS")) or "pytest" in sys.modules and getattr(sys, "_called_from_test", False)
 
 
 class ReplayGroup(click.Group):
@@ -41,7 +38,7 @@ class ReplayGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as exc:
-            if _raise_errors():
+            if keep_tracebacks():
                 raise
             raise ReplayClickError(visible(f"unexpected {type(exc).__name__}: {exc}"), 1) from exc
 

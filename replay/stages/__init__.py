@@ -4,3 +4,34 @@
 kept; :mod:`replay.stages.compare` reads the pairs out of the store, compares them (on
 worker processes when there are many), and stores the comparisons.
 """
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from replay.config import Scenario
+from replay.pipeline import PairStage
+from replay.types import ARM_LOGGED, ARM_PRODUCTION
+
+
+class CompareSettings(Protocol):
+    """The comparing half of a run's decision settings (:class:`replay.settings.DecisionSettings`)."""
+
+    @property
+    def compare(self) -> Any: ...
+
+    def compare_digest(self) -> str: ...
+
+    def comparator_digests(self) -> dict[str, str]: ...
+
+
+def run_stages(scenario: Scenario, settings: CompareSettings) -> list[PairStage]:
+    """The stages ``replay run`` drives while it replays: each pair compared as soon as both
+    its answers are stored."""
+    import orjson
+
+    from replay.stages.compare import CompareAsAnswered, Digests
+
+    base_arm = ARM_PRODUCTION if scenario.baseline == "fresh" and scenario.production is not None else ARM_LOGGED
+    digests = Digests(settings.compare_digest(), orjson.dumps(settings.comparator_digests()).decode())
+    return [CompareAsAnswered(settings.compare, digests, base_arm)]

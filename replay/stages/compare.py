@@ -25,10 +25,11 @@ import orjson
 
 from replay.compare.base import ANSWER_COLUMNS, CompareSpec, Side
 from replay.compare.pair import compare_pair, refresh_pair
-from replay.errors import ComparisonFailed, ReplayError
+from replay.errors import ComparisonFailed, ReplayError, keep_tracebacks
 from replay.metrics import transpose
+from replay.pipeline import AnsweredPair, PairStage, StageServices
 from replay.store import Store
-from replay.types import ARM_CANDIDATE
+from replay.types import ARM_CANDIDATE, Outcome
 
 PARALLEL_FROM = 20_000
 MAX_WORKERS = 4
@@ -55,7 +56,12 @@ def measure(request: dict[str, Any], metadata: dict[str, Any], base_row: tuple[A
     """One pair's measures as stored: None values dropped, the request's metadata added.
     The rows are answers in ``ANSWER_COLUMNS`` order; with ``refresh`` (stale comparators,
     stored measures), only the stale comparators run."""
-    baseline, candidate = Side.from_answer(base_row), Side.from_answer(cand_row)
+    return measure_sides(request, metadata, Side.from_answer(base_row), Side.from_answer(cand_row), spec, refresh)
+
+
+def measure_sides(request: dict[str, Any], metadata: dict[str, Any], baseline: Side, candidate: Side,
+                  spec: CompareSpec, refresh: tuple[frozenset[str], dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """:func:`measure` of two sides already read."""
     if refresh is None:
         measures = compare_pair(request, baseline, candidate, spec)
     else:
@@ -191,3 +197,72 @@ def _compare_slice(bounds: tuple[int, int]) -> ComparedPairs:
         raise ComparisonFailed(str(exc)) from None
     except Exception as exc:
         raise ComparisonFailed(f"comparing pairs failed: {type(exc).__name__}: {exc}") from None
+
+
+class CompareAsAnswered(PairStage):
+    """Compares each pair of a running run as soon as both answers are stored, and stores the
+    comparison, so the report after the last answer reads comparisons instead of making them.
+
+    Best effort, like every stored comparison: a comparator that fails or a store that
+    refuses the rows costs one warning, and the report computes what is missing (and says
+    what failed) as it would have without this stage."""
+
+    name = "compare"
+
+    def __init__(self, spec: CompareSpec, digests: Digests, base_arm: str) -> None:
+        self.spec, self.digests, self.base_arm = spec, digests, base_arm
+        self._rows: list[tuple[str, str, str, float, str, str]] = []
+        self._services: StageServices | None = None
+        self._off = False
+
+    def start(self, services: StageServices) -> None:
+        self._services = services
+        self._off = services.store.read_only
+
+    def offer(self, pair: AnsweredPair) -> None:
+        if self._off:
+            return
+        try:
+            measures = measure_sides(pair.request, pair.metadata, side_of(pair.baseline), side_of(pair.candidate), self.spec)
+            self._rows.append((pair.request_id, self.base_arm, self.digests.settings, float(measures["divergence"]),
+                               orjson.dumps(measures).decode(), self.digests.comparators_json))  # fmt: skip
+        except Exception as exc:  # the report compares this run again and says what fails
+            if keep_tracebacks():
+                raise
+            self._stop(f"comparing while replaying stopped ({type(exc).__name__}: {exc}); the report compares the pairs")
+            return
+        if len(self._rows) >= WRITE_BATCH:
+            self._write()
+
+    async def finish(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        if self._off or not self._rows or self._services is None:
+            return
+        rows, self._rows = self._rows, []
+        try:
+            self._services.store.add_comparisons(self._services.run_id, rows)
+        except sqlite3.Error as exc:
+            self._stop(f"{self._services.store.path}: comparisons not stored ({exc}); the report computes them")
+
+    def _stop(self, message: str) -> None:
+        self._off, self._rows = True, []
+        if self._services is not None:
+            self._services.warn(message)
+
+
+def side_of(outcome: Outcome) -> Side:
+    """The :class:`Side` the comparators see of an outcome, equal to the one read back from
+    its stored row (:meth:`Side.from_answer`)."""
+    completion = outcome.completion
+    if completion is None:
+        return Side(ok=outcome.status == "ok", error_class=outcome.error_class, error_message=outcome.error_message,
+                    cost_usd=outcome.cost_usd)  # fmt: skip
+    usage = completion.usage
+    return Side(
+        ok=outcome.status == "ok", error_class=outcome.error_class, error_message=outcome.error_message,
+        text=completion.text, tool_calls=completion.tool_calls, refusal=completion.refusal,
+        finish_reason=completion.finish_reason, latency_ms=completion.latency_ms, ttft_ms=completion.ttft_ms,
+        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost_usd=outcome.cost_usd,
+    )  # fmt: skip
