@@ -63,11 +63,11 @@ def stored_run(path, run_id):
     return store
 
 
-def services(store, run_id, warnings):
+def services(store, run_id, warnings, planned=10):
     async def pause(seconds):
         return None
 
-    return StageServices(store, run_id, 10, pause, lambda: False, random.Random(0), lambda usd: None, warnings.append)
+    return StageServices(store, run_id, planned, pause, lambda: False, random.Random(0), lambda usd: None, warnings.append)
 
 
 def stage_for(store):
@@ -119,7 +119,7 @@ def test_a_store_refusing_the_comparisons_costs_one_warning_and_nothing_else(tmp
     def locked(*args):
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(store, "add_comparisons", locked)
+    monkeypatch.setattr(Store, "add_comparisons", locked)  # the stage's thread has a connection of its own
     warnings = []
     stage.start(services(store, "pipe-run", warnings))
     for rid, request, metadata, base, cand in answers():
@@ -160,3 +160,49 @@ def test_run_stages_compares_against_the_baseline_the_run_uses():
     for scenario, arm in ((fresh, "production"), (logged, "logged")):
         (stage,) = run_stages(scenario, decision_from(dict(scenario.decision)))
         assert isinstance(stage, CompareAsAnswered) and stage.base_arm == arm
+
+
+@pytest.mark.parametrize("debugging", [True, False])
+def test_a_comparator_that_fails_is_a_traceback_under_tests_and_one_warning_for_users(tmp_path, monkeypatch, debugging):
+    store = stored_run(tmp_path / "s.db", "pipe-run")
+    _, digests, stage = stage_for(store)
+
+    def broken(*args, **kwargs):
+        raise ValueError("a plugin comparator broke")
+
+    monkeypatch.setattr(compare_stage, "measure_sides", broken)
+    monkeypatch.setattr(compare_stage, "keep_tracebacks", lambda: debugging)
+    warnings = []
+    stage.start(services(store, "pipe-run", warnings))
+    for rid, request, metadata, base, cand in answers():
+        stage.offer(AnsweredPair(rid, request, metadata, base, cand))
+    if debugging:
+        with pytest.raises(ValueError, match="a plugin comparator broke"):
+            asyncio.run(stage.finish())
+    else:
+        asyncio.run(stage.finish())
+        assert warnings == ["comparing while replaying stopped (ValueError: a plugin comparator broke);"
+                            " the report compares the pairs"]  # fmt: skip
+    assert store.comparisons_with_digest("pipe-run", digests.settings) == 0
+
+
+def test_a_store_that_is_not_a_file_is_compared_on_the_event_loop(tmp_path):
+    """A second connection to an in-memory store would see another, empty, database."""
+    store = stored_run(":memory:", "pipe-run")
+    _, digests, stage = stage_for(store)
+    stage.start(services(store, "pipe-run", []))
+    for rid, request, metadata, base, cand in answers():
+        stage.offer(AnsweredPair(rid, request, metadata, base, cand))
+    asyncio.run(stage.finish())
+    assert stage._thread is None and store.comparisons_with_digest("pipe-run", digests.settings) == len(answers())
+
+
+def test_preparing_the_report_draws_the_resample_counts_for_the_runs_size(tmp_path):
+    from replay.cli.run import PrepareReport
+    from replay.stats import bootstrap
+
+    bootstrap._WEIGHTS.pop((1234, bootstrap.BOOTSTRAP_SEED), None)
+    preparing = PrepareReport()
+    preparing.start(services(Store(str(tmp_path / "s.db")), "pipe-run", [], planned=1234))
+    preparing.wait()
+    assert bootstrap._WEIGHTS[(1234, bootstrap.BOOTSTRAP_SEED)].shape[1] == 1234

@@ -13,11 +13,14 @@ never the report.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import itertools
 import multiprocessing
 import os
+import queue
 import sqlite3
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -203,6 +206,11 @@ class CompareAsAnswered(PairStage):
     """Compares each pair of a running run as soon as both answers are stored, and stores the
     comparison, so the report after the last answer reads comparisons instead of making them.
 
+    The comparing happens in a thread of its own, with its own connection to the store:
+    with the interpreter lock, it then takes the CPU while the engine waits on its sockets,
+    instead of delaying the engine's next send. (A store that is not a file, which a second
+    connection would not see, is compared on the event loop.)
+
     Best effort, like every stored comparison: a comparator that fails or a store that
     refuses the rows costs one warning, and the report computes what is missing (and says
     what failed) as it would have without this stage."""
@@ -213,43 +221,82 @@ class CompareAsAnswered(PairStage):
         self.spec, self.digests, self.base_arm = spec, digests, base_arm
         self._rows: list[tuple[str, str, str, float, str, str]] = []
         self._services: StageServices | None = None
-        self._off = False
+        self._store: Store | None = None
+        self._queue: queue.SimpleQueue[AnsweredPair | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._problem: str | None = None
+        self._failure: BaseException | None = None
 
     def start(self, services: StageServices) -> None:
         self._services = services
-        self._off = services.store.read_only
+        if services.store.read_only:
+            self._problem = ""  # compared each time, and nothing to say
+        elif os.path.isfile(services.store.path):
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._work, name="replay-compare", daemon=True)
+            self._thread.start()
+        else:
+            self._store = services.store
 
     def offer(self, pair: AnsweredPair) -> None:
-        if self._off:
+        if self._problem is not None:
             return
+        if self._queue is not None:
+            self._queue.put(pair)
+        else:
+            self._compare(pair)
+
+    async def finish(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        else:
+            self._write()
+        if self._failure is not None and keep_tracebacks():
+            raise self._failure
+        if self._problem and self._services is not None:
+            self._services.warn(self._problem)
+
+    def _work(self) -> None:
+        """The thread: compare what is offered, store it in batches, until told to stop."""
+        assert self._queue is not None and self._services is not None
+        try:
+            self._store = Store(self._services.store.path, create=False)
+        except ReplayError as exc:
+            self._stop(f"comparing while replaying stopped ({exc}); the report compares the pairs")
+        try:
+            while (pair := self._queue.get()) is not None:
+                if self._problem is None:
+                    self._compare(pair)
+            self._write()
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    def _compare(self, pair: AnsweredPair) -> None:
         try:
             measures = measure_sides(pair.request, pair.metadata, side_of(pair.baseline), side_of(pair.candidate), self.spec)
             self._rows.append((pair.request_id, self.base_arm, self.digests.settings, float(measures["divergence"]),
                                orjson.dumps(measures).decode(), self.digests.comparators_json))  # fmt: skip
         except Exception as exc:  # the report compares this run again and says what fails
-            if keep_tracebacks():
-                raise
+            self._failure = exc
             self._stop(f"comparing while replaying stopped ({type(exc).__name__}: {exc}); the report compares the pairs")
             return
         if len(self._rows) >= WRITE_BATCH:
             self._write()
 
-    async def finish(self) -> None:
-        self._write()
-
     def _write(self) -> None:
-        if self._off or not self._rows or self._services is None:
+        if self._problem is not None or not self._rows or self._store is None or self._services is None:
             return
         rows, self._rows = self._rows, []
         try:
-            self._services.store.add_comparisons(self._services.run_id, rows)
+            self._store.add_comparisons(self._services.run_id, rows)
         except sqlite3.Error as exc:
-            self._stop(f"{self._services.store.path}: comparisons not stored ({exc}); the report computes them")
+            self._stop(f"{self._store.path}: comparisons not stored ({exc}); the report computes them")
 
-    def _stop(self, message: str) -> None:
-        self._off, self._rows = True, []
-        if self._services is not None:
-            self._services.warn(message)
+    def _stop(self, problem: str) -> None:
+        """Said once, by :meth:`finish` on the run's own thread."""
+        self._problem, self._rows = problem, []
 
 
 def side_of(outcome: Outcome) -> Side:
