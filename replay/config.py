@@ -71,6 +71,9 @@ class Scenario:
     decision: dict[str, Any] = field(default_factory=dict)
     """compare, gates, on_inconclusive, segment_by, critical_segments: checked plain data
     (see :mod:`replay.settings`), stored with the run so reports re-decide it the same way."""
+    noise_floor: int | None = None
+    """``noise_floor.sample``: how many of the sampled requests production answers a second
+    time (arm ``noise``), to measure how much production differs from itself."""
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret."""
@@ -140,6 +143,7 @@ RANGES: dict[str, NumberRange] = {
     "sample.max": NumberRange(1, INT64, integer=True),
     "sample.seed": NumberRange(-INT64 - 1, INT64, integer=True),
     "max_record_mb": NumberRange(0, 1024, low_open=True),
+    "noise_floor.sample": NumberRange(1, INT64, integer=True),
 }
 """The range of every numeric scenario key; the matching ``replay run`` flags use the same."""
 

@@ -21,7 +21,7 @@ from replay.metrics import METRICS, MetricValue, Pairs
 from replay.settings import DecisionSettings, decision_from
 from replay.stats import Estimate, wilson
 from replay.store import RunRow, Store
-from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION
+from replay.types import ARM_LOGGED, ARM_NOISE, ARM_PRODUCTION, COMPARED_ARM, PAIR_CANDIDATE, PAIR_NOISE
 
 
 
@@ -41,7 +41,8 @@ def compare_run(store: Store, run: RunRow, settings: DecisionSettings) -> list[d
     return measure_table(store, run, settings).rows
 
 
-def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: list[str] | None = None) -> Pairs:
+def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: list[str] | None = None,
+                  kind: str = PAIR_CANDIDATE) -> Pairs:  # fmt: skip
     """The per-pair measures of every request answered on both arms, as a table, computing
     (and storing) what is missing.
 
@@ -53,20 +54,21 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
     from replay.stages.compare import Digests, compare_stored
 
     digest = settings.compare_digest()
-    base_arm = baseline_arm(run)
-    pair_count = store.pair_count(run.id, base_arm, ARM_CANDIDATE)
-    if pair_count and pair_count == store.comparisons_with_digest(run.id, digest):
-        rows = [_stored_row(request_id, measures_json) for request_id, measures_json in store.comparisons(run.id, digest)]
+    base_arm, other_arm = baseline_arm(run), COMPARED_ARM[kind]
+    pair_count = store.pair_count(run.id, base_arm, other_arm)
+    if pair_count and pair_count == store.comparisons_with_digest(run.id, digest, kind):
+        stored_rows = store.comparisons(run.id, digest, kind)
+        rows = [_stored_row(request_id, measures_json) for request_id, measures_json in stored_rows]
         if len(rows) == pair_count:  # nothing changed between the two reads
             return Pairs(rows)
-    ids = store.pair_ids(run.id, base_arm, ARM_CANDIDATE)
-    stored = dict(store.comparisons(run.id, digest))  # one read: ids and measures of one snapshot
+    ids = store.pair_ids(run.id, base_arm, other_arm)
+    stored = dict(store.comparisons(run.id, digest, kind))  # one read: ids and measures of one snapshot
     todo = [request_id for request_id in ids if request_id not in stored]
     per_comparator = settings.comparator_digests()
     digests = Digests(digest, orjson.dumps(per_comparator).decode())
-    refresh = _refreshable(store, run.id, digest, per_comparator) if todo else {}
+    refresh = _refreshable(store, run.id, digest, per_comparator, kind) if todo else {}
     dense = 2 * len(todo) >= len(ids)
-    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare, digests, dense, refresh)
+    fresh = compare_stored(store, run.id, base_arm, todo, settings.compare, digests, dense, refresh, kind)
     if notes is not None:
         notes.extend(fresh.notes)
     table = Pairs.from_columns(dict(fresh.columns), len(fresh.ids))
@@ -76,15 +78,15 @@ def measure_table(store: Store, run: RunRow, settings: DecisionSettings, notes: 
     return Pairs([new.get(request_id) or _stored_row(request_id, stored[request_id]) for request_id in ids])
 
 
-def _refreshable(store: Store, run_id: str, digest: str,
-                 current: dict[str, str]) -> dict[str, tuple[frozenset[str], dict[str, Any]]]:  # fmt: skip
+def _refreshable(store: Store, run_id: str, digest: str, current: dict[str, str],
+                 kind: str = PAIR_CANDIDATE) -> dict[str, tuple[frozenset[str], dict[str, Any]]]:  # fmt: skip
     """The pairs stored under other settings whose stale comparators can be recomputed alone
     (each declares its measures): request id -> (stale comparators, stored measures)."""
     from replay.compare.base import ALL_COMPARATORS, COMPARATOR_INFO
 
     refresh: dict[str, tuple[frozenset[str], dict[str, Any]]] = {}
     known: dict[str, frozenset[str] | None] = {}  # the rows of one run share a few digest sets
-    for request_id, digests_json, measures_json in store.comparisons_to_refresh(run_id, digest):
+    for request_id, digests_json, measures_json in store.comparisons_to_refresh(run_id, digest, kind):
         if digests_json not in known:
             before = orjson.loads(digests_json)
             stale = frozenset(name for name, value in current.items() if before.get(name) != value)
@@ -118,6 +120,40 @@ class Disagreement:
     divergence: float
     reasons: tuple[str, ...]
     segment: str
+    beyond_noise: bool | None = None
+    """The pair diverges more than production's own pairs mostly do (None: no noise floor measured)."""
+
+
+NOISE_QUANTILE = 0.95
+"""A pair is beyond noise when it diverges more than this share of production's own pairs."""
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """How much production differs from itself: the pairwise measures of its noise pairs."""
+
+    n: int
+    metrics: dict[str, MetricValue]
+    """Every pairwise metric (no baseline side), production against production."""
+    divergence_limit: float | None
+    """The divergence below which :data:`NOISE_QUANTILE` of production's own pairs lie."""
+    against_logged: bool
+    """The baseline is the logged answers: the floor includes production's drift since then."""
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Production's fresh answers against the logged ones, where both answered."""
+
+    arm: str
+    """The arm of the fresh answers: ``production`` (a fresh baseline) or ``noise``."""
+    pairs: int
+    changed: int
+    """Answers (text or tool calls) that differ at all."""
+    fingerprint_known: int
+    fingerprint_changed: int
+    model_known: int
+    model_changed: int
 
 
 @dataclass(frozen=True)
@@ -137,6 +173,8 @@ class Evaluation:
     review_counts: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     """What the user should know that did not stop the report, said on stderr."""
+    noise: NoiseFloor | None = None
+    drift: Drift | None = None
 
     @property
     def baseline_arm(self) -> str:
@@ -167,10 +205,29 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     settings = settings_for(run, gates_override, on_inconclusive)
     notes: list[str] = []
     pairs = measure_table(store, run, settings, notes)
-    return replace(_aggregate(store, run, settings, pairs, top), notes=tuple(notes))
+    noise = measure_table(store, run, settings, notes, PAIR_NOISE) if run.scenario.get("noise_floor") else None
+    evaluation = _aggregate(store, run, settings, pairs, top, noise)
+    return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run))
 
 
-def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int) -> Evaluation:
+def drift_of(store: Store, run: RunRow) -> Drift | None:
+    """Where production answered afresh: how often, and how visibly, it changed since the log."""
+    arm = ARM_PRODUCTION if run.scenario.get("baseline") == "fresh" else ARM_NOISE if run.scenario.get("noise_floor") else None
+    if arm is None:
+        return None
+    pairs, changed, fingerprint_known, fingerprint_changed, model_known, model_changed = store.drift(run.id, arm)
+    return Drift(arm, pairs, changed, fingerprint_known, fingerprint_changed, model_known, model_changed) if pairs else None
+
+
+def noise_floor_of(noise: Pairs, run: RunRow) -> NoiseFloor:
+    metrics = {name: definition.compute(noise) for name, definition in METRICS.items() if not definition.paired}
+    divergences = noise.numbers("divergence") if len(noise) else np.array([])
+    limit = float(np.quantile(divergences, NOISE_QUANTILE)) if divergences.size else None
+    return NoiseFloor(len(noise), metrics, limit, run.scenario.get("baseline") != "fresh")
+
+
+def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int,
+               noise: Pairs | None = None) -> Evaluation:  # fmt: skip
     cache: dict[str, dict[str, MetricValue]] = {}
     # Segments in a second thread while this one does the whole table: the bootstrap's
     # sorting and counting run in numpy with the interpreter lock released.
@@ -180,12 +237,14 @@ def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pai
         for name, definition in METRICS.items():
             whole[name] = definition.compute(pairs)
         segments = segments_done.result()
-    decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache)
+    decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache, noise)
     reviews, review_counts = human_win_rate(store, run.id)
+    floor = noise_floor_of(noise, run) if noise is not None else None
+    limit = floor.divergence_limit if floor is not None else None
     return Evaluation(
         run=run, settings=settings, decision=decision, metrics={name: whole[name] for name in METRICS},
-        segments=segments, disagreements=tuple(top_disagreements(pairs, settings.segments, top)),
-        counts=store.counts(run.id), pairs=len(pairs), reviews=reviews, review_counts=review_counts,
+        segments=segments, disagreements=tuple(top_disagreements(pairs, settings.segments, top, noise_limit=limit)),
+        counts=store.counts(run.id), pairs=len(pairs), reviews=reviews, review_counts=review_counts, noise=floor,
     )  # fmt: skip
 
 
@@ -204,8 +263,8 @@ def segment_metrics(
     return out
 
 
-def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None,
-                      segment: str | None = None) -> list[Disagreement]:  # fmt: skip
+def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None, segment: str | None = None,
+                      noise_limit: float | None = None) -> list[Disagreement]:  # fmt: skip
     """Pairs ranked by how sharply they diverge, most divergent first; identical pairs left out."""
     key, value = segments.resolve(segment) if segment else (None, None)
     chosen = []
@@ -223,7 +282,8 @@ def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None,
         metadata = all_metadata[index] or {}
         label = ", ".join(f"{k}={metadata.get(k)}" for k in segments.by if k in metadata)
         reasons = tuple(all_reasons[index] or ())
-        chosen.append(Disagreement(ids[index], float(divergences[index]), reasons, label))
+        beyond = None if noise_limit is None else bool(divergences[index] > noise_limit)
+        chosen.append(Disagreement(ids[index], float(divergences[index]), reasons, label, beyond))
     chosen.sort(key=lambda d: (-d.divergence, d.request_id))
     return chosen[:top] if top is not None else chosen
 

@@ -25,13 +25,16 @@ from typing import Any, Callable
 import numpy as np
 
 from replay.metrics import METRICS, MetricValue, Pairs
+from replay import stats
 from replay.stats import CONFIDENCE, Estimate, more_needed
 
 FAMILY_ALPHA = (1 - CONFIDENCE) / 2
 """The one-sided false-FAIL rate of a whole run, shared by its tests (Holm)."""
 
 PASS, FAIL, INCONCLUSIVE, SKIPPED = "PASS", "FAIL", "INCONCLUSIVE", "SKIPPED"
-BOUNDS = ("max_delta", "min_delta", "max_delta_pct", "min_delta_pct", "max", "min")
+BOUNDS = ("max_delta", "min_delta", "max_delta_pct", "min_delta_pct", "max", "min", "min_over_noise", "max_over_noise")
+OVER_NOISE = ("min_over_noise", "max_over_noise")
+"""Bounds on (candidate against baseline) minus (production against itself) of a pairwise metric."""
 DEFAULT_PRESET: tuple[dict[str, Any], ...] = (
     {"metric": "error_rate", "max_delta": 0.005},
     {"metric": "latency_p99_ms", "max_delta": 200},
@@ -62,9 +65,14 @@ class Gate:
     def on_delta(self) -> bool:
         return "delta" in self.bound
 
+    @property
+    def over_noise(self) -> bool:
+        return self.bound in OVER_NOISE
+
     def describe(self) -> str:
         sign = "<=" if self.upper else ">="
-        what = {"max_delta": "delta", "min_delta": "delta", "max_delta_pct": "delta %", "min_delta_pct": "delta %"}
+        what = {"max_delta": "delta", "min_delta": "delta", "max_delta_pct": "delta %", "min_delta_pct": "delta %",
+                "min_over_noise": "over noise", "max_over_noise": "over noise"}  # fmt: skip
         return f"{what.get(self.bound, 'value')} {sign} {self.threshold:g}"
 
 
@@ -144,6 +152,8 @@ def _parse_gate(item: Any, where: str, fail: Callable[[str, str], Exception], pr
         raise fail(f"{where}.{bound}", f"expected a finite number, got {_short(threshold)}")
     if "delta" in bound and not METRICS[metric].paired:
         raise fail(f"{where}.{bound}", f"{metric} has no baseline side: bound it with min or max")
+    if bound in OVER_NOISE and METRICS[metric].paired:
+        raise fail(f"{where}.{bound}", f"{metric} is measured on each arm: bound its delta (max_delta, min_delta)")
     min_n = item.get("min_n")
     if min_n is not None and (isinstance(min_n, bool) or not isinstance(min_n, int) or min_n < 1):
         raise fail(f"{where}.min_n", f"expected a positive integer, got {_short(min_n)}")
@@ -195,9 +205,16 @@ def required_n(gate: Gate) -> int:
     return max(gate.min_n or 0, METRICS[gate.metric].min_n)
 
 
-def evaluate_gate(gate: Gate, value: MetricValue) -> GateResult:
+def evaluate_gate(gate: Gate, value: MetricValue, noise: MetricValue | None = None) -> GateResult:
+    """``noise``: the metric on production's own pairs, for a bound over the noise floor."""
     estimate = tested_estimate(gate, value)
     n = value.n
+    if gate.over_noise:
+        if noise is None or noise.n == 0:
+            why = "no noise floor measured (set noise_floor: {sample: N})" if noise is None else "no noise pairs here"
+            return GateResult(gate, INCONCLUSIVE, n, Estimate.empty(n), value, why)
+        estimate = stats.independent_difference(value.candidate, noise.candidate)
+        n = min(n, noise.n)
     if n == 0 or not estimate.known:
         if gate.preset:
             return GateResult(gate, SKIPPED, n, estimate, value, "no applicable requests")
@@ -331,12 +348,16 @@ def decide(
     segments: SegmentSpec = SegmentSpec(),
     on_inconclusive: str = "fail",
     metric_cache: dict[str, dict[str, MetricValue]] | None = None,
+    noise: Pairs | None = None,
 ) -> Decision:
-    """Evaluate every gate on the whole run, its own segment, and the critical segments."""
+    """Evaluate every gate on the whole run, its own segment, and the critical segments.
+    ``noise``: production's own pairs (the noise floor), for the bounds over it."""
     cache = metric_cache if metric_cache is not None else {}
     if len(pairs) == 0:  # nothing compared at all: a preset gate must not pass by being skipped
         gates = tuple(Gate(**{**gate.__dict__, "preset": False}) for gate in gates)
     subsets: dict[str, Pairs] = {"": pairs}
+    noise_subsets: dict[str, Pairs] = {"": noise} if noise is not None else {}
+    noise_cache: dict[str, dict[str, MetricValue]] = {}
 
     def value(metric: str, segment: str) -> MetricValue:
         if segment not in subsets:
@@ -347,12 +368,27 @@ def decide(
             per_segment[metric] = METRICS[metric].compute(subsets[segment])
         return per_segment[metric]
 
+    def noise_value(metric: str, segment: str) -> MetricValue | None:
+        if noise is None:
+            return None
+        if segment not in noise_subsets:
+            key, val = segments.resolve(segment)
+            noise_subsets[segment] = noise.subset(segment_mask(noise, key, val))
+        per_segment = noise_cache.setdefault(segment, {})
+        if metric not in per_segment:
+            per_segment[metric] = METRICS[metric].compute(noise_subsets[segment])
+        return per_segment[metric]
+
+    def result(gate: Gate, segment: str) -> GateResult:
+        own = value(gate.metric, segment)
+        return evaluate_gate(gate, own, noise_value(gate.metric, segment) if gate.over_noise else None)
+
     planned: list[tuple[Gate, GateResult, tuple[GateResult, ...]]] = []
     for gate in gates:
-        own = evaluate_gate(gate, value(gate.metric, _canonical(gate.segment or "", segments)))
+        own = result(gate, _canonical(gate.segment or "", segments))
         parts: tuple[GateResult, ...] = ()
         if not gate.segment and segments.critical:
-            parts = tuple(_critical_part(gate, critical, segments, value) for critical in segments.critical)
+            parts = tuple(_critical_part(gate, critical, segments, result) for critical in segments.critical)
         planned.append((gate, own, parts))
     flat = [result for _, own, parts in planned for result in (own, *parts)]
     adjusted = iter(holm_fail(flat))
@@ -377,9 +413,9 @@ def _canonical(segment: str, segments: SegmentSpec) -> str:
 
 
 def _critical_part(gate: Gate, critical: str, segments: SegmentSpec,
-                   value: Callable[[str, str], MetricValue]) -> GateResult:  # fmt: skip
+                   result: Callable[[Gate, str], GateResult]) -> GateResult:  # fmt: skip
     name = _canonical(critical, segments)
-    return evaluate_gate(Gate(**{**gate.__dict__, "segment": name, "preset": False}), value(gate.metric, name))
+    return result(Gate(**{**gate.__dict__, "segment": name, "preset": False}), name)
 
 
 def _with_critical(result: GateResult, gate: Gate, parts: tuple[GateResult, ...]) -> GateResult:

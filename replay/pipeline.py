@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, ClassVar, Sequence
 
 from replay.store import Store
-from replay.types import ARM_CANDIDATE, LogRecord, Outcome
+from replay.types import PAIR_CANDIDATE, LogRecord, Outcome
 
 
 @dataclass(frozen=True)
 class AnsweredPair:
-    """One request answered on the baseline arm and the candidate, as stored."""
+    """One request answered on the baseline arm and on the arm compared with it, as stored."""
 
     request_id: str
     request: dict[str, Any]
@@ -34,6 +34,19 @@ class AnsweredPair:
     baseline: Outcome
     """The ``logged`` or ``production`` answer."""
     candidate: Outcome
+    """The answer compared with the baseline: the candidate's, or for a ``noise`` pair,
+    production's second answer."""
+    kind: str = PAIR_CANDIDATE
+    """:data:`~replay.types.PAIR_CANDIDATE` or :data:`~replay.types.PAIR_NOISE`."""
+
+
+@dataclass(frozen=True)
+class PairKind:
+    """Which two arms make a pair of one kind."""
+
+    kind: str
+    baseline_arm: str
+    other_arm: str
 
 
 @dataclass(frozen=True)
@@ -73,42 +86,37 @@ class PairStage(ABC):
 
 
 class PairTracker:
-    """Holds each dispatched request's first answer until its pair is complete, then offers
-    the pair to every stage. Holds only what is in flight: a request is forgotten once its
-    pair is offered, or when an arm of it will never answer in this run."""
+    """Holds each dispatched request's first answers until a pair of it is complete, then
+    offers the pair to every stage. Holds only what is in flight: a request is forgotten
+    once each of its pairs is offered."""
 
-    def __init__(self, stages: Sequence[PairStage], baseline_arm: str) -> None:
+    def __init__(self, stages: Sequence[PairStage], kinds: Sequence[PairKind]) -> None:
         self.stages = tuple(stages)
-        self.baseline_arm = baseline_arm
-        self._waiting: dict[str, tuple[LogRecord, Outcome | None, Outcome | None]] = {}
+        self.kinds = {kind.kind: kind for kind in kinds}
+        self._waiting: dict[str, tuple[LogRecord, dict[str, Outcome], set[str]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.stages)
 
-    def expect(self, record: LogRecord) -> None:
-        """A record whose baseline and candidate answers are both still to come in this run."""
-        self._waiting[record.id] = (record, None, None)
+    def expect(self, record: LogRecord, kinds: Sequence[str] = (PAIR_CANDIDATE,)) -> None:
+        """A record each of whose pairs of these kinds has both answers still to come in this run."""
+        self._waiting[record.id] = (record, {}, set(kinds))
 
     def answered(self, outcome: Outcome) -> None:
-        """An outcome was committed; offer its pair if it is the last of the two."""
+        """An outcome was committed; offer each pair it completes."""
         waiting = self._waiting.get(outcome.request_id)
         if waiting is None:
             return
-        record, baseline, candidate = waiting
-        if outcome.arm == ARM_CANDIDATE:
-            candidate = outcome
-        elif outcome.arm == self.baseline_arm:
-            baseline = outcome
-        else:
-            return
-        if baseline is None or candidate is None:
-            self._waiting[outcome.request_id] = (record, baseline, candidate)
-            return
-        del self._waiting[outcome.request_id]
-        pair = AnsweredPair(record.id, record.request, record.metadata, baseline, candidate)
-        for stage in self.stages:
-            stage.offer(pair)
-
-    def drop(self, request_id: str) -> None:
-        """The request will not be answered on every arm in this run (not sent, held back)."""
-        self._waiting.pop(request_id, None)
+        record, answers, kinds = waiting
+        answers[outcome.arm] = outcome
+        for name in sorted(kinds):
+            kind = self.kinds[name]
+            baseline, other = answers.get(kind.baseline_arm), answers.get(kind.other_arm)
+            if baseline is None or other is None:
+                continue
+            kinds.discard(name)
+            pair = AnsweredPair(record.id, record.request, record.metadata, baseline, other, name)
+            for stage in self.stages:
+                stage.offer(pair)
+        if not kinds:
+            del self._waiting[outcome.request_id]

@@ -34,13 +34,25 @@ from replay.pricing import PriceTable
 from replay.providers import Provider, get_provider
 from replay.providers.openai_policy import PROMPT_KEYS
 from replay.owners import HEARTBEAT_S, Owner
-from replay.pipeline import PairStage, PairTracker, StageServices
+from replay.pipeline import PairKind, PairStage, PairTracker, StageServices
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
-from replay.sampling import empty_sample_message, select_ids
+from replay.sampling import empty_sample_message, select_ids, subsample
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
-from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Attempt, Completion, LogRecord, Outcome, Usage
+from replay.types import (
+    ARM_CANDIDATE,
+    ARM_LOGGED,
+    ARM_NOISE,
+    ARM_PRODUCTION,
+    PAIR_CANDIDATE,
+    PAIR_NOISE,
+    Attempt,
+    Completion,
+    LogRecord,
+    Outcome,
+    Usage,
+)
 
 CASE_BATCH = 64
 UNREACHABLE_AFTER = 3
@@ -76,16 +88,19 @@ class RunSummary:
 
 @dataclass
 class _ArmState:
+    name: str
+    """The arm its outcomes are stored as (``noise`` shares production's client and limits)."""
     client: ArmClient
     queue: asyncio.Queue[Any]
+    only: set[str] | None = None
+    """The request ids this arm answers (the noise floor's sub-sample); None: every one."""
     reached: bool = False
     """The endpoint answered at least once (any HTTP answer, an error status included)."""
     unreachable: list[Outcome] = field(default_factory=list)
     """Connection errors held back until the endpoint answers: if it never does, a resume re-sends them."""
 
-    @property
-    def name(self) -> str:
-        return self.client.name
+    def wants(self, record_id: str) -> bool:
+        return self.only is None or record_id in self.only
 
     @property
     def arm(self) -> Arm:
@@ -145,7 +160,10 @@ class Engine:
         self.prices = PriceTable(scenario.prices)
         self.rng = random.Random()
         baseline = ARM_PRODUCTION if scenario.baseline == "fresh" and scenario.production is not None else ARM_LOGGED
-        self._pairs = PairTracker(stages, baseline)
+        kinds = [PairKind(PAIR_CANDIDATE, baseline, ARM_CANDIDATE)]
+        if scenario.noise_floor:
+            kinds.append(PairKind(PAIR_NOISE, baseline, ARM_NOISE))
+        self._pairs = PairTracker(stages, kinds)
         self._stopped_by: RunIncomplete | None = None
         self._stopping = asyncio.Event()  # events bind to the run's loop when first awaited (3.10+)
         self._spent = 0.0
@@ -248,17 +266,26 @@ class Engine:
         arms = [(ARM_CANDIDATE, self.scenario.candidate)]
         if self.scenario.baseline == "fresh" and self.scenario.production is not None:
             arms.append((ARM_PRODUCTION, self.scenario.production))
+        if self.scenario.noise_floor and self.scenario.production is not None:
+            arms.append((ARM_NOISE, self.scenario.production))
         return arms
 
     async def _main(self, paths: list[str], selected: set[str], arms: list[tuple[str, Arm]]) -> None:
-        states = []
+        states: list[_ArmState] = []
+        clients: dict[str, ArmClient] = {}
+        noise = subsample(selected, self.scenario.noise_floor or 0, self.scenario.sample.seed, "noise_floor")
         for name, arm in arms:
-            client = ArmClient(name, arm, self.provider_for_arm(name, arm), pause=self._pause,
-                               stopping=self._stopping.is_set, rng=self.rng)  # fmt: skip
-            states.append(_ArmState(client, asyncio.Queue(maxsize=arm.limits.concurrency)))
+            # the noise floor asks production again: one client, so one set of limits, for both
+            endpoint = ARM_PRODUCTION if name == ARM_NOISE else name
+            if endpoint not in clients:
+                clients[endpoint] = ArmClient(endpoint, arm, self.provider_for_arm(endpoint, arm), pause=self._pause,
+                                              stopping=self._stopping.is_set, rng=self.rng)  # fmt: skip
+            queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=arm.limits.concurrency)
+            states.append(_ArmState(name, clients[endpoint], queue, noise if name == ARM_NOISE else None))
         self._states = states
         done = self.store.done_keys(self.run_id)
-        to_send = sum(1 for record_id in selected for name, _ in arms if (record_id, name) not in done)
+        to_send = sum(1 for record_id in selected for state in states
+                      if state.wants(record_id) and (record_id, state.name) not in done)  # fmt: skip
         self.reporter.start(self.run_id, len(selected), to_send, self.resumed)
         self._start_stages(len(selected))
         tasks = [asyncio.ensure_future(self._dispatch(paths, selected, states, done))]
@@ -285,8 +312,8 @@ class Engine:
             restore()
             if self._beat is not None:
                 self._beat.cancel()
-            for state in states:
-                await state.client.aclose()
+            for client in clients.values():
+                await client.aclose()
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
@@ -382,13 +409,13 @@ class Engine:
                 # Cases and logged answers come from the log, so they are written in batches:
                 # after a crash, a resume derives them again.
                 cases.append((seq, record))
-                pending = [state for state in states if (record.id, state.name) not in done]
+                wanted = [state for state in states if state.wants(record.id)]
+                pending = [state for state in wanted if (record.id, state.name) not in done]
                 logged_done = (record.id, ARM_LOGGED) in done
-                if self.scenario.baseline == "logged" and not logged_done:
+                if not logged_done:  # with a fresh baseline too: the drift ledger compares them
                     logged.append(self._logged_outcome(record))
-                both_to_come = len(pending) == len(states) and not (self.scenario.baseline == "logged" and logged_done)
-                if self._pairs and both_to_come:
-                    self._pairs.expect(record)  # both answers still to come: the pair is offered when stored
+                if self._pairs:
+                    self._expect(record, pending, wanted, logged_done)
                 if len(cases) >= CASE_BATCH:
                     self._write_cases(cases, logged)
                 if not pending:
@@ -405,6 +432,14 @@ class Engine:
                 for state in states:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
+
+    def _expect(self, record: LogRecord, pending: list[_ArmState], wanted: list[_ArmState], logged_done: bool) -> None:
+        """Tell the tracker which of the record's pairs get both answers in this run (with
+        an answer stored before a resume, the report's catch-up compares the pair)."""
+        if len(pending) < len(wanted) or (self.scenario.baseline == "logged" and logged_done):
+            return
+        kinds = [PAIR_CANDIDATE] + [PAIR_NOISE for state in pending if state.name == ARM_NOISE]
+        self._pairs.expect(record, kinds)
 
     async def _within_budget(self, cost: float) -> bool:
         """Whether the next request fits the budget, waiting for what is in flight to settle first.
@@ -618,7 +653,7 @@ def _budget_message(budget: float, spent: float, cost: float) -> str:
 
 def _unreachable(state: _ArmState) -> EndpointUnreachable:
     return EndpointUnreachable(
-        f"{state.name} endpoint {state.arm.base_url} is unreachable: {state.unreachable[-1].error_message}"
+        f"{state.client.name} endpoint {state.arm.base_url} is unreachable: {state.unreachable[-1].error_message}"
     )
 
 

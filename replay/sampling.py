@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 
-def draw(seed: int, record_id: str) -> float:
+def draw(seed: int | str, record_id: str) -> float:
     """A uniform number in [0, 1) fixed by the seed and the id."""
     digest = hashlib.blake2b(f"{seed}\x00{record_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -46,3 +46,9 @@ def empty_sample_message(spec: SampleSpec, records: int) -> str:
     """Why a run would have nothing to send, and what to change."""
     return (f"sample.rate: {spec.rate:g} selects none of the {records} record(s) (seed {spec.seed});"
             " raise it (--sample) to replay something")  # fmt: skip
+
+
+def subsample(ids: Iterable[str], size: int, seed: int, purpose: str) -> set[str]:
+    """``size`` of the ids, drawn independently of the sample itself (the draws are salted
+    with ``purpose``), and as stable: the same run picks the same ones on resume."""
+    return set(heapq.nsmallest(size, ids, key=lambda record_id: (draw(f"{purpose}:{seed}", record_id), record_id)))

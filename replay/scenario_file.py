@@ -71,6 +71,10 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "on_inconclusive": ((str,), "'fail' or 'pass'"),
     "segment_by": ((str, list), "a metadata key or a list of them"),
     "critical_segments": ((list,), "a list of segments"),
+    "noise_floor": ((dict,), "a mapping such as {sample: 100}"),
+}
+_NOISE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "sample": ((int,), RANGES["noise_floor.sample"].describe()),
 }
 
 
@@ -203,6 +207,7 @@ def build_scenario(
         raise check.fail("production", "required when baseline is 'fresh'")
 
     sample = _sample(check, top.get("sample", {}))
+    noise_floor = _noise_floor(check, top.get("noise_floor"), production)
     prices = _prices(check, top.get("prices", {}))
     name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
     decision = check_decision(top, check.fail, search_dirs)
@@ -221,7 +226,19 @@ def build_scenario(
         search_dirs=search_dirs,
         source=source,
         decision=decision,
+        noise_floor=noise_floor,
     )
+
+
+def _noise_floor(check: _Checker, data: Any, production: Arm | None) -> int | None:
+    if data is None:
+        return None
+    noise = check.mapping(data, "noise_floor.", _NOISE_KEYS)
+    if "sample" not in noise:
+        raise check.fail("noise_floor.sample", "missing required key: how many requests production answers twice")
+    if production is None:
+        raise check.fail("noise_floor", "needs a 'production' endpoint to ask a second time")
+    return int(noise["sample"])
 
 
 def _limits(data: dict[str, Any], base: Limits) -> Limits:

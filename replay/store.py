@@ -23,7 +23,7 @@ from replay import __version__
 from replay import fastjson
 from replay.errors import RunInUse, StoreError, StoreWriteError
 from replay.owners import ABANDONED, Owner
-from replay.types import LogRecord, Outcome
+from replay.types import PAIR_CANDIDATE, PAIR_NOISE, LogRecord, Outcome
 
 DEFAULT_STORE = os.path.join(".replay", "replay.db")
 
@@ -185,6 +185,21 @@ def m006_comparator_digests(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(comparisons)")}
     if "comparator_digests" not in columns:
         db.execute("ALTER TABLE comparisons ADD COLUMN comparator_digests TEXT")
+
+
+@migration
+def m009_noise_comparisons(db: sqlite3.Connection) -> None:
+    """The comparisons of production with itself (the noise floor's pairs), kept apart from
+    the candidate's so that every query of those stays as it is."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS noise_comparisons (run_id TEXT NOT NULL REFERENCES runs(id),"
+        " request_id TEXT NOT NULL, baseline_arm TEXT NOT NULL, spec_digest TEXT NOT NULL, divergence REAL NOT NULL,"
+        " measures_json TEXT NOT NULL, comparator_digests TEXT, PRIMARY KEY (run_id, request_id))"
+    )
+
+
+COMPARISON_TABLES = {PAIR_CANDIDATE: "comparisons", PAIR_NOISE: "noise_comparisons"}
+"""Where each kind of pair's comparisons are stored."""
 
 
 def request_digest(request: dict[str, Any]) -> str:
@@ -410,7 +425,7 @@ class Store:
         """Drop these requests from the run (case, outcomes, comparisons): a resume sends them afresh."""
         where, args = _id_range(None, None, request_ids)
         with self.transaction() as db:
-            for table in ("comparisons", "results", "cases"):
+            for table in ("comparisons", "noise_comparisons", "results", "cases"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?{where}", (run_id, *args))
 
     @_writes
@@ -516,39 +531,58 @@ class Store:
         ).fetchone()
         return int(pairs)
 
-    def comparisons_with_digest(self, run_id: str, digest: str) -> int:
+    def comparisons_with_digest(self, run_id: str, digest: str, kind: str = PAIR_CANDIDATE) -> int:
         row = self.db.execute(
-            "SELECT COUNT(*) FROM comparisons WHERE run_id = ? AND spec_digest = ?", (run_id, digest)
+            f"SELECT COUNT(*) FROM {COMPARISON_TABLES[kind]} WHERE run_id = ? AND spec_digest = ?", (run_id, digest)
         ).fetchone()
         return int(row[0])
 
-    def add_comparisons(self, run_id: str, rows: list[tuple[str, str, str, float, str, str]]) -> None:
+    def add_comparisons(self, run_id: str, rows: list[tuple[str, str, str, float, str, str]],
+                        kind: str = PAIR_CANDIDATE) -> None:  # fmt: skip
         """Rows of (request_id, baseline_arm, spec_digest, divergence, measures_json, comparator_digests_json)."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO comparisons VALUES (?, ?, ?, ?, ?, ?, ?)", [(run_id, *r) for r in rows])
+            db.executemany(f"INSERT OR REPLACE INTO {COMPARISON_TABLES[kind]} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(run_id, *r) for r in rows])  # fmt: skip
 
-    def comparisons_to_refresh(self, run_id: str, digest: str) -> Iterator[tuple[str, str, str]]:
+    def comparisons_to_refresh(self, run_id: str, digest: str, kind: str = PAIR_CANDIDATE) -> Iterator[tuple[str, str, str]]:
         """(request_id, comparator_digests_json, measures_json) of the comparisons made under other
         settings than ``digest`` that know their comparators' digests: those can be refreshed
         comparator by comparator."""
         yield from self.db.execute(
-            "SELECT request_id, comparator_digests, measures_json FROM comparisons"
+            f"SELECT request_id, comparator_digests, measures_json FROM {COMPARISON_TABLES[kind]}"
             " WHERE run_id = ? AND spec_digest != ? AND comparator_digests IS NOT NULL ORDER BY request_id",
             (run_id, digest),
         )
 
-    def comparisons(self, run_id: str, digest: str | None = None) -> Iterator[tuple[str, str]]:
+    def comparisons(self, run_id: str, digest: str | None = None, kind: str = PAIR_CANDIDATE) -> Iterator[tuple[str, str]]:
         """(request_id, measures_json) by request id (the order comparisons are made in),
         only those made under the settings ``digest`` when given."""
+        table = COMPARISON_TABLES[kind]
         if digest is None:
             yield from self.db.execute(
-                "SELECT request_id, measures_json FROM comparisons WHERE run_id = ? ORDER BY request_id", (run_id,)
+                f"SELECT request_id, measures_json FROM {table} WHERE run_id = ? ORDER BY request_id", (run_id,)
             )
             return
         yield from self.db.execute(
-            "SELECT request_id, measures_json FROM comparisons WHERE run_id = ? AND spec_digest = ? ORDER BY request_id",
+            f"SELECT request_id, measures_json FROM {table} WHERE run_id = ? AND spec_digest = ? ORDER BY request_id",
             (run_id, digest),
         )
+
+    def drift(self, run_id: str, fresh_arm: str) -> tuple[int, int, int, int, int, int]:
+        """Production's fresh answers (``fresh_arm``) against the logged ones, where both answered:
+        (pairs, texts that differ, pairs whose system_fingerprint both sides know, of those the
+        ones that differ, pairs whose model both sides know, of those the ones that differ)."""
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(COALESCE(f.text, '') != COALESCE(l.text, '') OR"
+            " COALESCE(f.tool_calls_json, '') != COALESCE(l.tool_calls_json, '')), 0),"
+            " COALESCE(SUM(f.system_fingerprint IS NOT NULL AND l.system_fingerprint IS NOT NULL), 0),"
+            " COALESCE(SUM(f.system_fingerprint != l.system_fingerprint), 0),"
+            " COALESCE(SUM(f.model IS NOT NULL AND l.model IS NOT NULL), 0), COALESCE(SUM(f.model != l.model), 0)"
+            " FROM results f JOIN results l ON l.run_id = f.run_id AND l.request_id = f.request_id"
+            " WHERE f.run_id = ? AND f.arm = ? AND l.arm = 'logged' AND f.status = 'ok' AND l.status = 'ok'",
+            (run_id, fresh_arm),
+        ).fetchone()
+        return tuple(int(value) for value in row)  # type: ignore[return-value]
 
     @_writes
     def add_review_items(self, run_id: str, items: list[tuple[str, str, str]]) -> None:

@@ -22,6 +22,17 @@ ARM_CANDIDATE = "candidate"
 ARM_PRODUCTION = "production"
 ARM_LOGGED = "logged"
 """The production answer read from the log, stored as an arm so comparisons need no log."""
+ARM_NOISE = "noise"
+"""Production asked a second time, for the noise floor's sub-sample: how much production
+differs from itself (and, against the logged answers, from what it answered then)."""
+
+PAIR_CANDIDATE = "candidate"
+"""A candidate-vs-baseline pair: what the gates decide on."""
+PAIR_NOISE = "noise"
+"""A production-vs-production pair (the baseline and the ``noise`` arm): the noise floor."""
+PAIR_KINDS = (PAIR_CANDIDATE, PAIR_NOISE)
+COMPARED_ARM = {PAIR_CANDIDATE: ARM_CANDIDATE, PAIR_NOISE: ARM_NOISE}
+"""The arm each kind of pair compares with the baseline."""
 
 
 @dataclass(frozen=True)

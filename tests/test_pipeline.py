@@ -3,11 +3,11 @@
 import os
 
 from conftest import record, write_log
-from replay.pipeline import AnsweredPair, PairStage, PairTracker
+from replay.pipeline import AnsweredPair, PairKind, PairStage, PairTracker
 from replay.runner import Engine
 from replay.scenario_file import load_scenario
 from replay.store import Store
-from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, LogRecord, Outcome
+from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_NOISE, ARM_PRODUCTION, LogRecord, Outcome
 
 
 class Recorder(PairStage):
@@ -26,6 +26,7 @@ class Recorder(PairStage):
             "SELECT arm FROM results WHERE run_id = ? AND request_id = ?", (self.services.run_id, pair.request_id))}  # fmt: skip
         sent = len(self.script.bodies) if self.script else None
         self.offered.append((pair.request_id, pair.baseline.arm, pair.candidate.arm, stored, sent))
+        self.kinds = getattr(self, "kinds", []) + [pair.kind]
 
     async def finish(self):
         self.finished = True
@@ -59,7 +60,7 @@ def test_with_a_fresh_baseline_the_pair_is_production_and_candidate(scripted, tm
     os.makedirs(os.path.dirname(store_path))
     Engine(scenario, Store(store_path), stages=[recorder]).run()
     assert len(recorder.offered) == 5
-    assert all((base, cand, stored) == (ARM_PRODUCTION, ARM_CANDIDATE, {ARM_PRODUCTION, ARM_CANDIDATE})
+    assert all((base, cand) == (ARM_PRODUCTION, ARM_CANDIDATE) and {ARM_PRODUCTION, ARM_CANDIDATE} <= stored
                for _, base, cand, stored, _ in recorder.offered)  # fmt: skip
 
 
@@ -93,7 +94,7 @@ def test_the_tracker_forgets_a_request_once_its_pair_is_offered():
         def offer(self, pair):
             offered.append(pair)
 
-    tracker = PairTracker([Collect()], ARM_LOGGED)
+    tracker = PairTracker([Collect()], [PairKind("candidate", ARM_LOGGED, ARM_CANDIDATE)])
     tracker.expect(LogRecord("a", {"messages": []}, metadata={"k": 1}))
     tracker.answered(outcome("unexpected", ARM_CANDIDATE))  # not expected: ignored
     tracker.answered(outcome("a", ARM_CANDIDATE))
@@ -114,3 +115,17 @@ def test_a_run_without_stages_tracks_nothing(scripted, tmp_path, store_path):
     engine = Engine(scripted_scenario(scripted, log), Store(store_path))
     engine.run()
     assert not engine._pairs and engine._pairs._waiting == {}
+
+
+def test_the_noise_floor_sub_sample_is_offered_as_production_against_itself(scripted, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}", f"q {i}") for i in range(10)])
+    scenario = scripted_scenario(scripted, log, **{"production.base_url": scripted.base_url, "production.model": "prod-1",
+                                                   "production.provider": "scripted", "noise_floor.sample": 3})  # fmt: skip
+    recorder = Recorder()
+    os.makedirs(os.path.dirname(store_path))
+    Engine(scenario, Store(store_path), stages=[recorder]).run()
+    noise = [(rid, base, other) for (rid, base, other, _, _), kind in zip(recorder.offered, recorder.kinds) if kind == "noise"]
+    assert len(noise) == 3 and {(base, other) for _, base, other in noise} == {(ARM_LOGGED, ARM_NOISE)}
+    assert recorder.kinds.count("candidate") == 10
+    prompts = [body["messages"][-1]["content"] for body in scripted.bodies if body["model"] == "prod-1"]
+    assert sorted(prompts) == sorted(f"q {rid[1:]}" for rid, _, _ in noise)  # production asked for those three only

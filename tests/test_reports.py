@@ -193,7 +193,7 @@ def test_comparisons_that_cannot_be_stored_cost_a_note_not_the_report(tmp_path, 
     golden_run(tmp_path / "g.db", n=30)
     real = Store.add_comparisons
 
-    def locked(self, run_id, rows):
+    def locked(self, run_id, rows, kind="candidate"):
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(Store, "add_comparisons", locked)

@@ -38,6 +38,7 @@ OVERRIDES = {
     "max_attempts": "limits.max_attempts",
     "budget": "limits.budget_usd",
     "max_record_mb": "max_record_mb",
+    "noise_floor": "noise_floor.sample",
 }
 
 
@@ -64,6 +65,8 @@ OVERRIDES = {
 @click.option("--budget", type=number_type("limits.budget_usd"), help="Stop dispatching before spending more USD.")
 @click.option("--max-record-mb", type=number_type("max_record_mb"),
               help="Longest log line to read, in MB [default: 8]; a longer one is an error (or skipped).")
+@click.option("--noise-floor", type=number_type("noise_floor.sample"), metavar="N",
+              help="Ask production a second time for N of the sampled requests, to measure its own noise.")
 @click.option("--no-stream", is_flag=True, help="Use non-streaming requests on every arm.")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Finish an interrupted run (RUN_ID or 'latest').")
 @click.option("--resend-changed", is_flag=True,

@@ -32,7 +32,7 @@ from replay.errors import ComparisonFailed, ReplayError, keep_tracebacks
 from replay.metrics import transpose
 from replay.pipeline import AnsweredPair, PairStage, StageServices
 from replay.store import Store
-from replay.types import ARM_CANDIDATE, Outcome
+from replay.types import COMPARED_ARM, PAIR_CANDIDATE, Outcome
 
 PARALLEL_FROM = 20_000
 MAX_WORKERS = 4
@@ -41,7 +41,7 @@ WRITE_BATCH = 1000
 """Rows a transaction stores: small enough that a run writing to the same store waits only briefly for one."""
 Refresh = Mapping[str, tuple[frozenset[str], dict[str, Any]]]
 """request id -> (its stale comparators, its stored measures): pairs recomputed comparator by comparator."""
-_JOB: tuple[str, str, str, list[str], CompareSpec, "Digests", bool, Refresh] | None = None
+_JOB: tuple[str, str, str, list[str], CompareSpec, "Digests", bool, Refresh, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ class ComparedPairs:
 
 
 def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                   digests: Digests, dense: bool = True, refresh: Refresh | None = None) -> ComparedPairs:  # fmt: skip
+                   digests: Digests, dense: bool = True, refresh: Refresh | None = None,
+                   kind: str = PAIR_CANDIDATE) -> ComparedPairs:  # fmt: skip
     """Compare and store each of ``request_ids`` (sorted, each answered on both arms) under
     ``digests``; return their measures, in order. ``dense``: the ids are most of the run's
     pairs, so they are read by id range; otherwise one by one. The pairs in ``refresh`` run
@@ -97,9 +98,9 @@ def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[s
     moves every measure through a pipe, which costs more than the writes."""
     workers = _workers(len(request_ids), store.path)
     if workers < 2:
-        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digests, dense, refresh or {})
+        return _compare_chunk(store, run_id, base_arm, request_ids, spec, digests, dense, refresh or {}, kind)
     global _JOB
-    _JOB = (store.path, run_id, base_arm, request_ids, spec, digests, dense, refresh or {})
+    _JOB = (store.path, run_id, base_arm, request_ids, spec, digests, dense, refresh or {}, kind)
     try:
         step = -(-len(request_ids) // (workers * 4))  # a few slices per worker evens out slow ones
         slices = [(start, min(start + step, len(request_ids))) for start in range(0, len(request_ids), step)]
@@ -116,10 +117,10 @@ def compare_stored(store: Store, run_id: str, base_arm: str, request_ids: list[s
 
 
 def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                   digests: Digests, dense: bool, refresh: Refresh) -> ComparedPairs:  # fmt: skip
+                   digests: Digests, dense: bool, refresh: Refresh, kind: str = PAIR_CANDIDATE) -> ComparedPairs:  # fmt: skip
     ids, stored, rows = [], [], []
     digest, per_comparator = digests.settings, digests.comparators_json
-    for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec, dense, refresh):
+    for request_id, measures in _compare_ids(store, run_id, base_arm, request_ids, spec, dense, refresh, kind):
         stored.append((request_id, base_arm, digest, float(measures["divergence"]), orjson.dumps(measures).decode(),
                        per_comparator))  # fmt: skip
         measures["request_id"] = request_id
@@ -131,7 +132,7 @@ def _compare_chunk(store: Store, run_id: str, base_arm: str, request_ids: list[s
         return ComparedPairs(ids, transpose(rows), notes)
     try:
         for start in range(0, len(stored), WRITE_BATCH):
-            store.add_comparisons(run_id, stored[start : start + WRITE_BATCH])
+            store.add_comparisons(run_id, stored[start : start + WRITE_BATCH], kind)
     except sqlite3.Error as exc:
         notes.append(f"{store.path}: comparisons not stored ({exc}); the next report computes them again")
     return ComparedPairs(ids, transpose(rows), notes)
@@ -148,7 +149,8 @@ def _concatenate(parts: list[ComparedPairs]) -> ComparedPairs:
 
 
 def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str], spec: CompareSpec,
-                 dense: bool = True, refresh: Refresh | None = None) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
+                 dense: bool = True, refresh: Refresh | None = None,
+                 kind: str = PAIR_CANDIDATE) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
     """Read the listed pairs (by id range when they are most of the pairs there are) and compare them."""
     if not request_ids:
         return
@@ -156,13 +158,14 @@ def _compare_ids(store: Store, run_id: str, base_arm: str, request_ids: list[str
     only = None if dense else request_ids
     wanted = set(request_ids)
     cases = store.cases(run_id, first, last, only)
-    rows = store.answers(run_id, (base_arm, ARM_CANDIDATE), ANSWER_COLUMNS, first, last, only)
+    other = COMPARED_ARM[kind]
+    rows = store.answers(run_id, (base_arm, other), ANSWER_COLUMNS, first, last, only)
     for request_id, arms in group_by_request(rows):
-        if request_id not in wanted or base_arm not in arms or ARM_CANDIDATE not in arms:
+        if request_id not in wanted or base_arm not in arms or other not in arms:
             continue
         request, metadata = cases.get(request_id, ({}, {}))
         stale = refresh.get(request_id) if refresh else None
-        yield request_id, measure(request, metadata, arms[base_arm], arms[ARM_CANDIDATE], spec, stale)
+        yield request_id, measure(request, metadata, arms[base_arm], arms[other], spec, stale)
 
 
 def group_by_request(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, dict[str, tuple[Any, ...]]]]:
@@ -189,11 +192,12 @@ def _workers(n: int, path: str) -> int:
 def _compare_slice(bounds: tuple[int, int]) -> ComparedPairs:
     """In a worker: its own connection (a forked SQLite connection must never be used)."""
     assert _JOB is not None, "workers inherit the job from the parent (fork)"
-    path, run_id, base_arm, request_ids, spec, digests, dense, refresh = _JOB
+    path, run_id, base_arm, request_ids, spec, digests, dense, refresh, kind = _JOB
     try:
         store = Store(path, create=False)  # read-only where the parent's store is
         try:
-            return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digests, dense, refresh)
+            return _compare_chunk(store, run_id, base_arm, request_ids[bounds[0] : bounds[1]], spec, digests, dense,
+                                  refresh, kind)  # fmt: skip
         finally:
             store.close()
     except ReplayError as exc:  # sent back as a message: any exception must survive pickling
@@ -219,7 +223,7 @@ class CompareAsAnswered(PairStage):
 
     def __init__(self, spec: CompareSpec, digests: Digests, base_arm: str) -> None:
         self.spec, self.digests, self.base_arm = spec, digests, base_arm
-        self._rows: list[tuple[str, str, str, float, str, str]] = []
+        self._rows: dict[str, list[tuple[str, str, str, float, str, str]]] = {}
         self._services: StageServices | None = None
         self._store: Store | None = None
         self._queue: queue.SimpleQueue[AnsweredPair | None] | None = None
@@ -276,27 +280,32 @@ class CompareAsAnswered(PairStage):
     def _compare(self, pair: AnsweredPair) -> None:
         try:
             measures = measure_sides(pair.request, pair.metadata, side_of(pair.baseline), side_of(pair.candidate), self.spec)
-            self._rows.append((pair.request_id, self.base_arm, self.digests.settings, float(measures["divergence"]),
-                               orjson.dumps(measures).decode(), self.digests.comparators_json))  # fmt: skip
+            rows = self._rows.setdefault(pair.kind, [])
+            rows.append((pair.request_id, self.base_arm, self.digests.settings, float(measures["divergence"]),
+                         orjson.dumps(measures).decode(), self.digests.comparators_json))  # fmt: skip
         except Exception as exc:  # the report compares this run again and says what fails
             self._failure = exc
             self._stop(f"comparing while replaying stopped ({type(exc).__name__}: {exc}); the report compares the pairs")
             return
-        if len(self._rows) >= WRITE_BATCH:
+        if len(rows) >= WRITE_BATCH:
             self._write()
 
     def _write(self) -> None:
-        if self._problem is not None or not self._rows or self._store is None or self._services is None:
+        if self._problem is not None or self._store is None or self._services is None:
             return
-        rows, self._rows = self._rows, []
-        try:
-            self._store.add_comparisons(self._services.run_id, rows)
-        except sqlite3.Error as exc:
-            self._stop(f"{self._store.path}: comparisons not stored ({exc}); the report computes them")
+        for kind, rows in list(self._rows.items()):
+            if not rows:
+                continue
+            self._rows[kind] = []
+            try:
+                self._store.add_comparisons(self._services.run_id, rows, kind)
+            except sqlite3.Error as exc:
+                self._stop(f"{self._store.path}: comparisons not stored ({exc}); the report computes them")
+                return
 
     def _stop(self, problem: str) -> None:
         """Said once, by :meth:`finish` on the run's own thread."""
-        self._problem, self._rows = problem, []
+        self._problem, self._rows = problem, {}
 
 
 def side_of(outcome: Outcome) -> Side:

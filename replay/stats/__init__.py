@@ -25,7 +25,7 @@ from replay.stats.bootstrap import (
     resample_count,
     resample_weights,
 )
-from replay.stats.estimate import CONFIDENCE, Z95, Estimate, more_needed, t_quantile, z_for
+from replay.stats.estimate import CONFIDENCE, Z95, Estimate, independent_difference, more_needed, t_quantile, z_for
 from replay.stats.proportions import (
     paired_rate_ratio,
     paired_ratio,

@@ -89,3 +89,25 @@ def more_needed(estimate: Estimate, threshold: float) -> int | None:
         return None
     needed = estimate.n * (half / gap) ** 2
     return max(1, math.ceil(needed - estimate.n))
+
+
+def independent_difference(first: Estimate, second: Estimate) -> Estimate:
+    """``first - second`` of two estimates from independent samples, by MOVER (Zou and
+    Donner 2008): each bound recovers the variance of each side from its own interval,
+    ``low = d - sqrt((v1 - l1)^2 + (u2 - v2)^2)``. Any interval works on either side (score,
+    bootstrap, Hoeffding); for two Wilson intervals it is Newcombe's (1998) method 10 for
+    independent proportions. Where the two samples overlap and are positively correlated
+    (a noise floor measured on some of the same requests), the interval is wider than it
+    needs to be, never narrower."""
+    if not (first.known and second.known):
+        return Estimate.empty(min(first.n, second.n))
+    assert first.value is not None and first.low is not None and first.high is not None
+    assert second.value is not None and second.low is not None and second.high is not None
+    d = first.value - second.value
+    low = d - math.hypot(first.value - first.low, second.high - second.value)
+    high = d + math.hypot(first.high - first.value, second.value - second.low)
+
+    def widen(confidence: float) -> Estimate:
+        return independent_difference(first.at(confidence), second.at(confidence))
+
+    return Estimate(d, low, high, min(first.n, second.n), widen, max(first.min_n, second.min_n))
