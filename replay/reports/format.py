@@ -210,3 +210,48 @@ def review_line(evaluation: Evaluation) -> str:
     return (f"Human review: candidate win rate {value('rate', est.value)} {interval('rate', est, False)} "
             f"(n={est.n}: {counts.get('candidate', 0)} candidate, {counts.get('baseline', 0)} baseline, "
             f"{counts.get('tie', 0)} ties)")  # fmt: skip
+
+
+def noise_rows(evaluation: Evaluation) -> list[dict[str, str]]:
+    """The pairwise metrics side by side: candidate against baseline, production against itself,
+    and the difference with its interval (both samples' uncertainty in it)."""
+    from replay.stats import independent_difference
+
+    floor = evaluation.noise
+    if floor is None:
+        return []
+    rows = []
+    for name, noise in floor.metrics.items():
+        if not noise.n:
+            continue
+        candidate = evaluation.metrics[name]
+        unit = METRICS[name].unit
+        over = independent_difference(candidate.candidate, noise.candidate)
+        rows.append({
+            "metric": name, "candidate": value(unit, candidate.candidate.value), "noise": value(unit, noise.candidate.value),
+            "n": f"{noise.n:,}", "over": delta(unit, over.value) if over.known else "—",
+            "ci": interval(unit, over, signed=True) if over.known else "—",
+        })  # fmt: skip
+    return rows
+
+
+def noise_title(evaluation: Evaluation) -> str:
+    floor = evaluation.noise
+    assert floor is not None
+    against = "a fresh production answer vs the logged one (includes drift since the log)" if floor.against_logged \
+        else "production vs production"  # fmt: skip
+    return f"Noise floor ({against}, n={floor.n:,})"
+
+
+def drift_line(evaluation: Evaluation) -> str | None:
+    """How often production's fresh answers differ from the logged ones, and whether its
+    fingerprint or model changed: provider-side drift, not the candidate's doing."""
+    drift = evaluation.drift
+    if drift is None:
+        return None
+    parts = [f"{value('rate', drift.changed / drift.pairs)} of {drift.pairs:,} fresh production answers differ from the logged ones"]
+    if drift.fingerprint_known:
+        parts.append(f"system_fingerprint changed on {drift.fingerprint_changed:,} of {drift.fingerprint_known:,}")
+    if drift.model_known:
+        parts.append(f"model changed on {drift.model_changed:,} of {drift.model_known:,}")
+    return "Drift: " + "; ".join(parts)

@@ -105,12 +105,37 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         "metrics": {name: _metric(metric) for name, metric in evaluation.metrics.items()},
         "segments": {key: {value: {name: _metric(m) for name, m in metrics.items()} for value, metrics in values.items()}
                      for key, values in evaluation.segments.items()},  # fmt: skip
-        "disagreements": [
-            {"request_id": d.request_id, "divergence": d.divergence, "reasons": list(d.reasons), "segment": d.segment}
-            for d in evaluation.disagreements[:top]
-        ],
+        "disagreements": [_disagreement(d) for d in evaluation.disagreements[:top]],
         "human_review": None if evaluation.reviews is None else {**_est(evaluation.reviews), **evaluation.review_counts},  # type: ignore[dict-item]
+        **_noise_and_drift(evaluation),
     }  # fmt: skip
+
+
+def _disagreement(d: Any) -> dict[str, Any]:
+    out = {"request_id": d.request_id, "divergence": d.divergence, "reasons": list(d.reasons), "segment": d.segment}
+    if d.beyond_noise is not None:
+        out["beyond_noise"] = d.beyond_noise
+    return out
+
+
+def _noise_and_drift(evaluation: Evaluation) -> dict[str, Any]:
+    """``noise_floor`` and ``drift``, present when the run measured them."""
+    out: dict[str, Any] = {}
+    floor = evaluation.noise
+    if floor is not None:
+        out["noise_floor"] = {
+            "n": floor.n, "against": "logged" if floor.against_logged else "production",
+            "beyond_noise_divergence": floor.divergence_limit,
+            "metrics": {name: {"value": _finite_or_none(m.candidate.value), "ci": _ci(m.candidate) if m.candidate.known else None,
+                               "n": m.n} for name, m in floor.metrics.items()},
+        }  # fmt: skip
+    drift = evaluation.drift
+    if drift is not None:
+        out["drift"] = {"arm": drift.arm, "pairs": drift.pairs, "changed": drift.changed,
+                        "changed_share": drift.changed / drift.pairs,
+                        "system_fingerprint": {"known": drift.fingerprint_known, "changed": drift.fingerprint_changed},
+                        "model": {"known": drift.model_known, "changed": drift.model_changed}}  # fmt: skip
+    return out
 
 
 @register_renderer("json", suffix=".json", option="--report-json", help="Write the JSON report here.", order=2)

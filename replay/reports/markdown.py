@@ -51,10 +51,17 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
         rows.append([cells[k] for k in ("metric", "n", "baseline", "candidate", "delta", "ci")])
     lines += _table(["Metric", "n", "Baseline", "Candidate", "Δ", "95% CI"], rows, "lrrrrr")
     summary = fmt.summary_lines(evaluation, quote=md)
+    drift = fmt.drift_line(evaluation)
+    summary += [drift] if drift else []
     if summary:
         lines.append("")
         lines += [f"- {line}" for line in summary]
     lines += ["", "</details>"]
+    noise = fmt.noise_rows(evaluation)
+    if noise:
+        lines += ["", f"### {fmt.noise_title(evaluation)}", ""]
+        rows = [[row[k] for k in ("metric", "candidate", "noise", "n", "over", "ci")] for row in noise]
+        lines += _table(["Metric", "Candidate", "Noise", "n", "Over noise", "95% CI"], rows, "lrrrrr")
     for key, values in evaluation.segments.items():
         lines += ["", f"### Segments by {md_code(key)}", ""]
         rows = [[md(value), f"{m['error_rate'].n:,}", *[fmt.segment_cell(name, m[name]) for name in SEGMENT_METRICS]]
@@ -62,9 +69,10 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
         lines += _table([md(key), "n", *[fmt.SHORT_NAMES[n] for n in SEGMENT_METRICS]], rows, "lr" + "r" * len(SEGMENT_METRICS))
     if evaluation.disagreements:
         lines += ["", "### Top disagreements", ""]
-        rows = [[md_code(d.request_id), f"{d.divergence:.2f}", md("; ".join(d.reasons))]
-                for d in evaluation.disagreements[:top]]  # fmt: skip
-        lines += _table(["Request", "Score", "Why"], rows, "lrl")
+        beyond = evaluation.noise is not None
+        rows = [[md_code(d.request_id), f"{d.divergence:.2f}", md("; ".join(d.reasons)),
+                 *(["yes" if d.beyond_noise else "no"] if beyond else [])] for d in evaluation.disagreements[:top]]  # fmt: skip
+        lines += _table(["Request", "Score", "Why", *(["Beyond noise"] if beyond else [])], rows, "lrll" if beyond else "lrl")
     if evaluation.reviews is not None:
         lines += ["", fmt.review_line(evaluation)]
     return "\n".join(lines) + "\n"

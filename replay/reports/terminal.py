@@ -105,10 +105,29 @@ def _metrics(evaluation: Any, top: int) -> list[Any]:
     return [metrics]
 
 
+@section("noise")
+def _noise(evaluation: Any, top: int) -> list[Any]:
+    """The pairwise metrics next to production's own (with a noise floor)."""
+    from rich import box
+    from rich.table import Table
+
+    rows = fmt.noise_rows(evaluation)
+    if not rows:
+        return []
+    table = Table(title=fmt.noise_title(evaluation), box=box.SIMPLE_HEAD, title_justify="left", **TABLE)
+    table.add_column("Metric", overflow="fold", min_width=20)
+    for name in ("Candidate", "Noise", "n", "Over noise", "95% CI"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*[row[k] for k in ("metric", "candidate", "noise", "n", "over", "ci")])
+    return [table]
+
+
 @section("summary")
 def _summary(evaluation: Any, top: int) -> list[Any]:
-    """One-line summaries of cost, similarity, flips and key fields."""
-    return [hanging("  ", line) for line in fmt.summary_lines(evaluation)]
+    """One-line summaries of cost, similarity, flips, key fields and production's drift."""
+    drift = fmt.drift_line(evaluation)
+    return [hanging("  ", line) for line in [*fmt.summary_lines(evaluation), *([drift] if drift else [])]]
 
 
 @section("segments")
@@ -143,8 +162,12 @@ def _disagreements(evaluation: Any, top: int) -> list[Any]:
     table.add_column("Request", overflow="fold")
     table.add_column("Score", justify="right")
     table.add_column("Why")
+    noise = evaluation.noise is not None
+    if noise:
+        table.add_column("Beyond noise")
     for item in evaluation.disagreements[:top]:
-        table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)))
+        beyond = ["yes" if item.beyond_noise else "no"] if noise else []
+        table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)), *beyond)
     return [table, hanging("  ", f"replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side")]
 
 
