@@ -219,11 +219,22 @@ def drift_of(store: Store, run: RunRow) -> Drift | None:
     return Drift(arm, pairs, changed, fingerprint_known, fingerprint_changed, model_known, model_changed) if pairs else None
 
 
+def noise_limit(store: Store, run: RunRow, settings: DecisionSettings) -> float | None:
+    """The divergence beyond which a pair differs more than production from itself (None
+    without a noise floor)."""
+    if not run.scenario.get("noise_floor"):
+        return None
+    return _divergence_limit(measure_table(store, run, settings, kind=PAIR_NOISE))
+
+
+def _divergence_limit(noise: Pairs) -> float | None:
+    divergences = noise.numbers("divergence") if len(noise) else np.array([])
+    return float(np.quantile(divergences, NOISE_QUANTILE)) if divergences.size else None
+
+
 def noise_floor_of(noise: Pairs, run: RunRow) -> NoiseFloor:
     metrics = {name: definition.compute(noise) for name, definition in METRICS.items() if not definition.paired}
-    divergences = noise.numbers("divergence") if len(noise) else np.array([])
-    limit = float(np.quantile(divergences, NOISE_QUANTILE)) if divergences.size else None
-    return NoiseFloor(len(noise), metrics, limit, run.scenario.get("baseline") != "fresh")
+    return NoiseFloor(len(noise), metrics, _divergence_limit(noise), run.scenario.get("baseline") != "fresh")
 
 
 def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int,

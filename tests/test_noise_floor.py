@@ -176,3 +176,17 @@ def test_replay_run_with_a_noise_floor_compares_production_with_itself(scripted,
     evaluation = evaluate(store, run.id)
     assert evaluation.noise.n == 4 and evaluation.noise.metrics["similarity"].candidate.value == pytest.approx(1.0)
     assert os.path.getsize(store_path) > 0
+
+
+def test_the_disagreement_queue_says_which_pairs_are_beyond_noise(tmp_path):
+    import json
+
+    store = noisy_run(tmp_path / "s.db", candidate_phrases=(*PHRASES, OFF_TOPIC))
+    texts = {row["request_id"]: row["text"] for row in store.results("noisy") if row["arm"] == "candidate"}
+    result = CliRunner().invoke(cli, ["disagreements", "noisy", "--store", str(tmp_path / "s.db"), "--top", "300",
+                                      "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert rows and all(row["beyond_noise"] == (texts[row["request_id"]] == OFF_TOPIC) for row in rows)
+    table = CliRunner().invoke(cli, ["disagreements", "noisy", "--store", str(tmp_path / "s.db"), "--top", "2"])
+    assert "Beyond noise" in table.stdout.splitlines()[1] and table.stdout.splitlines()[3].rstrip().endswith("yes")

@@ -146,22 +146,26 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
       replay disagreements latest --top 10
       replay disagreements latest --segment category=billing
     """
-    from replay.evaluate import measure_table, settings_for, top_disagreements
+    from replay.evaluate import measure_table, noise_limit, settings_for, top_disagreements
     from replay.reports.escape import visible
 
     store = open_store(store_path)
     run = store.get_run(run_ref)
     settings = settings_for(run)
     pairs = measure_table(store, run, settings)
+    limit = noise_limit(store, run, settings)
     try:
-        items = top_disagreements(pairs, settings.segments, top, segment)
+        items = top_disagreements(pairs, settings.segments, top, segment, noise_limit=limit)
         key, value = settings.segments.resolve(segment) if segment else (None, None)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--segment") from None
     if as_json:
         for item in items:
-            click.echo(json.dumps({"request_id": item.request_id, "divergence": item.divergence,
-                                   "reasons": list(item.reasons), "segment": item.segment}))  # fmt: skip
+            row = {"request_id": item.request_id, "divergence": item.divergence, "reasons": list(item.reasons),
+                   "segment": item.segment}  # fmt: skip
+            if item.beyond_noise is not None:
+                row["beyond_noise"] = item.beyond_noise
+            click.echo(json.dumps(row))
         return
     if not items:
         if not len(pairs):
@@ -179,12 +183,13 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
     from replay.reports.terminal import Trimmed
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("#", "Request", "Segment", "Score", "Why"):
+    for name in ("#", "Request", "Segment", "Score", "Why", *(["Beyond noise"] if limit is not None else [])):
         table.add_column(name, justify="right" if name in ("#", "Score") else "left",
                          overflow="fold" if name in ("Request", "Segment") else "ellipsis")  # fmt: skip
     for rank, item in enumerate(items, 1):
+        beyond = [] if item.beyond_noise is None else ["yes" if item.beyond_noise else "no"]
         table.add_row(str(rank), term(item.request_id), term(item.segment), f"{item.divergence:.2f}",
-                      term("; ".join(item.reasons)))  # fmt: skip
+                      term("; ".join(item.reasons)), *beyond)  # fmt: skip
     console().print(Trimmed(table))
 
 
