@@ -4,6 +4,10 @@ Paces each attempt through the arm's :class:`~replay.ratelimit.Limiter`, sends i
 provider what a failure means (fatal, retried and after how long), backs off, and records
 every attempt. Latency is the answering attempt's own: queueing for a turn and backing off
 never count. What a stage does with the answer (store it, price it, compare it) is its own.
+
+The loop (:class:`AttemptLoop`) is generic over the answer: a chat :class:`Completion` for
+the arms (:class:`ArmClient`), a batch of vectors for an embeddings endpoint; all it reads
+of an answer is its latency and the wait a server asked for.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ import asyncio
 import random
 import sys
 import time
-from typing import Any, Awaitable, Callable, NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Generic, Protocol, TypeVar
 
 from replay.config import Arm
 from replay.errors import ArmStopped
 from replay.providers import Provider, ProviderError
 from replay.ratelimit import Limiter
+from replay.retry import RetryPlan
 from replay.types import Attempt, Completion
 
 T = TypeVar("T")
@@ -29,11 +35,34 @@ class NotSent(Exception):
     """A request abandoned before its next attempt because the stage is stopping: nothing is stored."""
 
 
-class Exchange(NamedTuple):
-    """What one request came to: the answer (or the last attempt's error) and every attempt made.
-    A named tuple: one is made per request, on the engine's hot path."""
+class Answer(Protocol):
+    """What the attempt loop reads of an answer."""
 
-    completion: Completion | None
+    @property
+    def latency_ms(self) -> float | None: ...
+    @property
+    def ratelimit_wait_s(self) -> float | None:
+        """Set when the endpoint said its limit is used up: the whole arm waits this long."""
+
+
+A = TypeVar("A", bound=Answer)
+A_co = TypeVar("A_co", bound=Answer, covariant=True)
+
+
+class Sender(Protocol[A_co]):
+    """What the attempt loop needs of a provider: one attempt, and what a failure means."""
+
+    async def send(self, body: dict[str, Any], timeout_s: float) -> A_co: ...
+    def retry_plan(self, error: ProviderError, attempt: int, max_attempts: int, rng: random.Random) -> RetryPlan: ...
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange(Generic[A]):
+    """What one request came to: the answer (or the last attempt's error) and every attempt made.
+    Slotted: one is made per request, on the engine's hot path."""
+
+    completion: A | None
     error: ProviderError | None
     attempts: tuple[Attempt, ...]
 
@@ -42,14 +71,14 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-class ArmClient:
-    """Sends requests to one arm's endpoint, ``limits.concurrency`` at a time at most."""
+class AttemptLoop(Generic[A]):
+    """Sends requests to one endpoint, ``limits.concurrency`` at a time at most."""
 
     def __init__(
         self,
         name: str,
         arm: Arm,
-        provider: Provider,
+        provider: Sender[A],
         *,
         pause: Pause = _sleep,
         stopping: Callable[[], bool] = lambda: False,
@@ -63,7 +92,7 @@ class ArmClient:
         self._stopping = stopping
         self._rng = rng or random.Random()
 
-    async def call(self, body: dict[str, Any], tokens: int = 0) -> Exchange:
+    async def call(self, body: dict[str, Any], tokens: int = 0) -> Exchange[A]:
         """Send ``body`` until it is answered, fails for good or runs out of attempts; ``tokens``
         is what it counts against the arm's tokens-per-minute limit.
 
@@ -104,6 +133,16 @@ class ArmClient:
 
     async def aclose(self) -> None:
         await self.provider.aclose()
+
+
+class ArmClient(AttemptLoop[Completion]):
+    """The attempt loop of a chat arm (candidate, production): its provider also builds the bodies."""
+
+    provider: Provider
+
+    def __init__(self, name: str, arm: Arm, provider: Provider, *, pause: Pause = _sleep,
+                 stopping: Callable[[], bool] = lambda: False, rng: random.Random | None = None) -> None:  # fmt: skip
+        super().__init__(name, arm, provider, pause=pause, stopping=stopping, rng=rng)
 
 
 async def _within(awaitable: Awaitable[T], seconds: float) -> T:
