@@ -52,6 +52,21 @@ class Arm:
     """The API the endpoint speaks, by its name in :mod:`replay.providers`' registry."""
 
 
+EMBEDDINGS_BATCH_SIZE = 64
+"""Texts sent per embeddings call by default: 100,000 pairs take at most 3,125 calls, a batch's
+answer (64 vectors of 3,072 floats, ~4 MB of JSON) stays under the 10 MB answer cap, and a
+batch that fails costs 64 texts' worth of retrying, not the 2,048 OpenAI would accept."""
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint for ``semantic_similarity``."""
+
+    endpoint: Arm
+    """Its URL, model, key, headers, transport and limits, as for an arm (no params, no streaming)."""
+    batch_size: int = EMBEDDINGS_BATCH_SIZE
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -74,10 +89,15 @@ class Scenario:
     noise_floor: int | None = None
     """``noise_floor.sample``: how many of the sampled requests production answers a second
     time (arm ``noise``), to measure how much production differs from itself."""
+    embeddings: Embeddings | None = None
 
     def snapshot(self) -> dict[str, Any]:
-        """The scenario as stored with a run: enough to resume it, and no secret."""
-        return asdict(self)
+        """The scenario as stored with a run: enough to resume it, and no secret. An absent
+        ``embeddings`` is left out, so a scenario without one keeps the digest it had."""
+        snapshot = asdict(self)
+        if snapshot["embeddings"] is None:
+            del snapshot["embeddings"]
+        return snapshot
 
     def without_streaming(self) -> "Scenario":
         production = replace(self.production, stream=False) if self.production else None
@@ -144,6 +164,7 @@ RANGES: dict[str, NumberRange] = {
     "sample.seed": NumberRange(-INT64 - 1, INT64, integer=True),
     "max_record_mb": NumberRange(0, 1024, low_open=True),
     "noise_floor.sample": NumberRange(1, INT64, integer=True),
+    "embeddings.batch_size": NumberRange(1, 2048, integer=True),  # OpenAI takes at most 2,048 inputs a call
 }
 """The range of every numeric scenario key; the matching ``replay run`` flags use the same."""
 

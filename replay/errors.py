@@ -13,6 +13,7 @@
         ├── StoreFailed         the store refused to record outcomes: dispatching stopped
         ├── RunTakenOver        another process took the run over (this one was stopped too long)
         ├── EndpointUnreachable an arm never reached its endpoint (exit code 2: a bad URL)
+        ├── EmbeddingsFailed    the embeddings endpoint stopped answering: pairs left without a vector
         ├── BudgetExhausted     the next request would have passed ``budget_usd``
         └── Interrupted         Ctrl-C or SIGTERM
 """
@@ -108,6 +109,12 @@ class EndpointUnreachable(RunIncomplete):
     """An arm failed every request it sent on connection errors: a wrong URL or a dead server."""
 
     exit_code = 2
+
+
+class EmbeddingsFailed(RunIncomplete):
+    """The embeddings endpoint was unreachable or refused for good (bad key, no quota): the
+    answers are stored, some pairs have no semantic similarity, and embedding them again sends
+    only their texts."""
 
 
 class BudgetExhausted(RunIncomplete):

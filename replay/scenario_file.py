@@ -12,11 +12,11 @@ import difflib
 import json
 import math
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from replay.config import BASELINE_MODES, INT64, RANGES, TRANSPORTS, Arm, Limits, Scenario
+from replay.config import BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, RANGES, TRANSPORTS, Arm, Embeddings, Limits, Scenario
 from replay.errors import ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
@@ -50,6 +50,10 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "limits": ((dict,), "a mapping of limits"),
     "provider": ((str,), "a provider name"),
 }
+_EMBEDDINGS_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    **{key: _ARM_KEYS[key] for key in ("base_url", "model", "api_key_env", "headers", "transport", "limits", "provider")},
+    "batch_size": ((int,), RANGES["embeddings.batch_size"].describe()),
+}
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rate": (_NUM, RANGES["sample.rate"].describe()),
     "max": ((int,), "a positive integer"),
@@ -72,6 +76,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "segment_by": ((str, list), "a metadata key or a list of them"),
     "critical_segments": ((list,), "a list of segments"),
     "noise_floor": ((dict,), "a mapping such as {sample: 100}"),
+    "embeddings": ((dict,), "an embeddings endpoint mapping (base_url, model, api_key_env)"),
 }
 _NOISE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "sample": ((int,), RANGES["noise_floor.sample"].describe()),
@@ -212,6 +217,9 @@ def build_scenario(
     name = top.get("name") or os.path.splitext(os.path.basename(source))[0] or "adhoc"
     decision = check_decision(top, check.fail, search_dirs)
     check.finite((decision.get("compare") or {}).get("schema"), "compare.schema")  # read from its own file
+    embeddings = _embeddings(check, top["embeddings"], limits) if "embeddings" in top else None
+    if embeddings is None:
+        _refuse_semantic_gates(check, top.get("gates"))
     return Scenario(
         name=name,
         logs=logs,
@@ -227,6 +235,7 @@ def build_scenario(
         source=source,
         decision=decision,
         noise_floor=noise_floor,
+        embeddings=embeddings,
     )
 
 
@@ -303,6 +312,27 @@ def _provider(check: _Checker, name: str, prefix: str) -> ProviderFactory:
     return PROVIDERS[name]
 
 
+def _embeddings(check: _Checker, data: Any, limits: Limits) -> Embeddings:
+    """An endpoint checked as an arm is (URL, headers, limits, transport), with its own provider registry."""
+    from replay.providers import EMBEDDING_PROVIDERS
+
+    mapping = check.mapping(data, "embeddings.", _EMBEDDINGS_KEYS)
+    batch_size = int(mapping.pop("batch_size", EMBEDDINGS_BATCH_SIZE))
+    provider = mapping.pop("provider", "openai")
+    if provider not in EMBEDDING_PROVIDERS:
+        known = ", ".join(f"'{name}'" for name in sorted(EMBEDDING_PROVIDERS))
+        raise check.fail("embeddings.provider", f"expected one of {known}, got {provider!r}")
+    endpoint = _arm(check, mapping, "embeddings.", limits)
+    return Embeddings(replace(endpoint, params={}, stream=False, provider=provider), batch_size)
+
+
+def _refuse_semantic_gates(check: _Checker, gates: Any) -> None:
+    """A gate on semantic similarity without an endpoint to embed with could never be decided."""
+    for i, gate in enumerate(gates if isinstance(gates, list) else ()):
+        if isinstance(gate, dict) and str(gate.get("metric", "")).startswith("semantic_similarity"):
+            raise check.fail(f"gates[{i}].metric", f"{gate['metric']} needs an embeddings endpoint: add the 'embeddings' key")
+
+
 def _sample(check: _Checker, data: Any) -> SampleSpec:
     sample = check.mapping(data, "sample.", _SAMPLE_KEYS)
     rate = float(sample.get("rate", 1.0))
@@ -350,6 +380,9 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
 
     snap["candidate"] = arm(snap["candidate"])
     snap["production"] = arm(snap.get("production"))
+    if snap.get("embeddings"):
+        embeddings = snap["embeddings"]
+        snap["embeddings"] = Embeddings(arm(embeddings["endpoint"]), embeddings["batch_size"])  # type: ignore[arg-type]
     snap["sample"] = SampleSpec(**snap["sample"])
     snap["logs"] = tuple(snap["logs"])
     snap["search_dirs"] = tuple(snap["search_dirs"])
