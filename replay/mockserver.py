@@ -8,6 +8,10 @@ a directive in the last user message scripts the answer to that request, e.g.
 ``insufficient_quota``), ``[mock:401]``, ``[mock:nousage]``, ``[mock:tool]`` (answer
 with a tool call), ``[mock:slow=800]`` (800 ms latency). With ``rpm`` set it enforces
 the limit like providers do, in one-second windows (at most rpm/60 in any second).
+
+``POST /v1/embeddings`` answers every input with a deterministic vector (words hashed into
+``embedding_dims`` signed counts: texts sharing words point the same way); a directive in
+any input scripts the whole call as for chat (``[mock:429*1]``, ``[mock:500*2]``, ``[mock:401]``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class ServerConfig:
     """Reported model name; defaults to the requested one."""
     answers: dict[str, str] = field(default_factory=dict)
     """Answer text by the last user message; others get a deterministic generated answer."""
+    embedding_dims: int = 64
+    embedding_latency_ms: float = 5.0
 
 
 @dataclass
@@ -45,6 +51,10 @@ class Stats:
     arrivals: list[float] = field(default_factory=list)
     authorization: set[str] = field(default_factory=set)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    embedding_batches: list[int] = field(default_factory=list)
+    """Inputs per embeddings call answered with vectors, in arrival order."""
+    embedding_calls: int = 0
+    """Embeddings calls received, those answered with an error included."""
 
 
 def last_user_text(body: dict[str, Any]) -> str:
@@ -60,6 +70,15 @@ def last_user_text(body: dict[str, Any]) -> str:
 def messages_key(body: dict[str, Any]) -> str:
     """The conversation as one string: answers looked up by it match one logged request exactly."""
     return json.dumps(body.get("messages") or [], sort_keys=True, ensure_ascii=False)
+
+
+def embedding(text: str, dims: int = 64) -> list[float]:
+    """A deterministic vector: each word adds +-1 at a place its hash picks."""
+    vector = [0.0] * dims
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+        vector[int.from_bytes(digest[:3], "little") % dims] += 1.0 if digest[3] & 1 else -1.0
+    return vector
 
 
 def generated_answer(prompt: str) -> str:
@@ -173,6 +192,8 @@ class MockServer:
             payload = {"status": "ok"} if path.startswith("/health") else {"object": "list", "data": []}
             await self._send_json(writer, 200, payload)
             return True
+        if method == "POST" and path.rstrip("/").endswith("/embeddings"):
+            return await self._embeddings(writer, raw, headers)
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
             await self._send_json(writer, 404, _error("not found", "not_found"))
             return True
@@ -217,6 +238,35 @@ class MockServer:
         if times is not None and seen >= int(times):
             return None
         return kind, value
+
+    async def _embeddings(self, writer: asyncio.StreamWriter, raw: bytes, headers: dict[str, str]) -> bool:
+        try:
+            body = json.loads(raw)
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        except (ValueError, KeyError, TypeError):
+            await self._send_json(writer, 400, _error("expected {model, input}", "invalid_request"))
+            return True
+        self.stats.embedding_calls += 1
+        if "authorization" in headers:
+            self.stats.authorization.add(headers["authorization"])
+        await asyncio.sleep(self.config.embedding_latency_ms / 1000)
+        kind, _ = self._directive(" ".join(map(str, inputs)), {"messages": inputs}) or ("", 0)
+        if kind.isdigit() and int(kind) >= 400:
+            extra = {"retry-after-ms": "20"} if kind == "429" else {}
+            await self._send_json(writer, int(kind), _error(f"scripted {kind}", "scripted"), extra)
+            return True
+        if kind == "quota":
+            await self._send_json(writer, 429, _error("You exceeded your current quota", "insufficient_quota"))
+            return True
+        if kind == "drop":
+            return False
+        self.stats.embedding_batches.append(len(inputs))
+        dims = self.config.embedding_dims
+        data = [{"object": "embedding", "index": i, "embedding": embedding(str(text), dims)} for i, text in enumerate(inputs)]
+        tokens = sum(len(str(text).split()) for text in inputs)
+        await self._send_json(writer, 200, {"object": "list", "data": data, "model": body.get("model", "mock"),
+                                            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+        return True
 
     async def _answer(self, writer: asyncio.StreamWriter, body: dict[str, Any], prompt: str, directive: tuple[str, int] | None) -> bool:
         kind, value = directive or ("", 0)

@@ -142,6 +142,18 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """What one successful embeddings attempt returned: a vector per input, in the inputs' order."""
+
+    vectors: tuple[bytes, ...]
+    """Each a little-endian float32 array of ``dims`` numbers (4 bytes a number)."""
+    dims: int
+    prompt_tokens: int | None = None
+    latency_ms: float | None = None
+    ratelimit_wait_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The final result of one request on one arm: a completion or an error, never both."""
 

@@ -10,5 +10,9 @@ from __future__ import annotations
 
 from replay.providers.base import PROVIDERS, Provider, ProviderError, get_provider, register_provider
 from replay.providers import openai_compat as _openai_compat  # noqa: F401  registers "openai"
+from replay.providers.openai_compat import OpenAIEmbeddingsProvider
 
-__all__ = ["PROVIDERS", "Provider", "ProviderError", "get_provider", "register_provider"]
+EMBEDDING_PROVIDERS: dict[str, type[OpenAIEmbeddingsProvider]] = {"openai": OpenAIEmbeddingsProvider}
+"""The APIs an ``embeddings`` endpoint may speak, by the name its ``provider`` key gives."""
+
+__all__ = ["EMBEDDING_PROVIDERS", "PROVIDERS", "Provider", "ProviderError", "get_provider", "register_provider"]

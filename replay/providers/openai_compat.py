@@ -1,4 +1,4 @@
-"""OpenAI-compatible chat completions: one attempt, streamed by default.
+"""OpenAI-compatible chat completions (one attempt, streamed by default) and embeddings.
 
 The Authorization header is built here from the named environment variable and goes
 nowhere but the socket: every error message and answer passes a
@@ -8,11 +8,15 @@ echoes back reaches neither the store nor the terminal.
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import os
 import random
 import re
+import sys
 import time
+from array import array
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
@@ -27,7 +31,7 @@ from replay.retry import RetryPlan
 from replay.wire.openai import completion_from_body
 from replay.secrets import Scrubber
 from replay.tokens import estimate_prompt_tokens
-from replay.types import Completion
+from replay.types import Completion, Embedded
 
 if TYPE_CHECKING:
     from replay.config import Arm
@@ -312,3 +316,107 @@ class OpenAICompatProvider(Provider):
 
     async def aclose(self) -> None:
         await self._session.close()
+
+
+class OpenAIEmbeddingsProvider(OpenAICompatProvider):
+    """OpenAI-compatible ``/v1/embeddings``: many texts a call, one float32 vector each.
+
+    The chat provider's sibling: the same key, headers, scrubbing, transports, error bodies,
+    answer cap and retry policy; only the path, the body and the answer differ. Floats are
+    asked for (every compatible server speaks them); a base64 answer is read too."""
+
+    def __init__(self, *, base_url: str, model: str, api_key: str | None = None, headers: dict[str, str] | None = None,
+                 max_connections: int = 16, transport: str = "native", max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
+                 httpx_transport: Any = None) -> None:  # fmt: skip
+        super().__init__(base_url=base_url, model=model, params={}, api_key=api_key, headers=headers, stream=False,
+                         max_connections=max_connections, transport=transport, httpx_transport=httpx_transport,
+                         max_response_mb=max_response_mb)  # fmt: skip
+        self.url = base_url.rstrip("/") + "/embeddings"
+
+    @classmethod
+    def for_endpoint(cls, name: str, arm: Arm) -> OpenAIEmbeddingsProvider:
+        return cls(base_url=arm.base_url, model=arm.model, api_key=api_key_for(name, arm.api_key_env), headers=arm.headers,
+                   max_connections=arm.limits.concurrency, transport=arm.transport,
+                   max_response_mb=arm.limits.max_response_mb)  # fmt: skip
+
+    def embeddings_body(self, texts: list[str]) -> dict[str, Any]:
+        return {"model": self.model, "input": texts}
+
+    async def embed(self, body: dict[str, Any], timeout_s: float) -> Embedded:
+        """Send one attempt of an embeddings request; raise :class:`ProviderError` on any failure."""
+        started = time.perf_counter()
+        try:
+            try:
+                response = await self._session.post(self.url, fastjson.dumps_bytes(body), timeout_s)
+                try:
+                    raw, status, headers = await self._embedding_body(response, started), response.status, response.headers
+                finally:
+                    await response.close()
+            except TransportFailure as exc:
+                latency_ms = (time.perf_counter() - started) * 1000
+                raise ProviderError(str(exc), status=exc.status, error_class=exc.kind, latency_ms=latency_ms) from None
+            embedded = self._vectors(raw, len(body["input"]), status, (time.perf_counter() - started) * 1000)
+        except ProviderError as exc:
+            raise self._scrubbed(exc) from None
+        wait = ratelimit_reset(headers)
+        return replace(embedded, ratelimit_wait_s=wait) if wait else embedded
+
+    async def _embedding_body(self, response: Response, started: float) -> bytes:
+        status = response.status
+        if status >= 400:
+            message, code = _error_details(self._text(await self._body(response, ERROR_BODY_BYTES, cut=True)))
+            raise ProviderError(message, status=status, code=code, headers=response.headers,
+                                latency_ms=(time.perf_counter() - started) * 1000)  # fmt: skip
+        if 300 <= status < 400:
+            raise self._redirect(status, response.headers)
+        self._check_answer(status, response.headers)
+        return await self._body(response, self.max_response_bytes)
+
+    def _vectors(self, raw: bytes, count: int, status: int, latency_ms: float) -> Embedded:
+        try:
+            parsed = fastjson.loads(raw)
+        except ValueError:
+            raise ProviderError(f"response is not JSON: {self._excerpt(raw)}", error_class="bad_response", status=status) from None
+        items = parsed.get("data") if isinstance(parsed, dict) else None
+        if not isinstance(items, list):
+            message, code = _error_details(self._text(raw))
+            raise ProviderError(f"not an embeddings answer: {message}", status=status, code=code, error_class="bad_response")
+        try:
+            vectors = _ordered_vectors(items, count)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ProviderError(f"not an embeddings answer: {exc}", status=status, error_class="bad_response") from None
+        usage = parsed.get("usage") if isinstance(parsed.get("usage"), dict) else {}
+        tokens = usage.get("prompt_tokens")
+        dims = len(vectors[0]) // 4 if vectors else 0
+        return Embedded(tuple(vectors), dims, tokens if isinstance(tokens, int) else None, latency_ms)
+
+
+def _ordered_vectors(items: list[Any], count: int) -> list[bytes]:
+    """The vectors by their ``index`` as float32 bytes; any gap, duplicate, length mismatch or
+    non-finite number is a ValueError naming it."""
+    if len(items) != count:
+        raise ValueError(f"{len(items)} vectors for {count} inputs")
+    by_index: dict[int, bytes] = {}
+    for position, item in enumerate(items):
+        index = item.get("index", position) if isinstance(item, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < count or index in by_index:
+            raise ValueError(f"item {position} has no usable index")
+        by_index[index] = _float32(item.get("embedding"))
+    vectors = [by_index[index] for index in range(count)]
+    if len({len(vector) for vector in vectors}) > 1 or not vectors[0]:
+        raise ValueError("the vectors are empty or differ in length")
+    return vectors
+
+
+def _float32(embedding: Any) -> bytes:
+    if isinstance(embedding, str):  # encoding_format: base64, little-endian float32
+        packed = array("f", base64.b64decode(embedding, validate=True))
+    elif isinstance(embedding, list) and all(type(x) in (int, float) for x in embedding):
+        packed = array("f", embedding)
+    else:
+        raise ValueError("an embedding is neither a list of numbers nor base64")
+    if sys.byteorder == "big":
+        packed.byteswap()
+    if not all(map(math.isfinite, packed)):
+        raise ValueError("an embedding holds a number beyond float32")
+    return packed.tobytes()
