@@ -205,6 +205,7 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     settings = settings_for(run, gates_override, on_inconclusive)
     notes: list[str] = []
     pairs = measure_table(store, run, settings, notes)
+    add_semantic_similarity(store, run, pairs, notes)
     noise = measure_table(store, run, settings, notes, PAIR_NOISE) if run.scenario.get("noise_floor") else None
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run))
@@ -233,8 +234,26 @@ def _divergence_limit(noise: Pairs) -> float | None:
 
 
 def noise_floor_of(noise: Pairs, run: RunRow) -> NoiseFloor:
-    metrics = {name: definition.compute(noise) for name, definition in METRICS.items() if not definition.paired}
+    metrics = {name: METRICS[name].compute(noise) for name in shown_metrics(run) if not METRICS[name].paired}
     return NoiseFloor(len(noise), metrics, _divergence_limit(noise), run.scenario.get("baseline") != "fresh")
+
+
+def add_semantic_similarity(store: Store, run: RunRow, pairs: Pairs, notes: list[str]) -> None:
+    """Join each pair's stored cosine (``semantic_similarity``) to the table, for a run with an
+    ``embeddings`` endpoint; nothing is sent (pairs never embedded are counted in ``notes``)."""
+    from replay.stages.embeddings import embeddings_model, semantic_similarities
+
+    model = embeddings_model(run.scenario)
+    if model is None or not len(pairs):
+        return
+    values, said = semantic_similarities(store, run.id, model, baseline_arm(run), pairs.values("request_id"))
+    pairs.add_column("semantic_similarity", values)
+    notes.extend(said)
+
+
+def shown_metrics(run: RunRow) -> list[str]:
+    """The metrics a run's reports show: those whose scenario key (``embeddings``) it has, and all the others."""
+    return [name for name, definition in METRICS.items() if not definition.needs or run.scenario.get(definition.needs)]
 
 
 def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int,
@@ -242,35 +261,38 @@ def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pai
     cache: dict[str, dict[str, MetricValue]] = {}
     # Segments in a second thread while this one does the whole table: the bootstrap's
     # sorting and counting run in numpy with the interpreter lock released.
+    shown = shown_metrics(run)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="replay-segments") as pool:
-        segments_done = pool.submit(segment_metrics, pairs, settings.segments, cache)
+        segments_done = pool.submit(segment_metrics, pairs, settings.segments, cache, shown)
         whole = cache.setdefault("", {})
-        for name, definition in METRICS.items():
-            whole[name] = definition.compute(pairs)
+        for name in shown:
+            whole[name] = METRICS[name].compute(pairs)
         segments = segments_done.result()
     decision = decide(settings.gates, pairs, settings.segments, settings.on_inconclusive, cache, noise)
     reviews, review_counts = human_win_rate(store, run.id)
     floor = noise_floor_of(noise, run) if noise is not None else None
     limit = floor.divergence_limit if floor is not None else None
     return Evaluation(
-        run=run, settings=settings, decision=decision, metrics={name: whole[name] for name in METRICS},
+        run=run, settings=settings, decision=decision, metrics={name: whole[name] for name in shown},
         segments=segments, disagreements=tuple(top_disagreements(pairs, settings.segments, top, noise_limit=limit)),
         counts=store.counts(run.id), pairs=len(pairs), reviews=reviews, review_counts=review_counts, noise=floor,
     )  # fmt: skip
 
 
 def segment_metrics(
-    pairs: Pairs, segments: SegmentSpec, cache: dict[str, dict[str, MetricValue]]
+    pairs: Pairs, segments: SegmentSpec, cache: dict[str, dict[str, MetricValue]], names: list[str] | None = None
 ) -> dict[str, dict[str, dict[str, MetricValue]]]:
+    """Per segment the ``names`` metrics (default: all)."""
+    names = list(METRICS) if names is None else names
     out: dict[str, dict[str, dict[str, MetricValue]]] = {}
     for key in segments.by:
         for value in sorted(set(segment_labels(pairs, key))):
             subset = pairs.subset(segment_mask(pairs, key, value))
             known = cache.setdefault(f"{key}={value}", {})
-            for name, definition in METRICS.items():
+            for name in names:
                 if name not in known:
-                    known[name] = definition.compute(subset)
-            out.setdefault(key, {})[value] = {name: known[name] for name in METRICS}
+                    known[name] = METRICS[name].compute(subset)
+            out.setdefault(key, {})[value] = {name: known[name] for name in names}
     return out
 
 

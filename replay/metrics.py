@@ -14,7 +14,7 @@ the comparators produced (``b_*`` for the baseline, ``c_*`` for the candidate) f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -53,6 +53,9 @@ class MetricDef:
     """The fewest pairs a gate on this metric needs before it can PASS or FAIL."""
     min_n_reason: str = ""
     """Why, in a few words, for the INCONCLUSIVE note."""
+    needs: str = ""
+    """The scenario key without which the metric cannot exist (``embeddings``): reports of a run
+    without it leave the metric out."""
 
 
 METRICS: dict[str, MetricDef] = {}
@@ -66,11 +69,11 @@ MEAN_MIN_N_REASON = "a bootstrap interval of a mean needs 20 pairs"
 
 def register_metric(
     name: str, label: str, unit: str, higher_is_better: bool, paired: bool = True, group: str = "",
-    min_n: int = RATE_MIN_N, min_n_reason: str = RATE_MIN_N_REASON,
+    min_n: int = RATE_MIN_N, min_n_reason: str = RATE_MIN_N_REASON, needs: str = "",
 ) -> Callable[[Callable[["Pairs"], MetricValue]], Callable[["Pairs"], MetricValue]]:
     def decorate(compute: Callable[["Pairs"], MetricValue]) -> Callable[["Pairs"], MetricValue]:
         METRICS[name] = MetricDef(name, label, unit, higher_is_better, paired, compute, group or name, min_n,
-                                  min_n_reason)  # fmt: skip
+                                  min_n_reason, needs)  # fmt: skip
         return compute
 
     return decorate
@@ -142,6 +145,21 @@ class Pairs:
 
     def __len__(self) -> int:
         return self._root._n if self._mask is None else int(self._mask.sum())
+
+    def add_column(self, key: str, values: Sequence[Any]) -> None:
+        """Join a column measured elsewhere (one value per pair, None where a pair has none, in
+        the table's order) to the whole table: the semantic similarities, stored apart."""
+        root = self._root
+        if self._mask is not None or len(values) != root._n:
+            raise ValueError("a column joins the whole table, one value per pair")
+        if root._rows is not None:
+            for row, value in zip(root._rows, values):
+                if value is not None:
+                    row[key] = value
+        if root._table is not None:
+            root._table[key] = tuple(values)
+        for kind in ("object", "present", "numbers", "truthy"):
+            root._columns.pop(f"{kind}:{key}", None)
 
     def _whole(self, key: str, kind: str) -> np.ndarray:
         """The object column is built once per key; the other kinds derive from it in numpy."""
@@ -326,6 +344,56 @@ def similarity(pairs: Pairs) -> MetricValue:
         extra={"p10": p10, "exact_match": stats.wilson(int(exact.sum()), int(exact.size)),
                "normalized_match": stats.wilson(int(normalised.sum()), int(normalised.size))},
     )  # fmt: skip
+
+
+EMBEDDINGS_KEY = "embeddings"
+P10_MIN_N = stats.min_n_for_bound(0.10, (1 - stats.CONFIDENCE) / 2)
+
+
+def _cosines(pairs: Pairs) -> np.ndarray:
+    """The cosines of the pairs whose two arms answered and were embedded."""
+    def build() -> np.ndarray:
+        values: np.ndarray = pairs.numbers("semantic_similarity")[pairs.both_ok]
+        kept: np.ndarray = values[~np.isnan(values)]
+        return kept
+
+    return pairs.cached("cosines", build)
+
+
+@register_metric("semantic_similarity", "Semantic similarity (mean cosine)", "score", higher_is_better=True, paired=False,
+                 min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON, needs=EMBEDDINGS_KEY)  # fmt: skip
+def semantic_similarity(pairs: Pairs) -> MetricValue:
+    """The mean cosine of the two answers' embeddings; pairs the endpoint never embedded are left
+    out and counted (``missing``)."""
+    values = _cosines(pairs)
+    missing = int((pairs.both_ok & ~pairs.present("semantic_similarity")).sum())
+    if values.size == 0:
+        return MetricValue("semantic_similarity", 0, Estimate.empty(), extra={"missing": missing})
+    p10 = semantic_similarity_p10(pairs).candidate
+    return MetricValue("semantic_similarity", int(values.size), _cosine_mean(values), extra={"p10": p10, "missing": missing})
+
+
+@register_metric("semantic_similarity_p10", "Semantic similarity p10", "score", higher_is_better=True, paired=False,
+                 min_n=P10_MIN_N, needs=EMBEDDINGS_KEY,
+                 min_n_reason=f"a distribution-free interval of a p10 needs {P10_MIN_N} pairs")  # fmt: skip
+def semantic_similarity_p10(pairs: Pairs) -> MetricValue:
+    """The 10th percentile of the cosines: how far the worst tenth of the answers drift in meaning."""
+    values = _cosines(pairs)
+    return MetricValue("semantic_similarity_p10", int(values.size), stats.percentile_one(values, 10))
+
+
+def _cosine_mean(values: np.ndarray) -> Estimate:
+    """The mean of cosines, which lie in [-1, 1]: the [0, 1] mean of (c + 1) / 2, mapped back,
+    so that where the skewness rule is not met Hoeffding's interval holds for the cosine's range."""
+    return _from_unit(stats.bounded_mean((values + 1) / 2))
+
+
+def _from_unit(estimate: Estimate) -> Estimate:
+    if not estimate.known:
+        return estimate
+    assert estimate.value is not None and estimate.low is not None and estimate.high is not None
+    widen = (lambda confidence: _from_unit(estimate.at(confidence))) if estimate.widen else None
+    return Estimate(2 * estimate.value - 1, 2 * estimate.low - 1, 2 * estimate.high - 1, estimate.n, widen, estimate.min_n)
 
 
 def _paired_numbers(pairs: Pairs, key: str) -> tuple[np.ndarray, np.ndarray]:

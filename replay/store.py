@@ -188,6 +188,34 @@ def m006_comparator_digests(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m008_embeddings(db: sqlite3.Connection) -> None:
+    """Embedding vectors by model and digest of the text embedded (float32 blobs, shared by every
+    run: a text embedded once is never sent again), and each pair's cosine under a model (NULL
+    where an arm did not answer, so that nothing is left to look for)."""
+    _statements(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS embeddings (
+            model TEXT NOT NULL,
+            text_digest TEXT NOT NULL,
+            dims INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (model, text_digest)
+        );
+        CREATE TABLE IF NOT EXISTS pair_similarities (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            request_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            baseline_digest TEXT,
+            candidate_digest TEXT,
+            cosine REAL,
+            PRIMARY KEY (run_id, request_id, model)
+        );
+        """,
+    )
+
+
+@migration
 def m009_noise_comparisons(db: sqlite3.Connection) -> None:
     """The comparisons of production with itself (the noise floor's pairs), kept apart from
     the candidate's so that every query of those stays as it is."""
@@ -266,6 +294,7 @@ class Store:
             else:
                 self._open_read_only(path)
             self._has_owners = self._has_table("run_owners")
+            self._has_embeddings = self._has_table("pair_similarities")  # a read-only store of an older version has none
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
 
@@ -425,7 +454,7 @@ class Store:
         """Drop these requests from the run (case, outcomes, comparisons): a resume sends them afresh."""
         where, args = _id_range(None, None, request_ids)
         with self.transaction() as db:
-            for table in ("comparisons", "noise_comparisons", "results", "cases"):
+            for table in ("pair_similarities", "comparisons", "noise_comparisons", "results", "cases"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?{where}", (run_id, *args))
 
     @_writes
@@ -611,6 +640,51 @@ class Store:
         """(request_id, reviewer, verdict) with verdict candidate, baseline or tie."""
         rows = self.db.execute("SELECT request_id, reviewer, verdict FROM reviews WHERE run_id = ?", (run_id,))
         return rows.fetchall()
+
+
+    # --- embeddings ---------------------------------------------------------------------
+
+    def embedded(self, model: str, digests: list[str]) -> set[str]:
+        """Which of these text digests have a vector under ``model``."""
+        if not self._has_embeddings or not digests:
+            return set()
+        rows = self.db.execute(
+            "SELECT text_digest FROM embeddings WHERE model = ? AND text_digest IN (SELECT value FROM json_each(?))",
+            (model, json.dumps(digests)),
+        )
+        return {row[0] for row in rows}
+
+    def vectors(self, model: str, digests: list[str]) -> dict[str, bytes]:
+        """text digest -> its float32 vector under ``model``, for those that have one."""
+        if not self._has_embeddings or not digests:
+            return {}
+        rows = self.db.execute(
+            "SELECT text_digest, vector FROM embeddings WHERE model = ? AND text_digest IN (SELECT value FROM json_each(?))",
+            (model, json.dumps(digests)),
+        )
+        return dict(rows.fetchall())
+
+    @_writes
+    def add_vectors(self, model: str, rows: list[tuple[str, int, bytes]]) -> None:
+        """Rows of (text digest, dimensions, float32 vector)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", [(model, *row) for row in rows])
+
+    @_writes
+    def add_pair_similarities(self, run_id: str, model: str, rows: list[tuple[str, str | None, str | None, float | None]]) -> None:
+        """Rows of (request id, baseline text digest, candidate text digest, cosine or None)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO pair_similarities VALUES (?, ?, ?, ?, ?, ?)",
+                           [(run_id, request_id, model, *rest) for request_id, *rest in rows])  # fmt: skip
+
+    def pair_similarities(self, run_id: str, model: str) -> dict[str, float | None]:
+        """request id -> its pair's cosine under ``model`` (None where an arm did not answer)."""
+        if not self._has_embeddings:
+            return {}
+        rows = self.db.execute(
+            "SELECT request_id, cosine FROM pair_similarities WHERE run_id = ? AND model = ?", (run_id, model)
+        )
+        return dict(rows.fetchall())
 
 
 class _Tx:

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store", ("replay.store",)),
     ("providers/runner", ("replay.providers", "replay.config", "replay.arm", "replay.pipeline", "replay.runner", "replay.resume", "replay.retry",
                           "replay.ratelimit", "replay.tokens", "replay.pricing", "replay.mockserver")),  # fmt: skip
-    ("compare", ("replay.compare",)),
+    ("compare", ("replay.compare", "replay.embeddings")),
     ("metrics/stats", ("replay.metrics", "replay.stats")),
     # What drives the pure packages over a stored run: processes, threads, the store.
     ("stages", ("replay.stages",)),
@@ -31,7 +31,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("reports", ("replay.reports", "replay.review", "replay.export", "replay.progress")),
     ("cli", ("replay.cli", "replay.__main__")),
 )
-PURE = {"replay.compare": ("replay.store", "replay.stages", "concurrent.futures", "multiprocessing", "sqlite3")}
+PURE = {
+    "replay.compare": ("replay.store", "replay.stages", "concurrent.futures", "multiprocessing", "sqlite3"),
+    "replay.embeddings": ("replay.store", "replay.stages", "replay.providers", "asyncio", "sqlite3"),
+}
 """Packages that compute and nothing else, and what they must never import."""
 
 

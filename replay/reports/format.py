@@ -156,8 +156,27 @@ def gate_notes(evaluation: Evaluation) -> list[str]:
 
 SHORT_NAMES = {
     "error_rate": "errors Δ", "format_compliance": "format Δ", "similarity": "similarity",
-    "latency_p95_ms": "p95 Δ", "refusal_rate": "refusals Δ",
+    "latency_p95_ms": "p95 Δ", "refusal_rate": "refusals Δ", "semantic_similarity": "semantic",
 }  # fmt: skip
+SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95_ms")
+"""The columns of a segment table; ``semantic_similarity`` joins them for a run with embeddings."""
+
+
+def segment_columns(evaluation: Evaluation) -> tuple[str, ...]:
+    return SEGMENT_METRICS + tuple(name for name in ("semantic_similarity",) if name in evaluation.metrics)
+
+
+def semantic_line(evaluation: Evaluation, semantic: MetricValue) -> str:
+    """The mean and 10th percentile of the cosines, with intervals, the model, and the pairs left out."""
+    model = ((evaluation.run.scenario.get("embeddings") or {}).get("endpoint") or {}).get("model", "?")
+    missing = semantic.extra.get("missing", 0)
+    left_out = f"; {missing:,} pair(s) not embedded yet" if missing else ""
+    if not semantic.n:
+        return f"Semantic similarity ({model}): no pair embedded{left_out}"
+    p10 = semantic.extra["p10"]
+    return (f"Semantic similarity ({model}): mean {value('score', semantic.candidate.value)} "
+            f"{interval('score', semantic.candidate, False)}, p10 {value('score', p10.value)} "
+            f"{interval('score', p10, False)} over {semantic.n:,} pairs{left_out}")  # fmt: skip
 
 
 def segment_cell(name: str, metric: MetricValue) -> str:
@@ -191,6 +210,9 @@ def summary_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> 
         norm = similarity.extra["normalized_match"].value
         lines.append(f"Similarity: mean {value('score', similarity.candidate.value)}, p10 {value('score', p10)}; "
                      f"exact match {value('rate', exact)}, normalised {value('rate', norm)}")  # fmt: skip
+    semantic = evaluation.metrics.get("semantic_similarity")
+    if semantic is not None:
+        lines.append(semantic_line(evaluation, semantic))
     for name in ("error_rate", "format_compliance", "schema_validity", "refusal_rate", "policy_pass_rate"):
         metric = evaluation.metrics.get(name)
         if metric and metric.flips and (metric.flips.to_fail or metric.flips.to_pass):

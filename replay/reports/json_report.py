@@ -108,6 +108,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         "disagreements": [_disagreement(d) for d in evaluation.disagreements[:top]],
         "human_review": None if evaluation.reviews is None else {**_est(evaluation.reviews), **evaluation.review_counts},  # type: ignore[dict-item]
         **_noise_and_drift(evaluation),
+        **_embeddings(evaluation),
     }  # fmt: skip
 
 
@@ -136,6 +137,16 @@ def _noise_and_drift(evaluation: Evaluation) -> dict[str, Any]:
                         "system_fingerprint": {"known": drift.fingerprint_known, "changed": drift.fingerprint_changed},
                         "model": {"known": drift.model_known, "changed": drift.model_changed}}  # fmt: skip
     return out
+
+
+def _embeddings(evaluation: Evaluation) -> dict[str, Any]:
+    """``embeddings`` {model, batch_size, embedded, missing}, for a run with an embeddings endpoint only."""
+    configured = evaluation.run.scenario.get("embeddings")
+    semantic = evaluation.metrics.get("semantic_similarity")
+    if not configured or semantic is None:
+        return {}
+    return {"embeddings": {"model": configured["endpoint"]["model"], "batch_size": configured["batch_size"],
+                           "embedded": semantic.n, "missing": semantic.extra.get("missing", 0)}}  # fmt: skip
 
 
 @register_renderer("json", suffix=".json", option="--report-json", help="Write the JSON report here.", order=2)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 from replay.reports.escape import md, md_code
-from replay.reports.terminal import SEGMENT_METRICS
 
 if TYPE_CHECKING:  # for the annotations only
     from replay.evaluate import Evaluation
@@ -62,11 +61,12 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
         lines += ["", f"### {fmt.noise_title(evaluation)}", ""]
         rows = [[row[k] for k in ("metric", "candidate", "noise", "n", "over", "ci")] for row in noise]
         lines += _table(["Metric", "Candidate", "Noise", "n", "Over noise", "95% CI"], rows, "lrrrrr")
+    columns = fmt.segment_columns(evaluation)
     for key, values in evaluation.segments.items():
         lines += ["", f"### Segments by {md_code(key)}", ""]
-        rows = [[md(value), f"{m['error_rate'].n:,}", *[fmt.segment_cell(name, m[name]) for name in SEGMENT_METRICS]]
+        rows = [[md(value), f"{m['error_rate'].n:,}", *[fmt.segment_cell(name, m[name]) for name in columns]]
                 for value, m in values.items()]  # fmt: skip
-        lines += _table([md(key), "n", *[fmt.SHORT_NAMES[n] for n in SEGMENT_METRICS]], rows, "lr" + "r" * len(SEGMENT_METRICS))
+        lines += _table([md(key), "n", *[fmt.SHORT_NAMES[n] for n in columns]], rows, "lr" + "r" * len(columns))
     if evaluation.disagreements:
         lines += ["", "### Top disagreements", ""]
         beyond = evaluation.noise is not None

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # for the annotations only
 TABLE: dict[str, Any] = {"pad_edge": False, "padding": (0, 0), "show_edge": False}
 """Columns one space apart (the box's own separator), so the gate table fits 80 columns."""
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "SKIPPED": "dim"}
-SEGMENT_METRICS = ("error_rate", "format_compliance", "similarity", "latency_p95_ms")
 
 Section = Callable[[Any, int], list[Any]]
 """A part of the terminal report: ``(evaluation, top)`` to rich renderables (none to leave it out)."""
@@ -141,11 +140,12 @@ def _segments(evaluation: Any, top: int) -> list[Any]:
                       title_justify="left", **TABLE)  # fmt: skip
         table.add_column(term(key), overflow="fold")
         table.add_column("n", justify="right")
-        for name in SEGMENT_METRICS:
+        columns = fmt.segment_columns(evaluation)
+        for name in columns:
             table.add_column(fmt.SHORT_NAMES[name], justify="right")
         for value, metrics_by_name in values.items():
             table.add_row(term(value), f"{metrics_by_name['error_rate'].n:,}",
-                          *[fmt.segment_cell(name, metrics_by_name[name]) for name in SEGMENT_METRICS])  # fmt: skip
+                          *[fmt.segment_cell(name, metrics_by_name[name]) for name in columns])  # fmt: skip
         out.append(table)
     return out
 
