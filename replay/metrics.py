@@ -363,14 +363,15 @@ def _cosines(pairs: Pairs) -> np.ndarray:
 @register_metric("semantic_similarity", "Semantic similarity (mean cosine)", "score", higher_is_better=True, paired=False,
                  min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON, needs=EMBEDDINGS_KEY)  # fmt: skip
 def semantic_similarity(pairs: Pairs) -> MetricValue:
-    """The mean cosine of the two answers' embeddings; pairs the endpoint never embedded are left
-    out and counted (``missing``)."""
-    values = _cosines(pairs)
-    missing = int((pairs.both_ok & ~pairs.present("semantic_similarity")).sum())
+    """The mean cosine of the two answers' embeddings. Pairs never embedded (``missing``) are
+    not left out silently: they are mostly the ones whose answers differ (equal answers need
+    no vector), so the interval spans what they could be, from all -1 to all 1."""
+    values, missing = _cosines(pairs), _missing_cosines(pairs)
     if values.size == 0:
         return MetricValue("semantic_similarity", 0, Estimate.empty(), extra={"missing": missing})
     p10 = semantic_similarity_p10(pairs).candidate
-    return MetricValue("semantic_similarity", int(values.size), _cosine_mean(values), extra={"p10": p10, "missing": missing})
+    estimate = _mean_allowing_missing(_cosine_mean(values), int(values.size), missing)
+    return MetricValue("semantic_similarity", int(values.size), estimate, extra={"p10": p10, "missing": missing})
 
 
 @register_metric("semantic_similarity_p10", "Semantic similarity p10", "score", higher_is_better=True, paired=False,
@@ -379,7 +380,48 @@ def semantic_similarity(pairs: Pairs) -> MetricValue:
 def semantic_similarity_p10(pairs: Pairs) -> MetricValue:
     """The 10th percentile of the cosines: how far the worst tenth of the answers drift in meaning."""
     values = _cosines(pairs)
-    return MetricValue("semantic_similarity_p10", int(values.size), stats.percentile_one(values, 10))
+    estimate = _allowing_missing(lambda x: stats.percentile_one(x, 10), values, _missing_cosines(pairs))
+    return MetricValue("semantic_similarity_p10", int(values.size), estimate)
+
+
+def _missing_cosines(pairs: Pairs) -> int:
+    return int((pairs.both_ok & ~pairs.present("semantic_similarity")).sum())
+
+
+def _mean_allowing_missing(observed: Estimate, n: int, missing: int) -> Estimate:
+    """The embedded pairs' mean, its interval that of the mean over all the pairs whatever the
+    missing ones' cosines: (n * low - m) / (n + m) to (n * high + m) / (n + m) (Manski's bounds)."""
+    if not missing or not observed.known:
+        return observed
+    assert observed.value is not None and observed.low is not None and observed.high is not None
+    widen = (lambda confidence: _mean_allowing_missing(observed.at(confidence), n, missing)) if observed.widen else None
+    total = n + missing
+    return Estimate(observed.value, min(observed.value, (n * observed.low - missing) / total),
+                    max(observed.value, (n * observed.high + missing) / total), n, widen, observed.min_n)  # fmt: skip
+
+
+def _allowing_missing(estimator: Callable[[np.ndarray], Estimate], values: np.ndarray, missing: int) -> Estimate:
+    """The estimate of the embedded pairs, its interval stretched to hold whatever the missing
+    pairs' cosines are: its low end as if all were -1, its high end as if all were 1 (for a
+    percentile's order statistics, exactly the interval over all the pairs)."""
+    observed = estimator(values)
+    if not missing or values.size == 0:
+        return observed
+    worst = estimator(np.concatenate([values, np.full(missing, -1.0)]))
+    best = estimator(np.concatenate([values, np.full(missing, 1.0)]))
+    return _stretched(observed, worst, best)
+
+
+def _stretched(observed: Estimate, worst: Estimate, best: Estimate) -> Estimate:
+    if not (observed.known and worst.known and best.known):
+        return observed
+    assert observed.value is not None and worst.low is not None and best.high is not None
+    widen = None
+    if observed.widen and worst.widen and best.widen:
+        widen = lambda confidence: _stretched(observed.at(confidence), worst.at(confidence), best.at(confidence))  # noqa: E731
+    # the observed data's minimum n: the made-up block of -1s would read as a skewness to wait out
+    return Estimate(observed.value, min(worst.low, observed.value), max(best.high, observed.value), observed.n, widen,
+                    observed.min_n)  # fmt: skip
 
 
 def _cosine_mean(values: np.ndarray) -> Estimate:

@@ -306,7 +306,7 @@ def semantic_similarities(store: Store, run_id: str, model: str, base_arm: str,
         if computed.missing:
             notes.append(
                 f"semantic_similarity: {len(computed.missing):,} pair(s) have no embedding under {model} yet (the run"
-                " stopped before embedding them), so the metric leaves them out"
+                " stopped before embedding them); its intervals allow for any similarity there"
             )
     return [stored.get(request_id) for request_id in ids], notes
 
