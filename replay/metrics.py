@@ -380,8 +380,17 @@ def semantic_similarity(pairs: Pairs) -> MetricValue:
 def semantic_similarity_p10(pairs: Pairs) -> MetricValue:
     """The 10th percentile of the cosines: how far the worst tenth of the answers drift in meaning."""
     values = _cosines(pairs)
-    estimate = _allowing_missing(lambda x: stats.percentile_one(x, 10), values, _missing_cosines(pairs))
+    estimate = _allowing_missing(lambda x: _within_cosines(stats.percentile_one(x, 10)), values, _missing_cosines(pairs))
     return MetricValue("semantic_similarity_p10", int(values.size), estimate)
+
+
+def _within_cosines(estimate: Estimate) -> Estimate:
+    """A bound no order statistic gives (too few pairs beyond the percentile) is the cosine's own, -1 or 1."""
+    if not estimate.known:
+        return estimate
+    assert estimate.low is not None and estimate.high is not None
+    widen = (lambda confidence: _within_cosines(estimate.at(confidence))) if estimate.widen else None
+    return Estimate(estimate.value, max(-1.0, estimate.low), min(1.0, estimate.high), estimate.n, widen, estimate.min_n)
 
 
 def _missing_cosines(pairs: Pairs) -> int:

@@ -29,7 +29,8 @@ def embed_all(store, config, texts):
         embedder = Embedder(store, config, pause=no_wait)
         for text in texts:
             embedder.want(text_digest(text), text)
-        await embedder.finish()
+        await embedder.flush()
+        await embedder.aclose()
         return embedder
 
     return asyncio.run(go())

@@ -27,11 +27,16 @@ class CompareSettings(Protocol):
 
 def run_stages(scenario: Scenario, settings: CompareSettings) -> list[PairStage]:
     """The stages ``replay run`` drives while it replays: each pair compared as soon as both
-    its answers are stored."""
+    its answers are stored, and embedded when the scenario has an ``embeddings`` endpoint."""
     import orjson
 
     from replay.stages.compare import CompareAsAnswered, Digests
 
     base_arm = ARM_PRODUCTION if scenario.baseline == "fresh" and scenario.production is not None else ARM_LOGGED
     digests = Digests(settings.compare_digest(), orjson.dumps(settings.comparator_digests()).decode())
-    return [CompareAsAnswered(settings.compare, digests, base_arm)]
+    stages: list[PairStage] = [CompareAsAnswered(settings.compare, digests, base_arm)]
+    if scenario.embeddings is not None:
+        from replay.stages.embeddings import EmbeddingsStage
+
+        stages.append(EmbeddingsStage(scenario.embeddings, base_arm, scenario.prices))
+    return stages

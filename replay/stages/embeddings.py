@@ -15,15 +15,17 @@ have no vector in a note; :func:`embed_stored` embeds those later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, Sequence
 
 from replay.arm import AttemptLoop, NotSent
 from replay.config import Embeddings
 from replay.embeddings import EMPTY_DIGEST, answer_text, cosines, pair_cosine, stored_answer_text, text_digest
 from replay.errors import ArmStopped, EmbeddingsFailed, RunIncomplete, StoreWriteError
+from replay.pipeline import AnsweredPair, PairStage, StageServices
 from replay.pricing import PriceTable
 from replay.providers import EMBEDDING_PROVIDERS, ProviderError
 from replay.providers.openai_compat import OpenAIEmbeddingsProvider
@@ -121,13 +123,15 @@ class Embedder:
             while len(self._waiting) >= self.batch_size:
                 self._send(self._take())
 
-    async def finish(self) -> None:
+    async def flush(self) -> None:
         """Send what waits (the last batch may be partial) and wait for every batch."""
         self._look_up()
         while self._waiting:
             self._send(self._take())
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+
+    async def aclose(self) -> None:
         await self.loop.aclose()
 
     def _look_up(self) -> None:
@@ -316,15 +320,88 @@ async def embed_stored(store: Store, run_id: str, base_arm: str, embeddings: Emb
     """Embed the stored pairs of a run that have no cosine yet (a resumed or interrupted run,
     an endpoint added later) and store their cosines; the embedder says what was sent.
     Raises :class:`EmbeddingsFailed` when the endpoint could not be reached or refused for good."""
-    model = embeddings.endpoint.model
-    stored = store.pair_similarities(run_id, model)
-    todo = [request_id for request_id in store.pair_ids(run_id, base_arm, ARM_CANDIDATE) if request_id not in stored]
-    pairs, texts = stored_pairs(store, run_id, base_arm, todo)
     embedder = Embedder(store, embeddings, provider=provider)
-    for digest, text in texts.items():
-        embedder.want(digest, text)
-    await embedder.finish()
-    store_cosines(store, run_id, model, pairs)
+    try:
+        await embed_missing(embedder, run_id, base_arm)
+    finally:
+        await embedder.aclose()
     if embedder.stopped is not None:
         raise embedder.stopped
     return embedder
+
+
+async def embed_missing(embedder: Embedder, run_id: str, base_arm: str) -> Cosines:
+    """Through ``embedder``, embed the stored pairs of the run that have no cosine, and store theirs."""
+    store, model = embedder.store, embedder.model
+    stored = store.pair_similarities(run_id, model)
+    todo = [request_id for request_id in store.pair_ids(run_id, base_arm, ARM_CANDIDATE) if request_id not in stored]
+    if not todo:
+        return Cosines({}, [])
+    pairs, texts = stored_pairs(store, run_id, base_arm, todo)
+    for digest, text in texts.items():
+        embedder.want(digest, text)
+    await embedder.flush()
+    return store_cosines(store, run_id, model, pairs)
+
+
+# --- the stage ----------------------------------------------------------------------------
+
+
+class EmbeddingsStage(PairStage):
+    """Embeds each pair's answers while the run goes on (full batches, in the background) and
+    stores the pairs' cosines at its end, with those of stored pairs it was not offered (a
+    resumed run's); an endpoint that cannot be reached, or refuses the key, ends the run
+    incomplete (exit 3) with every answer kept, and a resume embeds what is left."""
+
+    name: ClassVar[str] = "embeddings"
+
+    def __init__(self, embeddings: Embeddings, base_arm: str, prices: dict[str, dict[str, float]] | None = None,
+                 provider: OpenAIEmbeddingsProvider | None = None) -> None:  # fmt: skip
+        self.embeddings, self.base_arm, self.prices, self._provider = embeddings, base_arm, prices, provider
+        if provider is None:  # before the run exists: a missing key leaves nothing behind
+            EMBEDDING_PROVIDERS[embeddings.endpoint.provider].check_arm("embeddings", embeddings.endpoint)
+        self._pairs: list[PairTexts] = []
+        self._embedder: Embedder | None = None
+        self._services: StageServices | None = None
+
+    def start(self, services: StageServices) -> None:
+        self._services = services
+        self._embedder = Embedder(services.store, self.embeddings, provider=self._provider, pause=services.pause,
+                                  stopping=services.stopping, rng=services.rng, spend=services.spend,
+                                  prices=self.prices)  # fmt: skip
+
+    def offer(self, pair: AnsweredPair) -> None:
+        assert self._embedder is not None, "start() comes first"
+        digests: list[str | None] = []
+        for outcome in (pair.baseline, pair.candidate):
+            text = outcome_text(outcome)
+            digest = None if text is None else text_digest(text)
+            if digest is not None and text:
+                self._embedder.want(digest, text)
+            digests.append(digest)
+        self._pairs.append(PairTexts(pair.request_id, digests[0], digests[1]))
+
+    async def finish(self) -> None:
+        embedder, services = self._embedder, self._services
+        assert embedder is not None and services is not None
+        try:
+            await embedder.flush()
+            offered = store_cosines(services.store, services.run_id, embedder.model, self._pairs)
+            rest = await embed_missing(embedder, services.run_id, self.base_arm) if not services.stopping() else None
+        finally:
+            await embedder.aclose()
+        unwritten = offered.unwritten or (rest.unwritten if rest else None)
+        if unwritten is not None:
+            services.warn(f"{unwritten}; semantic similarities not stored, the report computes them again")
+        missing = len(set(offered.missing) | set(rest.missing if rest else ()))
+        if embedder.stopped is not None:
+            stop = EmbeddingsFailed(f"{embedder.stopped}; every answer is stored, and {missing:,} pair(s) have no semantic"
+                                    " similarity until the run is resumed", run_id=services.run_id)  # fmt: skip
+            # marked here as the engine marks a stopped run: an exception from a stage's finish ends
+            # the run before the engine's own marking (which, once it catches a stage's stop, writes the same)
+            with contextlib.suppress(StoreWriteError):
+                services.store.set_status(services.run_id, stop.status, str(stop))
+            raise stop
+        if missing:
+            services.warn(f"embeddings: {embedder.unembedded:,} text(s) could not be embedded ({embedder.last_error});"
+                          f" {missing:,} pair(s) have no semantic similarity until the run is resumed")  # fmt: skip
