@@ -64,10 +64,12 @@ def demo_command(scenario_path: str, quiet: bool, store_path: str) -> None:
 @click.option("--chunks", default=4, show_default=True, type=click.IntRange(1, 100_000), help="Content chunks per streamed answer.")
 @click.option("--rpm", type=finite_float(0, 1e9, min_open=True), help="Enforce this many requests per minute (in one-second windows).")
 @click.option("--answers", "answers_log", type=click.Path(exists=True, dir_okay=False), help="Answer with the texts of this shadow log.")
+@click.option("--embedding-dims", default=64, show_default=True, type=click.IntRange(1, 8192),
+              help="Dimensions of the vectors /v1/embeddings answers with.")  # fmt: skip
 def mock_server_command(
-    host: str, port: int, latency_ms: float, chunks: int, rpm: float | None, answers_log: str | None
+    host: str, port: int, latency_ms: float, chunks: int, rpm: float | None, answers_log: str | None, embedding_dims: int
 ) -> None:
-    """Serve a scripted OpenAI-compatible chat endpoint until Ctrl-C (for trying replay out).
+    """Serve a scripted OpenAI-compatible chat and embeddings endpoint until Ctrl-C (for trying replay out).
 
     \b
     Example:
@@ -76,7 +78,7 @@ def mock_server_command(
     from replay.mockserver import MockServer, ServerConfig, answers_from_log
 
     answers = answers_from_log(answers_log) if answers_log else {}
-    config = ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers)
+    config = ServerConfig(latency_ms=latency_ms, chunks=chunks, rpm=rpm, answers=answers, embedding_dims=embedding_dims)
     try:
         server = MockServer(config, host=host, port=port).start()
     except OSError as exc:
