@@ -102,3 +102,19 @@ def test_without_an_endpoint_the_reports_stay_as_they_were(tmp_path):
     assert "semantic_similarity" not in evaluation.metrics
     assert all("semantic_similarity" not in metrics for values in evaluation.segments.values() for metrics in values.values())
     assert "embeddings" not in json.loads(render("json", evaluation))
+
+
+def test_show_gives_the_pairs_semantic_similarity_and_says_when_it_has_none(tmp_path, server):
+    path = embedded_run(tmp_path, server)
+    store = Store(path)
+    (cosine,) = [value for request_id, value in store.pair_similarities("golden-run", "mock-embed").items() if request_id == "req-000"]
+    shown = CliRunner().invoke(cli, ["show", "golden-run", "req-000", "--store", path])
+    assert shown.exit_code == 0 and f"semantic similarity {cosine:.3f}" in shown.stdout and shown.stderr == ""
+    store.db.execute("DELETE FROM pair_similarities WHERE request_id = 'req-000'")
+    store.db.execute("DELETE FROM embeddings")
+    calls = server.stats.embedding_calls
+    shown = CliRunner().invoke(cli, ["show", "golden-run", "req-000", "--store", path])
+    assert shown.exit_code == 0 and "semantic similarity" not in shown.stdout
+    assert shown.stderr == ("note: semantic_similarity: 1 pair(s) have no embedding under mock-embed yet (the run stopped"
+                            " before embedding them); its intervals allow for any similarity there\n")  # fmt: skip
+    assert server.stats.embedding_calls == calls

@@ -214,9 +214,26 @@ def show_command(run_ref: str, request_id: str, store_path: str) -> None:
     if case is None:
         raise InputError(f"run {run.id} has no request {request_id!r} (see 'replay disagreements {run.id}')")
     measures = next((row for row in compare_run(store, run, settings_for(run)) if row["request_id"] == request_id), None)
+    if measures is not None:
+        measures = {**measures, **pair_semantic_similarity(store, run, request_id)}
     out = console()
     for renderable in render_pair(run, case[0], case[1], store.result_rows(run.id, request_id), measures):
         out.print(renderable)
+
+
+def pair_semantic_similarity(store: Any, run: Any, request_id: str) -> dict[str, Any]:
+    """The pair's stored cosine for ``replay show`` (sending nothing); a missing one is said on stderr."""
+    from replay.evaluate import baseline_arm
+    from replay.reports.escape import visible
+    from replay.stages.embeddings import embeddings_model, semantic_similarities
+
+    model = embeddings_model(run.scenario)
+    if model is None:
+        return {}
+    (value,), notes = semantic_similarities(store, run.id, model, baseline_arm(run), [request_id])
+    for note in notes:
+        click.echo(f"note: {visible(note)}", err=True)
+    return {} if value is None else {"semantic_similarity": value}
 
 
 COMMANDS = [report_command, gate_command, disagreements_command, show_command]

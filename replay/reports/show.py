@@ -131,6 +131,8 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
         facts = [f"divergence {measures.get('divergence', 0):.2f}"]
         if measures.get("similarity") is not None:
             facts.append(f"similarity {measures['similarity']:.3f}")
+        if measures.get("semantic_similarity") is not None:
+            facts.append(f"semantic similarity {measures['semantic_similarity']:.3f}")
         reasons = measures.get("reasons") or []
         out.append(term(", ".join(facts) + (": " + "; ".join(reasons) if reasons else "")))
     return [Trimmed(renderable) for renderable in out]
