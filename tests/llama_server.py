@@ -2,6 +2,7 @@
 
 Run by the e2e test as a child process, so its native threads end with it:
     python tests/llama_server.py  ->  prints "READY http://127.0.0.1:PORT", serves until SIGTERM.
+    python tests/llama_server.py --embeddings  ->  the same, serving /v1/embeddings too (mean pooling).
 """
 
 import signal
@@ -23,6 +24,9 @@ def main() -> None:
     params.cpuparams_batch.n_threads = 2
     params.model_alias = {"gemma-3-270m"}
     params.verbosity = 0
+    if "--embeddings" in sys.argv[1:]:
+        params.embedding = True
+        params.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     server = xlc.Server(params)  # blocks until the model is loaded and the port is open
     print("READY", server.listening_address, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

