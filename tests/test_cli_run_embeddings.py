@@ -15,11 +15,12 @@ from replay.stages.embeddings import EmbeddingsStage
 GATES = "gates: [{metric: semantic_similarity, min: -1.0}]\non_inconclusive: pass\n"  # the exit code is the run's
 
 
-def scenario(tmp_path, log, chat_url, embed_url, *, batch_size=8, extra=""):
+def scenario(tmp_path, log, chat_url, embed_url, *, batch_size=8, extra="", top=""):
+    """``extra``: more keys of the embeddings mapping; ``top``: more top-level lines."""
     path = tmp_path / "scenario.yaml"
     path.write_text(
         f"name: sem\nlogs: {log}\ncandidate: {{base_url: '{chat_url}', model: cand-1}}\n"
-        f"embeddings: {{base_url: '{embed_url}', model: mock-embed, batch_size: {batch_size}{extra}}}\n{GATES}"
+        f"embeddings: {{base_url: '{embed_url}', model: mock-embed, batch_size: {batch_size}{extra}}}\n{GATES}{top}"
     )
     return str(path)
 
@@ -121,3 +122,26 @@ def write_scenario(tmp_path):
     path = tmp_path / "plain.yaml"
     path.write_text("name: p\nlogs: log.jsonl\ncandidate: {base_url: 'http://127.0.0.1:9/v1', model: m}\n")
     return path
+
+
+def test_a_batch_that_keeps_failing_costs_a_warning_and_its_pairs_are_counted_in_the_report(server, tmp_path, store_path):
+    records = [record(f"r{i:02d}", f"question {i}") for i in range(5)]
+    records[4]["response"]["choices"][0]["message"]["content"] = "a logged answer [mock:500*99]"  # only its embedding fails
+    log = write_log(tmp_path / "log.jsonl", records)
+    path = scenario(tmp_path, log, server.base_url, server.base_url, batch_size=1, extra=", limits: {max_attempts: 1}")
+    result = run("run", path, "--store", store_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert ("warning: embeddings: 1 text(s) were not embedded (the last error: scripted 500); 1 pair(s) have no"
+            " semantic similarity until the run is resumed") in result.stderr  # fmt: skip
+    assert len(cosines(store_path)) == 4
+    report = run("report", "latest", "--store", store_path, "--format", "json")
+    assert '"missing": 1' in report.stdout
+
+
+def test_a_pair_whose_candidate_failed_is_not_embedded(server, tmp_path, store_path):
+    records = [record(f"r{i:02d}", f"question {i}") for i in range(3)] + [record("r99", "broken [mock:500*99]")]
+    path = scenario(tmp_path, write_log(tmp_path / "log.jsonl", records), server.base_url, server.base_url, batch_size=2,
+                    top="limits: {max_attempts: 1}\n")  # fmt: skip
+    assert run("run", path, "--store", store_path, "--quiet").exit_code == 0
+    assert sum(server.stats.embedding_batches) == 2 * 3  # the logged answer of r99 has nothing to be compared with
+    assert dict(cosines(store_path))["r99"] is None

@@ -43,7 +43,7 @@ ANSWER_FIELDS = ("request_id", "arm", "status", "text", "tool_calls_json", "refu
 
 @dataclass(frozen=True)
 class PairTexts:
-    """One pair by the digests of its two texts; None where that arm did not answer."""
+    """One pair by the digests of its two texts; both None when an arm did not answer."""
 
     request_id: str
     baseline: str | None
@@ -273,16 +273,15 @@ def stored_pairs(store: Store, run_id: str, base_arm: str, request_ids: list[str
     for request_id, arms in group_by_request(rows):
         if base_arm not in arms or ARM_CANDIDATE not in arms:
             continue
-        digests: list[str | None] = []
-        for arm in (base_arm, ARM_CANDIDATE):
-            _, _, status, text, calls, refusal = arms[arm]
-            if status != "ok":
-                digests.append(None)
-                continue
+        answered = [arms[arm] for arm in (base_arm, ARM_CANDIDATE)]
+        if any(row[2] != "ok" for row in answered):  # an arm failed: nothing to compare, nothing to embed
+            pairs.append(PairTexts(request_id, None, None))
+            continue
+        digests = []
+        for _, _, _, text, calls, refusal in answered:
             embedded = stored_answer_text(text, calls, refusal)
-            digest = text_digest(embedded)
-            texts[digest] = embedded
-            digests.append(digest)
+            digests.append(text_digest(embedded))
+            texts[digests[-1]] = embedded
         pairs.append(PairTexts(request_id, digests[0], digests[1]))
     return pairs, texts
 
@@ -372,14 +371,15 @@ class EmbeddingsStage(PairStage):
 
     def offer(self, pair: AnsweredPair) -> None:
         assert self._embedder is not None, "start() comes first"
-        digests: list[str | None] = []
-        for outcome in (pair.baseline, pair.candidate):
-            text = outcome_text(outcome)
-            digest = None if text is None else text_digest(text)
-            if digest is not None and text:
+        texts = (outcome_text(pair.baseline), outcome_text(pair.candidate))
+        if texts[0] is None or texts[1] is None:  # an arm failed: nothing to compare, nothing to embed
+            self._pairs.append(PairTexts(pair.request_id, None, None))
+            return
+        digests = (text_digest(texts[0]), text_digest(texts[1]))
+        for digest, text in zip(digests, texts):
+            if text:
                 self._embedder.want(digest, text)
-            digests.append(digest)
-        self._pairs.append(PairTexts(pair.request_id, digests[0], digests[1]))
+        self._pairs.append(PairTexts(pair.request_id, *digests))
 
     async def finish(self) -> None:
         embedder, services = self._embedder, self._services
@@ -403,5 +403,6 @@ class EmbeddingsStage(PairStage):
                 services.store.set_status(services.run_id, stop.status, str(stop))
             raise stop
         if missing:
-            services.warn(f"embeddings: {embedder.unembedded:,} text(s) could not be embedded ({embedder.last_error});"
+            why = f"the last error: {embedder.last_error}" if embedder.last_error else "the run stopped first"
+            services.warn(f"embeddings: {embedder.unembedded:,} text(s) were not embedded ({why});"
                           f" {missing:,} pair(s) have no semantic similarity until the run is resumed")  # fmt: skip
