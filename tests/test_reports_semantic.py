@@ -118,3 +118,13 @@ def test_show_gives_the_pairs_semantic_similarity_and_says_when_it_has_none(tmp_
     assert shown.stderr == ("note: semantic_similarity: 1 pair(s) have no embedding under mock-embed yet (the run stopped"
                             " before embedding them); its intervals allow for any similarity there\n")  # fmt: skip
     assert server.stats.embedding_calls == calls
+
+
+def test_a_gates_file_with_a_semantic_gate_is_refused_for_a_run_without_embeddings(tmp_path):
+    golden_run(tmp_path / "plain.db")
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("gates:\n  - {metric: error_rate, max_delta: 0.1}\n  - {metric: semantic_similarity, min: 0.8}\n")
+    result = CliRunner().invoke(cli, ["gate", "golden-run", "--store", str(tmp_path / "plain.db"), "--gates", str(gates)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {gates}: gates[1].metric: semantic_similarity needs an embeddings endpoint, and run"
+                             " golden-run had none\n")  # fmt: skip

@@ -29,8 +29,13 @@ def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> Any:
     from replay.evaluate import settings_for
 
     gates = load_gates_file(path)
-    segments = settings_for(store.get_run(run_ref), gates).segments
+    run = store.get_run(run_ref)
+    segments = settings_for(run, gates).segments
     for index, gate in enumerate(gates if isinstance(gates, list) else ()):
+        metric = str(gate.get("metric", "")) if isinstance(gate, dict) else ""
+        if metric.startswith("semantic_similarity") and not run.scenario.get("embeddings"):
+            raise ScenarioError(f"{path}: gates[{index}].metric: {metric} needs an embeddings endpoint, and run {run.id}"
+                                " had none")  # fmt: skip
         if isinstance(gate, dict) and gate.get("segment") is not None:
             try:
                 segments.resolve(str(gate["segment"]))
