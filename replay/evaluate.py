@@ -207,6 +207,8 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     pairs = measure_table(store, run, settings, notes)
     add_semantic_similarity(store, run, pairs, notes)
     noise = measure_table(store, run, settings, notes, PAIR_NOISE) if run.scenario.get("noise_floor") else None
+    if noise is not None:
+        add_semantic_similarity(store, run, noise, notes, PAIR_NOISE)
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run))
 
@@ -238,15 +240,16 @@ def noise_floor_of(noise: Pairs, run: RunRow) -> NoiseFloor:
     return NoiseFloor(len(noise), metrics, _divergence_limit(noise), run.scenario.get("baseline") != "fresh")
 
 
-def add_semantic_similarity(store: Store, run: RunRow, pairs: Pairs, notes: list[str]) -> None:
-    """Join each pair's stored cosine (``semantic_similarity``) to the table, for a run with an
-    ``embeddings`` endpoint; nothing is sent (pairs never embedded are counted in ``notes``)."""
+def add_semantic_similarity(store: Store, run: RunRow, pairs: Pairs, notes: list[str], kind: str = PAIR_CANDIDATE) -> None:
+    """Join each pair's stored cosine (``semantic_similarity``) to the table of pairs of ``kind``,
+    for a run with an ``embeddings`` endpoint; nothing is sent (pairs never embedded are counted
+    in ``notes``)."""
     from replay.stages.embeddings import embeddings_model, semantic_similarities
 
     model = embeddings_model(run.scenario)
     if model is None or not len(pairs):
         return
-    values, said = semantic_similarities(store, run.id, model, baseline_arm(run), pairs.values("request_id"))
+    values, said = semantic_similarities(store, run.id, model, baseline_arm(run), pairs.values("request_id"), kind)
     pairs.add_column("semantic_similarity", values)
     notes.extend(said)
 

@@ -190,8 +190,8 @@ def m006_comparator_digests(db: sqlite3.Connection) -> None:
 @migration
 def m008_embeddings(db: sqlite3.Connection) -> None:
     """Embedding vectors by model and digest of the text embedded (float32 blobs, shared by every
-    run: a text embedded once is never sent again), and each pair's cosine under a model (NULL
-    where an arm did not answer, so that nothing is left to look for)."""
+    run: a text embedded once is never sent again), and each pair's cosine under a model, by the
+    pair's kind (the candidate's, or the noise floor's), NULL where an arm did not answer."""
     _statements(
         db,
         """
@@ -205,11 +205,12 @@ def m008_embeddings(db: sqlite3.Connection) -> None:
         CREATE TABLE IF NOT EXISTS pair_similarities (
             run_id TEXT NOT NULL REFERENCES runs(id),
             request_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
             model TEXT NOT NULL,
             baseline_digest TEXT,
             candidate_digest TEXT,
             cosine REAL,
-            PRIMARY KEY (run_id, request_id, model)
+            PRIMARY KEY (run_id, request_id, kind, model)
         );
         """,
     )
@@ -671,18 +672,20 @@ class Store:
             db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", [(model, *row) for row in rows])
 
     @_writes
-    def add_pair_similarities(self, run_id: str, model: str, rows: list[tuple[str, str | None, str | None, float | None]]) -> None:
-        """Rows of (request id, baseline text digest, candidate text digest, cosine or None)."""
+    def add_pair_similarities(self, run_id: str, model: str, rows: list[tuple[str, str | None, str | None, float | None]],
+                              kind: str = PAIR_CANDIDATE) -> None:  # fmt: skip
+        """Rows of (request id, baseline text digest, other text digest, cosine or None) of pairs of ``kind``."""
         with self.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO pair_similarities VALUES (?, ?, ?, ?, ?, ?)",
-                           [(run_id, request_id, model, *rest) for request_id, *rest in rows])  # fmt: skip
+            db.executemany("INSERT OR REPLACE INTO pair_similarities VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(run_id, request_id, kind, model, *rest) for request_id, *rest in rows])  # fmt: skip
 
-    def pair_similarities(self, run_id: str, model: str) -> dict[str, float | None]:
-        """request id -> its pair's cosine under ``model`` (None where an arm did not answer)."""
+    def pair_similarities(self, run_id: str, model: str, kind: str = PAIR_CANDIDATE) -> dict[str, float | None]:
+        """request id -> the cosine of its pair of ``kind`` under ``model`` (None where an arm did not answer)."""
         if not self._has_embeddings:
             return {}
         rows = self.db.execute(
-            "SELECT request_id, cosine FROM pair_similarities WHERE run_id = ? AND model = ?", (run_id, model)
+            "SELECT request_id, cosine FROM pair_similarities WHERE run_id = ? AND kind = ? AND model = ?",
+            (run_id, kind, model),
         )
         return dict(rows.fetchall())
 

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from conftest import record, write_log
 from replay.cli import cli
+from replay.evaluate import evaluate
+from replay.store import Store
 from replay.stages import run_stages
 from replay.stages.embeddings import EmbeddingsStage
 
@@ -145,3 +147,16 @@ def test_a_pair_whose_candidate_failed_is_not_embedded(server, tmp_path, store_p
     assert run("run", path, "--store", store_path, "--quiet").exit_code == 0
     assert sum(server.stats.embedding_batches) == 2 * 3  # the logged answer of r99 has nothing to be compared with
     assert dict(cosines(store_path))["r99"] is None
+
+
+def test_the_noise_floors_pairs_are_embedded_too_and_reported_beside_the_candidates(server, tmp_path, store_path):
+    path = scenario(tmp_path, log_of(tmp_path, 12), server.base_url, server.base_url,
+                    top=f"production: {{base_url: '{server.base_url}', model: prod-1}}\nnoise_floor: {{sample: 5}}\n")  # fmt: skip
+    assert run("run", path, "--store", store_path, "--quiet").exit_code == 0
+    db = sqlite3.connect(store_path)
+    assert db.execute("SELECT kind, COUNT(*) FROM pair_similarities GROUP BY kind ORDER BY kind").fetchall() == [
+        ("candidate", 12), ("noise", 5)]  # fmt: skip
+    calls = server.stats.embedding_calls
+    evaluation = evaluate(Store(store_path), "latest")
+    assert evaluation.metrics["semantic_similarity"].n == 12 and evaluation.noise.metrics["semantic_similarity"].n == 5
+    assert evaluation.notes == () and server.stats.embedding_calls == calls

@@ -32,7 +32,7 @@ from replay.providers.openai_compat import OpenAIEmbeddingsProvider
 from replay.retry import RetryPlan
 from replay.stages.compare import group_by_request
 from replay.store import Store
-from replay.types import ARM_CANDIDATE, Embedded, Outcome
+from replay.types import COMPARED_ARM, PAIR_CANDIDATE, PAIR_KINDS, Embedded, Outcome
 
 UNREACHABLE_AFTER = 3
 """Batches that failed on connection errors, with no answer yet, before the endpoint is given up."""
@@ -235,7 +235,7 @@ def cosine_rows(pairs: Sequence[PairTexts], vectors: dict[str, bytes]
     return rows, missing
 
 
-def store_cosines(store: Store, run_id: str, model: str, pairs: Sequence[PairTexts]) -> Cosines:
+def store_cosines(store: Store, run_id: str, model: str, pairs: Sequence[PairTexts], kind: str = PAIR_CANDIDATE) -> Cosines:
     """Compute the cosines of ``pairs`` from the stored vectors and store them (unless the store
     is read-only: cosines are a cache of the vectors, and a report computes them again)."""
     found: dict[str, float | None] = {}
@@ -249,7 +249,7 @@ def store_cosines(store: Store, run_id: str, model: str, pairs: Sequence[PairTex
         found.update((row[0], row[3]) for row in rows)
         if rows and not store.read_only and unwritten is None:
             try:
-                store.add_pair_similarities(run_id, model, rows)
+                store.add_pair_similarities(run_id, model, rows, kind)
             except StoreWriteError as exc:
                 unwritten = exc
     return Cosines(found, missing, unwritten)
@@ -265,15 +265,17 @@ class Cosines:
     """Why the cosines could not all be stored, if they could not."""
 
 
-def stored_pairs(store: Store, run_id: str, base_arm: str, request_ids: list[str]) -> tuple[list[PairTexts], dict[str, str]]:
-    """The listed pairs as stored, by their texts' digests, and digest -> text."""
+def stored_pairs(store: Store, run_id: str, base_arm: str, request_ids: list[str],
+                 kind: str = PAIR_CANDIDATE) -> tuple[list[PairTexts], dict[str, str]]:  # fmt: skip
+    """The listed pairs of ``kind`` as stored, by their texts' digests, and digest -> text."""
     texts: dict[str, str] = {}
     pairs = []
-    rows = store.answers(run_id, (base_arm, ARM_CANDIDATE), ANSWER_FIELDS, only=request_ids)
+    other = COMPARED_ARM[kind]
+    rows = store.answers(run_id, (base_arm, other), ANSWER_FIELDS, only=request_ids)
     for request_id, arms in group_by_request(rows):
-        if base_arm not in arms or ARM_CANDIDATE not in arms:
+        if base_arm not in arms or other not in arms:
             continue
-        answered = [arms[arm] for arm in (base_arm, ARM_CANDIDATE)]
+        answered = [arms[arm] for arm in (base_arm, other)]
         if any(row[2] != "ok" for row in answered):  # an arm failed: nothing to compare, nothing to embed
             pairs.append(PairTexts(request_id, None, None))
             continue
@@ -292,24 +294,25 @@ def embeddings_model(scenario: dict[str, Any]) -> str | None:
     return embeddings["endpoint"]["model"] if embeddings else None
 
 
-def semantic_similarities(store: Store, run_id: str, model: str, base_arm: str,
-                          request_ids: Iterable[str]) -> tuple[list[float | None], list[str]]:  # fmt: skip
+def semantic_similarities(store: Store, run_id: str, model: str, base_arm: str, request_ids: Iterable[str],
+                          kind: str = PAIR_CANDIDATE) -> tuple[list[float | None], list[str]]:  # fmt: skip
     """Each pair's cosine (None where there is none) in ``request_ids`` order, and the notes
     for the user. Sends nothing: pairs with stored vectors but no cosine get one computed."""
     ids = list(request_ids)
-    stored = store.pair_similarities(run_id, model)
+    stored = store.pair_similarities(run_id, model, kind)
     todo = [request_id for request_id in ids if request_id not in stored]
     notes: list[str] = []
     if todo:
-        pairs, _ = stored_pairs(store, run_id, base_arm, todo)
-        computed = store_cosines(store, run_id, model, pairs)
+        pairs, _ = stored_pairs(store, run_id, base_arm, todo, kind)
+        computed = store_cosines(store, run_id, model, pairs, kind)
         stored.update(computed.found)
         if computed.unwritten is not None:
             notes.append(f"{computed.unwritten}; semantic similarities not stored, the next report computes them again")
         if computed.missing:
+            whose = "" if kind == PAIR_CANDIDATE else f" of the {kind} floor"
             notes.append(
-                f"semantic_similarity: {len(computed.missing):,} pair(s) have no embedding under {model} yet (the run"
-                " stopped before embedding them); its intervals allow for any similarity there"
+                f"semantic_similarity: {len(computed.missing):,} pair(s){whose} have no embedding under {model} yet (the"
+                " run stopped before embedding them); its intervals allow for any similarity there"
             )
     return [stored.get(request_id) for request_id in ids], notes
 
@@ -330,17 +333,22 @@ async def embed_stored(store: Store, run_id: str, base_arm: str, embeddings: Emb
 
 
 async def embed_missing(embedder: Embedder, run_id: str, base_arm: str) -> Cosines:
-    """Through ``embedder``, embed the stored pairs of the run that have no cosine, and store theirs."""
+    """Through ``embedder``, embed the stored pairs of the run (of every kind) that have no
+    cosine, and store theirs; the texts of all kinds share the batches."""
     store, model = embedder.store, embedder.model
-    stored = store.pair_similarities(run_id, model)
-    todo = [request_id for request_id in store.pair_ids(run_id, base_arm, ARM_CANDIDATE) if request_id not in stored]
-    if not todo:
-        return Cosines({}, [])
-    pairs, texts = stored_pairs(store, run_id, base_arm, todo)
-    for digest, text in texts.items():
-        embedder.want(digest, text)
+    todo: dict[str, list[PairTexts]] = {}
+    for kind in PAIR_KINDS:
+        stored = store.pair_similarities(run_id, model, kind)
+        ids = [request_id for request_id in store.pair_ids(run_id, base_arm, COMPARED_ARM[kind]) if request_id not in stored]
+        if ids:
+            pairs, texts = stored_pairs(store, run_id, base_arm, ids, kind)
+            todo[kind] = pairs
+            for digest, text in texts.items():
+                embedder.want(digest, text)
     await embedder.flush()
-    return store_cosines(store, run_id, model, pairs)
+    results = [store_cosines(store, run_id, model, pairs, kind) for kind, pairs in todo.items()]
+    return Cosines({}, [missing for result in results for missing in result.missing],
+                   next((result.unwritten for result in results if result.unwritten), None))  # fmt: skip
 
 
 # --- the stage ----------------------------------------------------------------------------
@@ -359,7 +367,8 @@ class EmbeddingsStage(PairStage):
         self.embeddings, self.base_arm, self.prices, self._provider = embeddings, base_arm, prices, provider
         if provider is None:  # before the run exists: a missing key leaves nothing behind
             EMBEDDING_PROVIDERS[embeddings.endpoint.provider].check_arm("embeddings", embeddings.endpoint)
-        self._pairs: list[PairTexts] = []
+        self._pairs: dict[str, list[PairTexts]] = {}
+        """By kind: the candidate's pairs, and the noise floor's (production with itself)."""
         self._embedder: Embedder | None = None
         self._services: StageServices | None = None
 
@@ -371,29 +380,32 @@ class EmbeddingsStage(PairStage):
 
     def offer(self, pair: AnsweredPair) -> None:
         assert self._embedder is not None, "start() comes first"
+        pairs = self._pairs.setdefault(pair.kind, [])
         texts = (outcome_text(pair.baseline), outcome_text(pair.candidate))
         if texts[0] is None or texts[1] is None:  # an arm failed: nothing to compare, nothing to embed
-            self._pairs.append(PairTexts(pair.request_id, None, None))
+            pairs.append(PairTexts(pair.request_id, None, None))
             return
         digests = (text_digest(texts[0]), text_digest(texts[1]))
         for digest, text in zip(digests, texts):
             if text:
                 self._embedder.want(digest, text)
-        self._pairs.append(PairTexts(pair.request_id, *digests))
+        pairs.append(PairTexts(pair.request_id, *digests))
 
     async def finish(self) -> None:
         embedder, services = self._embedder, self._services
         assert embedder is not None and services is not None
         try:
             await embedder.flush()
-            offered = store_cosines(services.store, services.run_id, embedder.model, self._pairs)
-            rest = await embed_missing(embedder, services.run_id, self.base_arm) if not services.stopping() else None
+            offered = [store_cosines(services.store, services.run_id, embedder.model, pairs, kind)
+                       for kind, pairs in self._pairs.items()]  # fmt: skip
+            if not services.stopping():
+                offered.append(await embed_missing(embedder, services.run_id, self.base_arm))
         finally:
             await embedder.aclose()
-        unwritten = offered.unwritten or (rest.unwritten if rest else None)
+        unwritten = next((result.unwritten for result in offered if result.unwritten), None)
         if unwritten is not None:
             services.warn(f"{unwritten}; semantic similarities not stored, the report computes them again")
-        missing = len(set(offered.missing) | set(rest.missing if rest else ()))
+        missing = len({missing for result in offered for missing in result.missing})
         if embedder.stopped is not None:
             stop = EmbeddingsFailed(f"{embedder.stopped}; every answer is stored, and {missing:,} pair(s) have no semantic"
                                     " similarity until the run is resumed", run_id=services.run_id)  # fmt: skip
