@@ -128,3 +128,14 @@ def test_a_gates_file_with_a_semantic_gate_is_refused_for_a_run_without_embeddin
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {gates}: gates[1].metric: semantic_similarity needs an embeddings endpoint, and run"
                              " golden-run had none\n")  # fmt: skip
+
+
+def test_vectors_of_two_lengths_under_one_model_name_are_one_clear_error(tmp_path, server):
+    path = embedded_run(tmp_path, server)
+    store = Store(path)
+    store.db.execute("UPDATE embeddings SET vector = substr(vector, 1, 16), dims = 4 WHERE rowid = (SELECT MIN(rowid) FROM embeddings)")
+    store.db.execute("DELETE FROM pair_similarities")
+    result = CliRunner().invoke(cli, ["report", "golden-run", "--store", path])
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: embeddings: the store holds vectors of different lengths under the model name"
+                             " 'mock-embed' (two models served under one name?): give the endpoint's model another name\n")  # fmt: skip

@@ -96,3 +96,10 @@ def test_a_refused_key_stops_embedding_without_retrying(server, store_path):
     assert isinstance(embedder.stopped, EmbeddingsFailed)
     assert str(embedder.stopped) == "embeddings endpoint answered 401: scripted 401 — not retrying"
     assert server.stats.embedding_calls <= 2
+
+
+def test_fewer_batches_than_the_give_up_count_all_failing_to_connect_still_stop_in_one_line(store_path):
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    embedder = embed_all(Store(store_path), endpoint(url, batch_size=5, max_attempts=1), [f"t{i}" for i in range(10)])
+    assert isinstance(embedder.stopped, EmbeddingsFailed) and embedder.unembedded == 10
+    assert str(embedder.stopped).startswith(f"embeddings endpoint {url} is unreachable: ")

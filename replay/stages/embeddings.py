@@ -19,12 +19,12 @@ import contextlib
 import itertools
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, ClassVar, Iterable, Sequence
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, NoReturn, Sequence
 
 from replay.arm import AttemptLoop, NotSent
 from replay.config import Embeddings
 from replay.embeddings import EMPTY_DIGEST, answer_text, cosines, pair_cosine, stored_answer_text, text_digest
-from replay.errors import ArmStopped, EmbeddingsFailed, RunIncomplete, StoreWriteError
+from replay.errors import ArmStopped, EmbeddingsFailed, InputError, RunIncomplete, StoreWriteError
 from replay.pipeline import AnsweredPair, PairStage, StageServices
 from replay.pricing import PriceTable
 from replay.providers import EMBEDDING_PROVIDERS, ProviderError
@@ -130,6 +130,8 @@ class Embedder:
             self._send(self._take())
         while self._tasks:
             await asyncio.gather(*list(self._tasks))
+        if self._unreachable and not self._reached:  # fewer batches than UNREACHABLE_AFTER, all failed to connect
+            self._stop(f"embeddings endpoint {self.loop.arm.base_url} is unreachable: {self.last_error}")
 
     async def aclose(self) -> None:
         await self.loop.aclose()
@@ -244,7 +246,11 @@ def store_cosines(store: Store, run_id: str, model: str, pairs: Sequence[PairTex
     for start in range(0, len(pairs), COSINE_CHUNK):
         chunk = pairs[start : start + COSINE_CHUNK]
         digests = {digest for pair in chunk for digest in (pair.baseline, pair.candidate) if digest and digest != EMPTY_DIGEST}
-        rows, lacking = cosine_rows(chunk, store.vectors(model, sorted(digests)))
+        try:
+            rows, lacking = cosine_rows(chunk, store.vectors(model, sorted(digests)))
+        except ValueError:  # vectors of two lengths under one model name
+            raise InputError(f"embeddings: the store holds vectors of different lengths under the model name {model!r}"
+                             " (two models served under one name?): give the endpoint's model another name") from None
         missing += lacking
         found.update((row[0], row[3]) for row in rows)
         if rows and not store.read_only and unwritten is None:
@@ -400,6 +406,8 @@ class EmbeddingsStage(PairStage):
                        for kind, pairs in self._pairs.items()]  # fmt: skip
             if not services.stopping():
                 offered.append(await embed_missing(embedder, services.run_id, self.base_arm))
+        except InputError as exc:
+            self._fail(services, str(exc))
         finally:
             await embedder.aclose()
         unwritten = next((result.unwritten for result in offered if result.unwritten), None)
@@ -407,14 +415,18 @@ class EmbeddingsStage(PairStage):
             services.warn(f"{unwritten}; semantic similarities not stored, the report computes them again")
         missing = len({missing for result in offered for missing in result.missing})
         if embedder.stopped is not None:
-            stop = EmbeddingsFailed(f"{embedder.stopped}; every answer is stored, and {missing:,} pair(s) have no semantic"
-                                    " similarity until the run is resumed", run_id=services.run_id)  # fmt: skip
-            # marked here as the engine marks a stopped run: an exception from a stage's finish ends
-            # the run before the engine's own marking (which, once it catches a stage's stop, writes the same)
-            with contextlib.suppress(StoreWriteError):
-                services.store.set_status(services.run_id, stop.status, str(stop))
-            raise stop
+            self._fail(services, f"{embedder.stopped}; every answer is stored, and {missing:,} pair(s) have no semantic"
+                                 " similarity until the run is resumed")  # fmt: skip
         if missing:
             why = f"the last error: {embedder.last_error}" if embedder.last_error else "the run stopped first"
             services.warn(f"embeddings: {embedder.unembedded:,} text(s) were not embedded ({why});"
                           f" {missing:,} pair(s) have no semantic similarity until the run is resumed")  # fmt: skip
+
+    @staticmethod
+    def _fail(services: StageServices, message: str) -> NoReturn:
+        """End the run incomplete. Marked here as the engine marks a stopped run: an exception
+        from a stage's finish ends the run before the engine's own marking."""
+        stop = EmbeddingsFailed(message, run_id=services.run_id)
+        with contextlib.suppress(StoreWriteError):
+            services.store.set_status(services.run_id, stop.status, str(stop))
+        raise stop
