@@ -89,3 +89,25 @@ def test_an_echoed_key_reaches_neither_the_store_nor_the_terminal(tmp_path, faul
     assert echoed in everything or echoed in stored_bytes(store).decode("utf-8", "replace")
     assert KEY not in everything and KEY[:16] not in everything
     assert KEY.encode() not in stored_bytes(store) and KEY[:16].encode() not in stored_bytes(store)
+
+
+@pytest.mark.parametrize("fault, exit_code, echoed", [
+    ("echo-500", 0, "(the last error: Internal error while handling"),  # a warning; the run completes
+    ("echo-401", 3, f"Incorrect API key provided: Bearer {REDACTED}."),  # the run's one line
+])  # fmt: skip
+def test_a_key_echoed_by_the_embeddings_endpoint_reaches_neither_the_store_nor_the_terminal(server, tmp_path, fault,
+                                                                                            exit_code, echoed):  # fmt: skip
+    log = write_log(tmp_path / "log.jsonl", [record("a", "hi"), record("b", "there")])
+    store = str(tmp_path / "replay.db")
+    scenario = tmp_path / "s.yaml"
+    with FaultServer() as faults:
+        scenario.write_text(
+            f"name: s\nlogs: {log}\ncandidate: {{base_url: '{server.base_url}', model: m}}\ngates: []\n"
+            f"embeddings: {{base_url: '{faults.url(fault)}', model: e, api_key_env: MY_KEY, limits: {{max_attempts: 1}}}}\n"
+        )
+        result = invoke("run", str(scenario), "--store", store, env={"MY_KEY": KEY})
+        assert faults.stats.requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was sent, and echoed
+    assert result.exit_code == exit_code, result.output
+    assert echoed in result.stderr  # the endpoint's error is said, scrubbed
+    assert KEY not in result.output and KEY[:16] not in result.output
+    assert KEY.encode() not in stored_bytes(store) and KEY[:16].encode() not in stored_bytes(store)
