@@ -118,3 +118,16 @@ def test_a_429_keeps_the_servers_hint_for_the_retry():
 
     plan = provider.retry_plan(error.value, 1, 5, random.Random(1))
     assert plan.retry and plan.hinted and plan.delay_s == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize("transport", ["native", "aiohttp", "httpx"])
+def test_every_transport_carries_a_batch(server, transport):
+    async def go():  # made on the loop, as a run makes it (aiohttp binds to the running loop)
+        provider = OpenAIEmbeddingsProvider(base_url=server.base_url, model="e", transport=transport)
+        try:
+            return await provider.embed(provider.embeddings_body(["one text", "another text"]), 5)
+        finally:
+            await provider.aclose()
+
+    answer = asyncio.run(go())
+    assert [floats(v) for v in answer.vectors] == [embedding("one text"), embedding("another text")]
