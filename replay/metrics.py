@@ -428,7 +428,7 @@ def _stretched(observed: Estimate, worst: Estimate, best: Estimate) -> Estimate:
     widen = None
     if observed.widen and worst.widen and best.widen:
         widen = lambda confidence: _stretched(observed.at(confidence), worst.at(confidence), best.at(confidence))  # noqa: E731
-    # the observed data's minimum n: the made-up block of -1s would read as a skewness to wait out
+    # the observed data's minimum n: a made-up block of -1s or 1s says nothing about the data's own
     return Estimate(observed.value, min(worst.low, observed.value), max(best.high, observed.value), observed.n, widen,
                     observed.min_n)  # fmt: skip
 
