@@ -103,3 +103,24 @@ def test_fewer_batches_than_the_give_up_count_all_failing_to_connect_still_stop_
     embedder = embed_all(Store(store_path), endpoint(url, batch_size=5, max_attempts=1), [f"t{i}" for i in range(10)])
     assert isinstance(embedder.stopped, EmbeddingsFailed) and embedder.unembedded == 10
     assert str(embedder.stopped).startswith(f"embeddings endpoint {url} is unreachable: ")
+
+
+def test_batches_are_paced_by_the_endpoints_rpm_and_priced_against_the_budget(server, store_path):
+    waits, spent = [], []
+
+    async def record_wait(seconds):
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    async def go():
+        embedder = Embedder(Store(store_path), endpoint(server.base_url, batch_size=2, rpm=600, concurrency=1),
+                            pause=record_wait, spend=spent.append, prices={"mock-embed": {"input": 1.0, "output": 0.0}})  # fmt: skip
+        for text in ("one two", "three", "four five six", "seven"):
+            embedder.want(text_digest(text), text)
+        await embedder.flush()
+        await embedder.aclose()
+
+    asyncio.run(go())
+    assert server.stats.embedding_batches == [2, 2]
+    assert waits and 0.05 < waits[0] <= 60 / 600 * 1.03  # the second batch waited its turn (rpm, 3% margin)
+    assert spent == pytest.approx([3 / 1e6, 4 / 1e6])  # the tokens the server counted, at $1 per million
