@@ -332,8 +332,13 @@ class Engine:
             stage.start(services)
 
     async def _finish_stages(self) -> None:
+        """Each stage finishes its work; one that cannot (its endpoint died) stops the run as
+        an arm would, and the run is marked so, with what was stored kept."""
         for stage in self._pairs.stages:
-            await stage.finish()
+            try:
+                await stage.finish()
+            except RunIncomplete as stop:
+                self._stop = self._stop or stop
 
     def _spend(self, cost_usd: float) -> None:
         """A stage's spend (a judge's calls): the run's spend, and its budget, include it."""
