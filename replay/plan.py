@@ -308,8 +308,10 @@ class LoggedBaseline:
         return float(mask.sum()) / max(self.measured, 1) * self.sample_size
 
     def sample_total(self, values: np.ndarray) -> float:
-        """The sum of ``values`` over the sampled records (NaN counting as 0)."""
-        values = np.nan_to_num(values)
+        """The sum of ``values`` over the sampled records, an unknown value (a logged error
+        has no usage) counting as the mean of the known ones."""
+        known = values[~np.isnan(values)]
+        values = np.where(np.isnan(values), float(known.mean()) if known.size else 0.0, values)
         if self.exact:
             return float(values[self.selected].sum())
         return float(values.mean()) * self.sample_size if values.size else 0.0
@@ -590,36 +592,56 @@ def plan_gates(baseline: LoggedBaseline, settings: DecisionSettings, scenario: S
                sample_share: float = 1.0) -> tuple[GatePlan, ...]:  # fmt: skip
     """Each gate's plan. ``sample_share``: the part of the sample the run is expected to
     send (less than 1 when the budget stops it first)."""
-    gates = settings.gates
-    tests = sum(1 + (0 if gate.segment else len(settings.segments.critical)) for gate in gates)
+    drafts = [_draft(gate, baseline, settings, scenario, sample_share) for gate in settings.gates]
+    tests = expected_tests(drafts, settings)
     fail_alpha = round(FAMILY_ALPHA / max(tests, 1), 12)
-    return tuple(_plan_gate(gate, baseline, settings, scenario, sample_share, fail_alpha) for gate in gates)
+    return tuple(_plan_gate(draft, fail_alpha) for draft in drafts)
 
 
-def _plan_gate(gate: Gate, baseline: LoggedBaseline, settings: DecisionSettings, scenario: Scenario,
-               share: float, fail_alpha: float) -> GatePlan:  # fmt: skip
-    segment = _segment_mask(gate, baseline, settings)
-    model = _model_of(gate, baseline, scenario, segment)
-    label = gate_label(gate)
-    floor = max(required_n(gate), model.floor)
+@dataclass(frozen=True)
+class _Draft:
+    gate: Gate
+    model: _Model
+    floor: int
+    sample: int
+
+    @property
+    def tested(self) -> bool:
+        """Expected to be decided on its interval: one of the tests sharing Holm's level."""
+        return not self.model.no_data and self.sample > 0 and self.sample >= self.floor
+
+
+def _draft(gate: Gate, baseline: LoggedBaseline, settings: DecisionSettings, scenario: Scenario,
+           share: float) -> _Draft:  # fmt: skip
+    model = _model_of(gate, baseline, scenario, _segment_mask(gate, baseline, settings))
     sample = int(round(baseline.in_sample(model.population) * model.candidate_ok * share))
-    common = {"gate": gate, "label": label, "baseline": model.baseline, "baseline_n": model.baseline_n,
+    return _Draft(gate, model, max(required_n(gate), model.floor), sample)
+
+
+def expected_tests(drafts: list[_Draft], settings: DecisionSettings) -> int:
+    """The run's tests (:func:`replay.gates.holm_fail`): each gate decided on its interval,
+    and, for a gate without its own segment, its part in each critical segment."""
+    critical = len(settings.segments.critical)
+    return sum(1 + (0 if draft.gate.segment else critical) for draft in drafts if draft.tested)
+
+
+def _plan_gate(draft: _Draft, fail_alpha: float) -> GatePlan:
+    gate, model, floor, sample = draft.gate, draft.model, draft.floor, draft.sample
+    common = {"gate": gate, "label": gate_label(gate), "baseline": model.baseline, "baseline_n": model.baseline_n,
               "expected": model.expected, "floor": floor, "sample": sample, "fail_alpha": fail_alpha,
               "model": model.model}  # fmt: skip
     if model.bound is None:
-        if model.no_data:
-            return GatePlan(needed=None, pass_chance=None, fail_chance=None, expect=SKIPPED if gate.preset else INCONCLUSIVE,
-                            note=model.note, **common)  # type: ignore[arg-type]  # fmt: skip
-        return GatePlan(needed=None, pass_chance=None, fail_chance=None, expect=UNKNOWN, note=model.note,
+        expect = (SKIPPED if gate.preset else INCONCLUSIVE) if model.no_data else UNKNOWN
+        return GatePlan(needed=None, pass_chance=None, fail_chance=None, expect=expect, note=model.note,
                         **common)  # type: ignore[arg-type]  # fmt: skip
+    needed = pairs_needed(model.bound, gate.threshold, gate.upper, floor)
     if sample == 0:
         expect = SKIPPED if gate.preset else INCONCLUSIVE
         note = model.note or "no applicable requests in the sample"
-        return GatePlan(needed=pairs_needed(model.bound, gate.threshold, gate.upper, floor), pass_chance=0.0,
-                        fail_chance=0.0, expect=expect, note=note, **common)  # type: ignore[arg-type]  # fmt: skip
-    needed = pairs_needed(model.bound, gate.threshold, gate.upper, floor)
-    passing = chance(model.bound, gate.threshold, gate.upper, sample, PASS_ALPHA, True) if sample >= floor else 0.0
-    failing = chance(model.bound, gate.threshold, gate.upper, sample, fail_alpha, False) if sample >= floor else 0.0
+        return GatePlan(needed=needed, pass_chance=0.0, fail_chance=0.0, expect=expect, note=note,
+                        **common)  # type: ignore[arg-type]  # fmt: skip
+    passing = chance(model.bound, gate.threshold, gate.upper, sample, PASS_ALPHA, True) if draft.tested else 0.0
+    failing = chance(model.bound, gate.threshold, gate.upper, sample, fail_alpha, False) if draft.tested else 0.0
     expect = PASS if passing >= 0.5 else FAIL if failing >= 0.5 else INCONCLUSIVE
     note = model.note
     if needed is None and not note:
@@ -720,8 +742,9 @@ def _percentile_model(gate: Gate, baseline: LoggedBaseline, population: np.ndarr
     value = logged.at(q)
     model = "the candidate's distribution is the logged one, independent of the baseline's"
     beyond = int(n * (1 - q))
-    note = (f"only {beyond} logged value(s) above the p{q * 100:g}: its tail is a rough guess"
-            if beyond < TAIL_VALUES else "")  # fmt: skip
+    note = "" if beyond >= TAIL_VALUES else (
+        f"{'only ' + str(beyond) if beyond else 'no'} logged value{'s' if beyond != 1 else ''} above the"
+        f" p{q * 100:g}: its tail is a guess")  # fmt: skip
     if gate.on_delta:
         bound = percentile_bound(q, logged, logged, percent=gate.bound.endswith("_pct"))
         return _Model(bound, value, n, 0.0, population, candidate_ok, model=model, note=note)
@@ -888,8 +911,7 @@ def build_plan(scenario: Scenario, tally: LogTally, invalid: int = 0) -> Plan:
     covered = _budget_covers(scenario.budget_usd, sender_plans, sample)
     share = 1.0 if covered is None or not sample else covered / sample
     gates = plan_gates(baseline, tally.settings, scenario, share)
-    settings = tally.settings
-    tests = sum(1 + (0 if gate.segment else len(settings.segments.critical)) for gate in settings.gates)
+    tests = round(FAMILY_ALPHA / gates[0].fail_alpha) if gates else 0
     return Plan(scenario.name, baseline.records, invalid, sample, scenario.baseline, tests, gates, sender_plans,
                 scenario.budget_usd, covered)  # fmt: skip
 

@@ -17,9 +17,11 @@ from replay.reports.terminal import STATUS_STYLE, TABLE, Trimmed, hanging
 
 def plan_renderables(plan: Plan) -> list[Any]:
     """The plan as rich renderables, every line without trailing spaces."""
-    out = [_header(plan), _gates(plan)]
+    from rich.text import Text
+
+    out = [_header(plan), Text(""), _gates(plan)]
     out += [hanging("  • ", line) for line in _lines(plan)]
-    out.append(_senders(plan))
+    out += [Text(""), _senders(plan)]
     return [Trimmed(renderable) for renderable in out]
 
 
@@ -35,7 +37,7 @@ def _header(plan: Plan) -> Any:
     header.add_row("Baseline", "logged answers" if plan.baseline_mode == "logged" else "production, asked again")
     levels = f"PASS at one-sided {_percent(plan.gates[0].pass_alpha) if plan.gates else '2.5%'} (the 95% interval)"
     if plan.tests > 1:
-        levels += f"; FAIL from one-sided {_percent(plan.gates[0].fail_alpha)} (Holm over {plan.tests} tests)"
+        levels += f"; FAIL at one-sided {_percent(plan.gates[0].fail_alpha)} (Holm's first step over {plan.tests} tests)"
     header.add_row("Levels", levels)
     return header
 
