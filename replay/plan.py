@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import math
 import random
+from array import array
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, Callable, Iterable
@@ -158,7 +159,11 @@ class LogTally:
         self._keys = tuple(dict.fromkeys(_segment_keys(settings)))
         self.seen = 0
         self.rows: list[tuple[Any, ...]] = []
-        """Measured records: (id, flags, *NUMBERS, *segment labels)."""
+        """With ``keep``: the reservoir of measured records, (id, flags, *NUMBERS, *segment labels)."""
+        width = 2 + len(NUMBERS) + len(self._keys)
+        self._columns: list[Any] = [[], bytearray()] + [array("d") for _ in NUMBERS] + [[] for _ in self._keys]
+        """Without ``keep``: every measured record, column by column (about 60 bytes a record)."""
+        self._width = width
         self.selected: set[str] | None = None
         self._random = random.Random(RESERVOIR_SEED)
         self._weight = 0.0
@@ -169,9 +174,12 @@ class LogTally:
         index = self.seen
         self.seen = index + 1
         keep = self.keep
-        if keep is None or index < keep:
+        if keep is None:
+            for column, value in zip(self._columns, self.measure(record)):
+                column.append(value)
+        elif index < keep:
             self.rows.append(self.measure(record))
-            if keep is not None and index + 1 == keep:
+            if index + 1 == keep:
                 self._weight = math.exp(math.log(self._draw()) / keep)
                 self._skip(index)
         elif index == self._next:
@@ -241,12 +249,16 @@ class LogTally:
         the log was measured, its size)."""
         assert self.selected is not None, "scanned() comes first"
         selected = self.selected
-        columns = list(zip(*self.rows)) if self.rows else [()] * (2 + len(NUMBERS) + len(self._keys))
-        flags = np.array(columns[1], dtype=np.uint8)
+        if self.keep is None:
+            columns = self._columns
+        else:
+            columns = list(zip(*self.rows)) if self.rows else [()] * self._width
+        measured = len(columns[0])
+        flags = np.frombuffer(bytes(columns[1]), dtype=np.uint8) if measured else np.zeros(0, dtype=np.uint8)
         numbers = {name: np.array(columns[2 + i], dtype=float) for i, name in enumerate(NUMBERS)}
         labels = {key: np.array(columns[2 + len(NUMBERS) + i], dtype=object) for i, key in enumerate(self._keys)}
         exact = self.keep is None or self.seen <= self.keep
-        mask = np.fromiter((record_id in selected for record_id in columns[0]), dtype=bool, count=len(self.rows))
+        mask = np.fromiter((record_id in selected for record_id in columns[0]), dtype=bool, count=measured)
         return LoggedBaseline({name: bool_of(flags, name) for name in FLAGS}, numbers, mask, labels,
                               records=self.seen, sample_size=len(selected), exact=exact)  # fmt: skip
 
