@@ -679,6 +679,8 @@ def gate_label(gate: Gate) -> str:
     t = gate.threshold
     if gate.bound.endswith("_pct"):
         text = f"{t:+g}%"
+    elif gate.bound.endswith("_over_noise"):
+        text = f"{'<=' if gate.upper else '>='} {t:+g} over the noise floor"
     elif gate.on_delta:
         text = f"{t * 100:+.3g} pt" if unit == "rate" else f"{t:+g}" + (f" {unit}" if unit in ("ms", "tokens") else "")
     else:
@@ -812,8 +814,9 @@ def _mean_model(gate: Gate, baseline: LoggedBaseline, scenario: Scenario, popula
 
 @dataclass(frozen=True)
 class SenderPlan:
-    """One arm that sends requests: the candidate, production with ``baseline: fresh``
-    (and, once it exists, the judge of issue 11 item 1: one more sender)."""
+    """One arm that sends requests: the candidate, production with ``baseline: fresh``, the
+    noise floor's second production answers (and, once it exists, the judge of issue 11
+    item 1: one more sender)."""
 
     name: str
     model: str
@@ -823,29 +826,61 @@ class SenderPlan:
     cost_usd: float | None
     """None when the model has no price."""
     duration_s: float | None
-    """None when no logged latency tells how long a request takes and no rate limit caps it."""
+    """How long its endpoint is busy (with every sender sharing it); None when no logged
+    latency tells how long a request takes and no rate limit caps it."""
     limited_by: str
     """What sets the pace: ``concurrency``, ``rpm`` or ``tpm``."""
 
 
-def senders(scenario: Scenario) -> list[tuple[str, Arm]]:
-    """The arms a run sends to, in the runner's order. The judge (issue 11, item 1) goes here."""
-    arms = [("candidate", scenario.candidate)]
-    if scenario.baseline == "fresh" and scenario.production is not None:
-        arms.append(("production", scenario.production))
-    return arms
+@dataclass(frozen=True)
+class Sender:
+    """An arm a run sends to. Senders of one ``endpoint`` share its client and limits (the
+    noise floor asks production again through production's own)."""
+
+    name: str
+    arm: Arm
+    endpoint: str
+    requests: int | None = None
+    """At most this many of the sampled requests (the noise floor's sub-sample); None: all."""
 
 
-def plan_sender(name: str, arm: Arm, baseline: LoggedBaseline, prices: PriceTable) -> SenderPlan:
+def senders(scenario: Scenario) -> list[Sender]:
+    """The arms a run sends to, in the runner's order. The judge (issue 11, item 1) joins
+    this list as one more sender, with its own endpoint and limits."""
+    out = [Sender("candidate", scenario.candidate, "candidate")]
+    if scenario.production is not None:
+        if scenario.baseline == "fresh":
+            out.append(Sender("production", scenario.production, "production"))
+        if scenario.noise_floor:
+            out.append(Sender("noise", scenario.production, "production", scenario.noise_floor))
+    return out
+
+
+def plan_senders(scenario: Scenario, baseline: LoggedBaseline, prices: PriceTable) -> tuple[SenderPlan, ...]:
+    """Each sender's requests, tokens and cost; the time its endpoint is busy with all it sends."""
+    chosen = senders(scenario)
+    counts = [baseline.sample_size if sender.requests is None else min(sender.requests, baseline.sample_size)
+              for sender in chosen]  # fmt: skip
+    busy: dict[str, int] = {}
+    for sender, count in zip(chosen, counts):
+        busy[sender.endpoint] = busy.get(sender.endpoint, 0) + count
+    return tuple(plan_sender(sender, count, busy[sender.endpoint], baseline, prices)
+                 for sender, count in zip(chosen, counts))  # fmt: skip
+
+
+def plan_sender(sender: Sender, requests: int, endpoint_requests: int, baseline: LoggedBaseline,
+                prices: PriceTable) -> SenderPlan:  # fmt: skip
     """At the arm's limits: each request takes its logged latency (``concurrency`` in flight),
     at most ``rpm`` a minute, at most ``tpm`` tokens a minute counted as the limiter counts
-    them (prompt plus the answer's declared cap, else the logged answer, else 256)."""
+    them (prompt plus the answer's declared cap, else the logged answer, else 256). A
+    sub-sample's tokens are its share of the sample's."""
     from replay.providers.openai_policy import max_output_tokens
 
+    arm = sender.arm
     numbers = baseline.numbers
     prompt, completion = numbers["tokens_in"], numbers["tokens_out"]
-    requests = baseline.sample_size
-    prompt_total, completion_total = baseline.sample_total(prompt), baseline.sample_total(completion)
+    share = requests / max(baseline.sample_size, 1)
+    prompt_total, completion_total = baseline.sample_total(prompt) * share, baseline.sample_total(completion) * share
     price = prices.lookup(arm.model)
     cost = None if price is None else (prompt_total * price.input + completion_total * price.output) / 1e6
     limits = arm.limits
@@ -861,13 +896,13 @@ def plan_sender(name: str, arm: Arm, baseline: LoggedBaseline, prices: PriceTabl
         output = np.where(np.isnan(numbers["max_output"]), answered, numbers["max_output"])
         if declared is not None:
             output = np.full(output.shape, float(declared))
-        per_request = (prompt_total + baseline.sample_total(output)) / max(requests, 1)
+        per_request = (baseline.sample_total(prompt) + baseline.sample_total(output)) / max(baseline.sample_size, 1)
         paces["tpm"] = limits.tpm / 60 / max(per_request, 1e-9)
     tokens = (int(round(prompt_total)), int(round(completion_total)))
     if not paces or not requests:
-        return SenderPlan(name, arm.model, requests, *tokens, cost, None if requests else 0.0, "")
+        return SenderPlan(sender.name, arm.model, requests, *tokens, cost, None if requests else 0.0, "")
     limit = min(paces, key=lambda key: paces[key])
-    return SenderPlan(name, arm.model, requests, *tokens, cost, requests / paces[limit], limit)
+    return SenderPlan(sender.name, arm.model, requests, *tokens, cost, endpoint_requests / paces[limit], limit)
 
 
 # --- the whole plan ------------------------------------------------------------------------------
@@ -918,7 +953,7 @@ def build_plan(scenario: Scenario, tally: LogTally, invalid: int = 0) -> Plan:
     """The plan from a tally fed by the run's first pass."""
     baseline = tally.baseline()
     prices = PriceTable(scenario.prices)
-    sender_plans = tuple(plan_sender(name, arm, baseline, prices) for name, arm in senders(scenario))
+    sender_plans = plan_senders(scenario, baseline, prices)
     sample = baseline.sample_size
     covered = _budget_covers(scenario.budget_usd, sender_plans, sample)
     share = 1.0 if covered is None or not sample else covered / sample
@@ -1012,5 +1047,5 @@ def _sender_json(plan: SenderPlan) -> dict[str, Any]:
 __all__ = [
     "GatePlan", "LogTally", "LoggedBaseline", "Plan", "SenderPlan", "build_plan", "chance", "independent_table",
     "make_plan", "mean_bound", "one_rate_bound", "paired_rate_bound", "pairs_needed", "percentile_bound",
-    "plan_gates", "plan_json", "senders", "tally_for", "Quantiles",
+    "plan_gates", "plan_json", "plan_senders", "senders", "tally_for", "Quantiles", "Sender",
 ]  # fmt: skip

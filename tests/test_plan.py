@@ -232,3 +232,17 @@ def test_the_runs_reservoir_estimates_what_the_plan_counts(tmp_path):
     assert b.in_sample(b.flags["json_required"]) == pytest.approx(a.in_sample(a.flags["json_required"]), rel=0.15)
     assert b.flags["json_valid"].sum() / b.flags["json_required"].sum() == pytest.approx(0.5, abs=0.1)
     assert b.in_sample(~b.flags["ok"]) == pytest.approx(a.in_sample(~a.flags["ok"]), abs=12)
+
+
+def test_the_noise_floor_is_one_more_sender_through_productions_limits(tmp_path):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(100)])
+    config = load_scenario(None, {"logs": [log], "candidate.base_url": "http://127.0.0.1:1/v1",
+                                  "candidate.model": "gpt-4o-mini", "baseline": "fresh", "limits.rpm": 60,
+                                  "production.base_url": "http://127.0.0.1:2/v1", "production.model": "gpt-4o",
+                                  "noise_floor.sample": 20})  # fmt: skip
+    candidate, production, noise = make_plan(config).senders
+    assert [(s.name, s.model, s.requests) for s in (candidate, production, noise)] == [
+        ("candidate", "gpt-4o-mini", 100), ("production", "gpt-4o", 100), ("noise", "gpt-4o", 20)]
+    assert (noise.prompt_tokens, noise.completion_tokens) == (200, 100)
+    # production's endpoint answers 120 requests at 60 a minute; the candidate's 100
+    assert (candidate.duration_s, production.duration_s, noise.duration_s) == (100.0, 120.0, 120.0)
