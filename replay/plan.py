@@ -489,7 +489,8 @@ def _skewness_floors(rows: np.ndarray) -> np.ndarray:
     flat = spread <= (1e-9 * size) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.where(flat, 0.0, np.mean(centred**3, axis=1) / np.where(flat, 1.0, spread) ** 1.5)
-    return np.maximum(MEAN_MIN_N, np.ceil(SKEWNESS_FACTOR * skew * skew))
+    floors: np.ndarray = np.maximum(MEAN_MIN_N, np.ceil(SKEWNESS_FACTOR * skew * skew))
+    return floors
 
 
 class Quantiles:
