@@ -16,7 +16,7 @@ import gc
 import random
 import signal
 from dataclasses import dataclass, field, replace
-from typing import Any, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence
 
 from replay.arm import ArmClient, NotSent
 from replay.config import Arm, Scenario
@@ -121,18 +121,32 @@ def provider_for_arm(name: str, arm: Arm) -> Provider:
     return get_provider(arm.provider).from_arm(name, arm)
 
 
-def scan(scenario: Scenario, skip_invalid: bool) -> tuple[list[str], set[str], ReadStats]:
+class ScanObserver(Protocol):
+    """Sees every record of the first pass, then the sample (``replay plan``'s tally)."""
+
+    def see(self, record: LogRecord) -> None: ...
+    def scanned(self, selected: set[str]) -> None: ...
+
+
+def scan(scenario: Scenario, skip_invalid: bool,
+         observer: ScanObserver | None = None) -> tuple[list[str], set[str], ReadStats]:  # fmt: skip
     """First pass over the logs: validate every line and pick the sample, before sending anything."""
     paths = resolve_log_paths(scenario.logs, scenario.search_dirs)
     stats = ReadStats()
     watched = scenario.segment_keys()
     records = iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats,
                            max_record_bytes=scenario.max_record_bytes, watch_keys=watched)  # fmt: skip
-    selected = select_ids((record.id for record in records), scenario.sample)
+    if observer is None:
+        selected = select_ids((record.id for record in records), scenario.sample)
+    else:
+        see = observer.see
+        selected = select_ids((see(record) or record.id for record in records), scenario.sample)
     check_not_empty(paths, stats)
     check_segment_keys(watched, stats, scenario.source)
     if not selected:
         raise InputError(empty_sample_message(scenario.sample, stats.records))
+    if observer is not None:
+        observer.scanned(selected)
     return paths, selected, stats
 
 
@@ -148,6 +162,7 @@ class Engine:
         provider_for_arm: ProviderForArm = provider_for_arm,
         resend_changed: bool = False,
         stages: Sequence[PairStage] = (),
+        observer: ScanObserver | None = None,
     ) -> None:
         self.scenario = scenario
         self.store = store
@@ -157,6 +172,7 @@ class Engine:
         self.resend_changed = resend_changed
         self.reporter = reporter or Reporter()
         self.provider_for_arm = provider_for_arm
+        self.observer = observer
         self.prices = PriceTable(scenario.prices)
         self.rng = random.Random()
         baseline = ARM_PRODUCTION if scenario.baseline == "fresh" and scenario.production is not None else ARM_LOGGED
@@ -200,7 +216,7 @@ class Engine:
 
     def run(self) -> RunSummary:
         """Run (or resume) to the end; raise a :class:`RunIncomplete` if it stopped early."""
-        paths, selected, stats = scan(self.scenario, self.skip_invalid)
+        paths, selected, stats = scan(self.scenario, self.skip_invalid, self.observer)
         arms = self._arms()
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
             check_arm(name, arm)

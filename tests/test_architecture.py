@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics/stats", ("replay.metrics", "replay.stats")),
     # What drives the pure packages over a stored run: processes, threads, the store.
     ("stages", ("replay.stages",)),
-    ("gates", ("replay.gates", "replay.settings", "replay.scenario_file", "replay.evaluate")),
+    ("gates", ("replay.gates", "replay.settings", "replay.scenario_file", "replay.evaluate", "replay.plan")),
     ("reports", ("replay.reports", "replay.review", "replay.export", "replay.progress")),
     ("cli", ("replay.cli", "replay.__main__")),
 )

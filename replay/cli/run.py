@@ -10,63 +10,15 @@ from typing import Any
 import click
 
 from replay.cli.decide import print_terminal
-from replay.cli.options import number_type, open_store, store_option
+from replay.cli.options import open_store, scenario_options, scenario_overrides, store_option
 from replay.cli.reporting import ReportCommand, check_report_paths, write_reports
 from replay.pipeline import AnsweredPair, PairStage, StageServices
 from replay.reports.escape import visible
 from replay.store import DEFAULT_STORE
 
-# flag name -> dotted scenario key it overrides
-OVERRIDES = {
-    "logs": "logs",
-    "name": "name",
-    "log_format": "format",
-    "baseline": "baseline",
-    "candidate_url": "candidate.base_url",
-    "candidate_model": "candidate.model",
-    "candidate_key_env": "candidate.api_key_env",
-    "production_url": "production.base_url",
-    "production_model": "production.model",
-    "production_key_env": "production.api_key_env",
-    "sample": "sample.rate",
-    "max_records": "sample.max",
-    "seed": "sample.seed",
-    "concurrency": "limits.concurrency",
-    "rpm": "limits.rpm",
-    "tpm": "limits.tpm",
-    "timeout": "limits.timeout_s",
-    "max_attempts": "limits.max_attempts",
-    "budget": "limits.budget_usd",
-    "max_record_mb": "max_record_mb",
-    "noise_floor": "noise_floor.sample",
-}
-
-
 @click.command(name="run", cls=ReportCommand)
 @click.argument("scenario", required=False, type=click.Path(dir_okay=False))
-@click.option("--logs", multiple=True, help="Shadow log file or glob (repeatable); overrides the scenario's logs.")
-@click.option("--name", help="Run name (default: the scenario's name).")
-@click.option("--format", "log_format", help="Log format (default: shadow).")
-@click.option("--baseline", type=click.Choice(["logged", "fresh"]), help="Compare against the logged answers or re-ask production.")
-@click.option("--candidate-url", help="Candidate base URL, e.g. http://127.0.0.1:8000/v1.")
-@click.option("--candidate-model", help="Candidate model name.")
-@click.option("--candidate-key-env", help="Environment variable holding the candidate's API key.")
-@click.option("--production-url", help="Production base URL (for --baseline fresh).")
-@click.option("--production-model", help="Production model name.")
-@click.option("--production-key-env", help="Environment variable holding production's API key.")
-@click.option("--sample", type=number_type("sample.rate"), help="Sampling rate in (0, 1].")
-@click.option("--max", "max_records", type=number_type("sample.max"), help="At most this many requests.")
-@click.option("--seed", type=number_type("sample.seed"), help="Sampling seed.")
-@click.option("--concurrency", type=number_type("limits.concurrency"), help="Requests in flight per arm.")
-@click.option("--rpm", type=number_type("limits.rpm"), help="Requests per minute per arm.")
-@click.option("--tpm", type=number_type("limits.tpm"), help="Tokens per minute per arm.")
-@click.option("--timeout", type=number_type("limits.timeout_s"), help="Seconds per attempt.")
-@click.option("--max-attempts", type=number_type("limits.max_attempts"), help="Attempts per request, retries included.")
-@click.option("--budget", type=number_type("limits.budget_usd"), help="Stop dispatching before spending more USD.")
-@click.option("--max-record-mb", type=number_type("max_record_mb"),
-              help="Longest log line to read, in MB [default: 8]; a longer one is an error (or skipped).")
-@click.option("--noise-floor", type=number_type("noise_floor.sample"), metavar="N",
-              help="Ask production a second time for N of the sampled requests, to measure its own noise.")
+@scenario_options
 @click.option("--no-stream", is_flag=True, help="Use non-streaming requests on every arm.")
 @click.option("--resume", "resume", metavar="RUN_ID", help="Finish an interrupted run (RUN_ID or 'latest').")
 @click.option("--resend-changed", is_flag=True,
@@ -99,9 +51,7 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
     from replay.progress import make_reporter
     from replay.runner import Engine
 
-    overrides = {OVERRIDES[key]: value for key, value in flags.items() if value not in (None, ())}
-    if "logs" in overrides:
-        overrides["logs"] = list(overrides["logs"])
+    overrides = scenario_overrides(flags)
     gates = load_gates_file(gates_file) if gates_file else None
     check_report_paths(report_files)
     store = open_store(store_path, create=not resume)
@@ -125,8 +75,9 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
 
     preparing = PrepareReport()
     stages = [*run_stages(config, decision_from(dict(config.decision))), preparing]
+    observer = None if resume else warn_before_sending(config)
     engine = Engine(config, store, run_id=run_id, skip_invalid=skip_invalid, reporter=make_reporter(quiet),
-                    resend_changed=resend_changed, stages=stages)  # fmt: skip
+                    resend_changed=resend_changed, stages=stages, observer=observer)  # fmt: skip
     from replay.errors import RunIncomplete
 
     try:
@@ -184,6 +135,22 @@ def _prepare_report(pairs: int) -> None:
     table = Table("gate", "verdict")
     table.add_row("error_rate", "PASS")
     Console(file=io.StringIO(), width=80, highlight=False, soft_wrap=False).print(table)
+
+
+def warn_before_sending(config: Any) -> Any:
+    """A tally fed by the run's own first pass (no second read of the log) that, once the
+    sample is picked and before anything is sent, warns on stderr, one line per gate, where
+    the sample cannot settle a gate for a candidate equal to the baseline (``replay plan``'s
+    lines, measured on a uniform sample of at most RUN_KEEP records). None without gates:
+    nothing to tally."""
+    from replay.plan import RUN_KEEP, build_plan, tally_for
+
+    def warn(tally: Any) -> None:
+        for line in build_plan(config, tally).warnings():
+            click.echo(f"warning: {visible(line)}", err=True)
+
+    tally = tally_for(config, on_scanned=warn, keep=RUN_KEEP)
+    return tally if tally.settings.gates else None
 
 
 def decide_and_report(store: Any, run_id: str, report_files: dict[str, str], gates: Any = None,
