@@ -97,6 +97,12 @@ class Usage:
     completion_tokens: int | None = None
     estimated: bool = False
     """True when the server sent no usage and the counts come from tiktoken."""
+    cache_write_tokens: int | None = None
+    """Of ``prompt_tokens``, those written to the prompt cache (Anthropic's
+    ``cache_creation_input_tokens``), priced at the model's ``cache_write`` rate."""
+    cache_read_tokens: int | None = None
+    """Of ``prompt_tokens``, those read from the prompt cache (``cache_read_input_tokens``),
+    priced at the model's ``cache_read`` rate."""
 
 
 @dataclass(frozen=True)
