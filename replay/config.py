@@ -50,6 +50,9 @@ class Arm:
     limits: Limits = Limits()
     provider: str = "openai"
     """The API the endpoint speaks, by its name in :mod:`replay.providers`' registry."""
+    default_max_tokens: int | None = None
+    """``max_tokens`` for a request whose log has none, where the API requires one (``provider:
+    anthropic``; its default is 4096)."""
 
 
 EMBEDDINGS_BATCH_SIZE = 64
@@ -165,6 +168,7 @@ RANGES: dict[str, NumberRange] = {
     "max_record_mb": NumberRange(0, 1024, low_open=True),
     "noise_floor.sample": NumberRange(1, INT64, integer=True),
     "embeddings.batch_size": NumberRange(1, 2048, integer=True),  # OpenAI takes at most 2,048 inputs a call
+    "arm.default_max_tokens": NumberRange(1, 10_000_000, integer=True),
 }
 """The range of every numeric scenario key; the matching ``replay run`` flags use the same."""
 

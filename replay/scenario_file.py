@@ -49,6 +49,7 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "transport": ((str,), "'native', 'aiohttp' or 'httpx'"),
     "limits": ((dict,), "a mapping of limits"),
     "provider": ((str,), "a provider name"),
+    "default_max_tokens": ((int,), RANGES["arm.default_max_tokens"].describe()),
 }
 _EMBEDDINGS_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     **{key: _ARM_KEYS[key] for key in ("base_url", "model", "api_key_env", "headers", "transport", "limits", "provider")},
@@ -288,6 +289,9 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     if arm.get("transport", "native") not in TRANSPORTS:
         expected = ", ".join(f"'{name}'" for name in TRANSPORTS)
         raise check.fail(f"{prefix}transport", f"expected one of {expected}, got {arm['transport']!r}")
+    if "default_max_tokens" in arm and not RANGES["arm.default_max_tokens"].accepts(arm["default_max_tokens"]):
+        raise check.fail(f"{prefix}default_max_tokens", f"expected {RANGES['arm.default_max_tokens'].describe()},"
+                                                          f" got {_got(arm['default_max_tokens'])}")
     provider = _provider(check, arm.get("provider", "openai"), prefix)
     params = {**provider.default_params, **arm.get("params", {})}
     return Arm(
@@ -300,6 +304,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         transport=arm.get("transport", "native"),
         limits=_limits(arm_limits, limits),
         provider=arm.get("provider", "openai"),
+        default_max_tokens=arm.get("default_max_tokens"),
     )
 
 
@@ -341,11 +346,16 @@ def _sample(check: _Checker, data: Any) -> SampleSpec:
     return SampleSpec(rate=rate, max=sample.get("max"), seed=int(sample.get("seed", 0)))
 
 
+PRICE_KEYS = frozenset({"input", "output", "cache_write", "cache_read"})
+"""What a ``prices`` entry may give, USD per million tokens (cache rates for prompt caching)."""
+
+
 def _prices(check: _Checker, data: dict[str, Any]) -> dict[str, dict[str, float]]:
     prices: dict[str, dict[str, float]] = {}
     for model, entry in data.items():
-        if not isinstance(entry, dict) or set(entry) - {"input", "output"} or not entry:
-            raise check.fail(f"prices.{model}", "expected {input: USD per 1M tokens, output: USD per 1M tokens}")
+        if not isinstance(entry, dict) or set(entry) - PRICE_KEYS or not entry:
+            raise check.fail(f"prices.{model}", "expected {input: USD per 1M tokens, output: USD per 1M tokens}"
+                                                " (and optionally cache_write, cache_read)")
         for side, value in entry.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise check.fail(f"prices.{model}.{side}", f"expected a non-negative number, got {value!r}")
