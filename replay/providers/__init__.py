@@ -2,8 +2,8 @@
 
 A provider sends one attempt and returns a :class:`~replay.types.Completion` or raises
 :class:`ProviderError`; retries, pacing and storage belong to the runner. Providers
-register by name; the OpenAI-compatible one is registered the same way future
-providers (Anthropic Messages) will be.
+register by name: the OpenAI-compatible one (``openai``) and the Anthropic Messages one
+(``anthropic``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from replay.providers.base import PROVIDERS, Provider, ProviderError, get_provider, register_provider
 from replay.providers import openai_compat as _openai_compat  # noqa: F401  registers "openai"
 from replay.providers.openai_compat import OpenAIEmbeddingsProvider
+from replay.providers import anthropic as _anthropic  # noqa: F401  registers "anthropic"
 
 EMBEDDING_PROVIDERS: dict[str, type[OpenAIEmbeddingsProvider]] = {"openai": OpenAIEmbeddingsProvider}
 """The APIs an ``embeddings`` endpoint may speak, by the name its ``provider`` key gives."""

@@ -28,6 +28,7 @@ from replay.providers.transports import Response, TransportFailure, check_header
 from replay.providers.stream import StreamAssembler, StreamError
 from replay.providers.openai_policy import DEFAULT_PARAMS, api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
 from replay.retry import RetryPlan
+from replay.wire.adapt import ANTHROPIC, messages_to_chat, request_format
 from replay.wire.openai import completion_from_body
 from replay.secrets import Scrubber
 from replay.tokens import estimate_prompt_tokens
@@ -92,7 +93,7 @@ def _code(value: Any) -> str | None:
     return None if value is None else str(value)[:100]
 
 
-def _too_large(limit: int, status: int) -> ProviderError:
+def too_large(limit: int, status: int) -> ProviderError:
     return ProviderError(
         f"answer larger than {limit / 1e6:g} MB (limits.max_response_mb): stopped reading it",
         status=status, error_class="response_too_large",
@@ -125,7 +126,7 @@ class OpenAICompatProvider(Provider):
         request_headers.update({name.lower(): expand_header(name, value) for name, value in (headers or {}).items()})
         if api_key:
             request_headers["authorization"] = f"Bearer {api_key}"
-        self._scrubber = Scrubber([api_key, *header_secrets(headers or {})])
+        self.scrubber = Scrubber([api_key, *header_secrets(headers or {})])
         if transport == "native" and proxied(self.url):
             transport = "httpx"
         self.transport = transport
@@ -167,10 +168,19 @@ class OpenAICompatProvider(Provider):
         return max_output_tokens(body)
 
     def sent_params(self, body: dict[str, Any]) -> dict[str, Any]:
-        return sent_params(body)
+        params = sent_params(body)
+        lossy = getattr(body, "lossy", None)
+        if lossy:
+            params["lossy"] = list(lossy)
+        return params
 
     def build_body(self, request: dict[str, Any]) -> dict[str, Any]:
-        body = dict(request)  # top-level keys only change; the logged request stays untouched
+        """The logged request with the arm's model and parameters; a logged Anthropic Messages
+        request adapted to a chat request first (what that loses is in the body's ``lossy``)."""
+        if request_format(request) == ANTHROPIC:
+            body: dict[str, Any] = messages_to_chat(request)
+        else:
+            body = dict(request)  # top-level keys only change; the logged request stays untouched
         body["model"] = self.model
         body.update(self.params)
         if self.stream:
@@ -195,19 +205,23 @@ class OpenAICompatProvider(Provider):
                 raise ProviderError(str(exc), status=exc.status, error_class=exc.kind, latency_ms=latency_ms) from None
         except ProviderError as exc:
             raise self._scrubbed(exc) from None
-        completion = self._scrubber.completion(completion)
-        wait = ratelimit_reset(response.headers)
+        completion = self.scrubber.completion(completion)
+        wait = self._ratelimit_wait(response.headers)
         return replace(completion, ratelimit_wait_s=wait) if wait else completion
+
+    def _ratelimit_wait(self, headers: dict[str, str]) -> float | None:
+        """How long the arm should wait after this answer: its rate-limit headers say a limit is spent."""
+        return ratelimit_reset(headers)
 
     def _text(self, raw: bytes) -> str:
         """What an endpoint sent, as text without the arm's secrets."""
-        return self._scrubber.text(raw.decode("utf-8", errors="replace"))
+        return self.scrubber.text(raw.decode("utf-8", errors="replace"))
 
-    def _excerpt(self, raw: bytes) -> str:
+    def excerpt(self, raw: bytes) -> str:
         return repr(self._text(raw[:4096])[:80])
 
     def _scrubbed(self, error: ProviderError) -> ProviderError:
-        scrub = self._scrubber
+        scrub = self.scrubber
         return ProviderError(
             scrub.text(error.message), status=error.status, code=scrub.optional(error.code),
             error_class=error.error_class, headers=error.headers, latency_ms=error.latency_ms,
@@ -229,7 +243,7 @@ class OpenAICompatProvider(Provider):
 
     def _redirect(self, status: int, headers: dict[str, str]) -> ProviderError:
         location = headers.get("location")
-        target = self._scrubber.text(urljoin(self.url, location))[:500] if location else "nowhere (no Location header)"
+        target = self.scrubber.text(urljoin(self.url, location))[:500] if location else "nowhere (no Location header)"
         return ProviderError(
             f"redirect to {target}: replay does not follow redirects; fix base_url",
             status=status, error_class="redirect", headers=headers,
@@ -246,7 +260,7 @@ class OpenAICompatProvider(Provider):
             )  # fmt: skip
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_response_bytes:
-            raise _too_large(self.max_response_bytes, status)
+            raise too_large(self.max_response_bytes, status)
 
     async def _body(self, response: Response, limit: int, cut: bool = False) -> bytes:
         """The whole body, at most ``limit`` bytes: past it, ``response_too_large`` (or, with ``cut``, what came so far)."""
@@ -257,7 +271,7 @@ class OpenAICompatProvider(Provider):
                 if cut:
                     parts.append(data[: limit - size + len(data)])
                     break
-                raise _too_large(limit, response.status)
+                raise too_large(limit, response.status)
             parts.append(data)
         return b"".join(parts)
 
@@ -265,7 +279,7 @@ class OpenAICompatProvider(Provider):
         try:
             parsed = fastjson.loads(raw)
         except ValueError:
-            raise ProviderError(f"response is not JSON: {self._excerpt(raw)}", error_class="bad_response", status=status) from None
+            raise ProviderError(f"response is not JSON: {self.excerpt(raw)}", error_class="bad_response", status=status) from None
         if not isinstance(parsed, dict) or ("choices" not in parsed and "error" in parsed):
             message, code = _error_details(self._text(raw))
             raise ProviderError(f"not a chat completion: {message}", status=status, code=code, error_class="bad_response")
@@ -281,7 +295,7 @@ class OpenAICompatProvider(Provider):
             async for data in response.chunks():
                 size += len(data)
                 if size > limit:
-                    raise _too_large(limit, response.status)
+                    raise too_large(limit, response.status)
                 if not assembler.chunks:
                     before_events.append(data)
                 assembler.feed_bytes(data, clock())
@@ -298,12 +312,12 @@ class OpenAICompatProvider(Provider):
             return assembler.result(clock())
         raw = b"".join(before_events).strip()
         if not assembler.chunks and raw:
-            return self._not_streamed(raw, response.status, response.headers, started)
+            return self.not_streamed(raw, response.status, response.headers, started)
         raise TransportFailure(
             "truncated_stream", f"stream ended after {assembler.chunks} chunks without a finish reason or [DONE]"
         )
 
-    def _not_streamed(self, raw: bytes, status: int, headers: dict[str, str], started: float) -> Completion:
+    def not_streamed(self, raw: bytes, status: int, headers: dict[str, str], started: float) -> Completion:
         """A streamed request answered with a whole body: a JSON completion is the answer; anything else is named."""
         if raw[:1] == b"{":
             return self._whole(raw, status, headers, started)
@@ -311,7 +325,7 @@ class OpenAICompatProvider(Provider):
         if "event-stream" in kind or raw.startswith(_SSE_FIELDS):  # a stream, only comments so far: cut short
             raise TransportFailure("truncated_stream", "stream ended after 0 chunks without a finish reason or [DONE]")
         raise ProviderError(
-            f"expected an event stream, got {kind[:60]}: {self._excerpt(raw)}", status=status, error_class="bad_response"
+            f"expected an event stream, got {kind[:60]}: {self.excerpt(raw)}", status=status, error_class="bad_response"
         )
 
     async def aclose(self) -> None:
@@ -376,7 +390,7 @@ class OpenAIEmbeddingsProvider(OpenAICompatProvider):
         try:
             parsed = fastjson.loads(raw)
         except ValueError:
-            raise ProviderError(f"response is not JSON: {self._excerpt(raw)}", error_class="bad_response", status=status) from None
+            raise ProviderError(f"response is not JSON: {self.excerpt(raw)}", error_class="bad_response", status=status) from None
         items = parsed.get("data") if isinstance(parsed, dict) else None
         if not isinstance(items, list):
             message, code = _error_details(self._text(raw))

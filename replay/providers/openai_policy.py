@@ -26,8 +26,9 @@ DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0, "seed": 1234}
 """Sent unless an arm's ``params`` say otherwise: as deterministic as the API allows."""
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 FATAL_STATUS = frozenset({401, 403})
-PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction"})
-"""What a chat request says besides its parameters: everything else in a body is a parameter sent."""
+PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction", "system"})
+"""What a chat request says besides its parameters: everything else in a body is a parameter sent
+(``system`` is an Anthropic Messages request's system prompt, when the log holds one).""" 
 OUTPUT_LIMIT_KEYS = ("max_completion_tokens", "max_tokens")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
