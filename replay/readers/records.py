@@ -6,6 +6,7 @@ showing up as hundreds of candidate errors; the logged answer is checked the way
 parser reads it (:func:`replay.wire.openai.completion_from_body`), which would
 otherwise stop the run on the first odd shape. Each check raises ``ValueError`` with
 the dotted field; the reader adds the record's :class:`~replay.types.Location`.
+An Anthropic Messages request and answer are accepted too (their own keys checked alike).
 Public for every reader: the field checks (``request``, ``response``, ``number``,
 ``optional``, ``timestamp``, ``finite``, ``shallow``) and ``shown`` for quoting log text.
 """
@@ -72,6 +73,10 @@ PARAMETERS: dict[str, _Check] = {
     "service_tier": (lambda v: isinstance(v, str), _STRING),
     "reasoning_effort": (lambda v: isinstance(v, str), _STRING),
     "modalities": (_is_string_list, "a list of strings"),
+    # an Anthropic Messages request's own keys
+    "system": (lambda v: isinstance(v, str) or _is_object_list(v), "a string or a list of text blocks"),
+    "stop_sequences": (_is_string_list, "a list of strings"),
+    "top_k": (_is_int, _INT),
 }
 """Chat-completions parameters an endpoint refuses when mistyped (``null`` is accepted: it means unset)."""
 
@@ -135,6 +140,8 @@ def response(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise ValueError("'response' must be an object")
     _optional_strings(value, ("id", "model", "system_fingerprint"), "response")
+    if "choices" not in value and isinstance(value.get("content"), list):
+        _message_blocks(value["content"])
     choices = value.get("choices")
     if choices is not None:
         if not isinstance(choices, list):
@@ -155,6 +162,18 @@ def response(value: Any) -> dict[str, Any] | None:
             if count is not None and (not _is_int(count) or count < 0):
                 raise ValueError(f"'response.usage.{key}' must be a non-negative integer, got {shown(count)}")
     return value
+
+
+def _message_blocks(content: list[Any]) -> None:
+    """An Anthropic message's ``content``: blocks with a ``type``; text as a string, a tool call with a name."""
+    for index, block in enumerate(content):
+        where = f"response.content[{index}]"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise ValueError(f"'{where}' must be a content block such as {{\"type\": \"text\", ...}}")
+        if block["type"] == "text" and not isinstance(block.get("text"), str):
+            raise ValueError(f"'{where}.text' must be a string, got {_kind(block.get('text'))}")
+        if block["type"] == "tool_use":
+            _optional_strings(block, ("id", "name"), where)
 
 
 def _choice(choice: Any, where: str) -> None:

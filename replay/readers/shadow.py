@@ -4,6 +4,10 @@
      "latency_ms": 812, "ttft_ms": 240, "status": 200, "error": null,
      "timestamp": "2026-11-01T12:00:00Z", "metadata": {"category": "billing"}}
 
+The request may also be an Anthropic Messages body and the response a Messages answer
+(told apart by shape: :func:`replay.wire.adapt.request_format`, :func:`replay.wire.anthropic.is_message`);
+each arm's provider adapts the request to its own API.
+
 A record is checked for everything the run would trip over later: the request as an
 OpenAI-compatible endpoint would refuse it (an unknown role, content of the wrong
 type, a parameter of the wrong type) and the logged answer as the engine reads it.
@@ -25,6 +29,7 @@ from replay.errors import InputError, LogFormatError
 from replay.readers import records as checks
 from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, register_reader
 from replay.types import Completion, Location, LogRecord, built
+from replay.wire.anthropic import completion_from_message, is_message
 from replay.wire.openai import completion_from_body
 
 _SKIP_CHUNK = 1 << 20
@@ -154,7 +159,10 @@ def _no_answer() -> None:
 
 
 def _answer_reader(response: dict[str, Any], latency_ms: float | None, ttft_ms: float | None) -> Callable[[], Completion]:
-    return functools.partial(completion_from_body, response, latency_ms=latency_ms, ttft_ms=ttft_ms)
+    """The parser of the logged answer's dialect: a chat completion, or an Anthropic message
+    (``"type": "message"``, its ``content`` a list of blocks)."""
+    parse = completion_from_message if is_message(response) else completion_from_body
+    return functools.partial(parse, response, latency_ms=latency_ms, ttft_ms=ttft_ms)
 
 
 def _brackets(raw: bytes | str) -> int:
