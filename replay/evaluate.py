@@ -175,6 +175,8 @@ class Evaluation:
     """What the user should know that did not stop the report, said on stderr."""
     noise: NoiseFloor | None = None
     drift: Drift | None = None
+    lossy: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per arm: what adapting the logged requests to its API lost, and on how many requests."""
 
     @property
     def baseline_arm(self) -> str:
@@ -210,7 +212,7 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     if noise is not None:
         add_semantic_similarity(store, run, noise, notes, PAIR_NOISE)
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
-    return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run))
+    return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id))
 
 
 def drift_of(store: Store, run: RunRow) -> Drift | None:

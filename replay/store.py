@@ -489,6 +489,18 @@ class Store:
             counts.setdefault(arm, {})[status] = n
         return counts
 
+    def lossy_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """Per arm: each lossy step of adapting a request to the arm's API (``params.lossy``), and on how many requests."""
+        rows = self.db.execute(
+            "SELECT r.arm, j.value, COUNT(*) FROM results r, json_each(r.params_json, '$.lossy') j"
+            " WHERE r.run_id = ? AND r.params_json LIKE '%\"lossy\"%' GROUP BY r.arm, j.value ORDER BY r.arm, COUNT(*) DESC, j.value",
+            (run_id,),
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for arm, note, n in rows:
+            counts.setdefault(arm, {})[str(note)] = n
+        return counts
+
     def spent(self, run_id: str) -> float:
         row = self.db.execute(
             "SELECT COALESCE(SUM(cost_usd), 0) FROM results WHERE run_id = ? AND arm != 'logged'", (run_id,)

@@ -222,7 +222,7 @@ def summary_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> 
     if fields and fields.n:
         worst = sorted(fields.extra["fields"].items(), key=lambda kv: kv[1].value if kv[1].value is not None else 1)[:3]
         lines.append("Key fields: " + ", ".join(f"{quote(path)} {value('rate', est.value)}" for path, est in worst))
-    return lines
+    return lines + lossy_lines(evaluation, quote)
 
 
 def review_line(evaluation: Evaluation) -> str:
@@ -263,6 +263,17 @@ def noise_title(evaluation: Evaluation) -> str:
     against = "a fresh production answer vs the logged one (includes drift since the log)" if floor.against_logged \
         else "production vs production"  # fmt: skip
     return f"Noise floor ({against}, n={floor.n:,})"
+
+
+def lossy_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> list[str]:
+    """What adapting the logged requests to an arm's API lost: "seed dropped on 400 requests:
+    Anthropic has none", one line per step and arm."""
+    lines = []
+    for arm, notes in evaluation.lossy.items():
+        for note, n in notes.items():
+            what, _, why = note.partition(": ")
+            lines.append(f"Adapted for {arm}: {quote(what)} on {n:,} request{'s' if n != 1 else ''}" + (f": {quote(why)}" if why else ""))
+    return lines
 
 
 def drift_line(evaluation: Evaluation) -> str | None:

@@ -109,6 +109,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         "human_review": None if evaluation.reviews is None else {**_est(evaluation.reviews), **evaluation.review_counts},  # type: ignore[dict-item]
         **_noise_and_drift(evaluation),
         **_embeddings(evaluation),
+        **({"lossy": evaluation.lossy} if evaluation.lossy else {}),
     }  # fmt: skip
 
 
