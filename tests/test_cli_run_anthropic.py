@@ -145,3 +145,12 @@ def test_the_report_summarises_what_adapting_lost(claude, tmp_path, store_path):
     text = CliRunner().invoke(cli, ["report", "--store", store_path], catch_exceptions=False).stdout
     assert "Adapted for candidate: seed dropped on 3 requests: Anthropic has none" in text
     assert "Adapted for candidate: logit_bias dropped on 3 requests: Anthropic has none" in text
+    from replay.store import Store
+
+    run_id = sqlite3.connect(store_path).execute("SELECT id FROM runs").fetchone()[0]
+    expected = {"candidate": {"logit_bias dropped: Anthropic has none": 3, "seed dropped: Anthropic has none": 3}}
+    assert Store(store_path).lossy_counts(run_id) == expected
+    db = sqlite3.connect(store_path)
+    db.execute("DROP INDEX results_lossy")  # a store of an older version, opened read-only, has none
+    db.commit()
+    assert Store(store_path).lossy_counts(run_id) == expected
