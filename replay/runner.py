@@ -620,7 +620,7 @@ class Engine:
         )  # fmt: skip
 
     def _cost(self, model: str, usage: Usage) -> float | None:
-        cost = self.prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+        cost = self.prices.cost_of(model, usage)
         if cost is None and model not in self._unpriced:
             self._unpriced.add(model)
             self.reporter.warn(f"no price for model '{model}': its cost counts as unknown (add it under 'prices')")
@@ -648,7 +648,7 @@ class Engine:
         completion = record.answer
         if completion.usage.prompt_tokens is None:
             completion = _with_estimated_usage(completion, record.request, model)
-        price = self.prices.cost(model, completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        price = self.prices.cost_of(model, completion.usage)
         return Outcome(
             request_id=record.id, arm=ARM_LOGGED, status="ok", completion=completion, attempts=(),
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},

@@ -102,6 +102,15 @@ def test_cache_tokens_are_priced_at_cache_rates(claude, tmp_path, store_path):
         (1021 * 1 + 4000 * 0.1 + 6 * 2) / 1e6)
 
 
+def test_a_run_stores_cache_tokens_at_cache_rates(claude, tmp_path, store_path):
+    log = write_log(tmp_path / "log.jsonl", [record("cached", f"Where is parcel 7? [a:cache] {tmp_path.name}")])
+    result = run(tmp_path, store_path, log, claude.base_url)
+    assert result.exit_code == 0, result.output
+    row = results(store_path)["cached"]
+    assert row["prompt_tokens"] == 5021  # input 21, cache writes 1,000, cache reads 4,000
+    assert row["cost_usd"] == pytest.approx((21 * 3.00 + 1000 * 3.75 + 4000 * 0.30 + 6 * 15.00) / 1e6)
+
+
 MESSAGES_RECORD = {
     "id": "claude-1",
     "request": {"model": "claude-sonnet-4-5", "max_tokens": 64, "system": "Be terse.", "top_k": 5,
