@@ -71,6 +71,24 @@ class Embeddings:
 
 
 @dataclass(frozen=True)
+class Judge:
+    """The pairwise LLM judge (``judge:``): an endpoint like an arm, and what it is asked.
+
+    Texts read from files (``rubric_file``, ``prompt_file``) are stored here, not their paths,
+    so a later edit of a file cannot change what an old run's verdicts meant."""
+
+    arm: Arm
+    rubric: str | None = None
+    """None: :data:`replay.judge.prompt.DEFAULT_RUBRIC`."""
+    prompt: str | None = None
+    """A template replacing the default prompt (see :mod:`replay.judge.prompt` for its placeholders)."""
+    both_orders: bool = True
+    sample: int | None = None
+    """Judge at most this many pairs (each segment at the same rate); None: every pair that differs."""
+    allow_self_judge: bool = False
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     logs: tuple[str, ...]
@@ -93,13 +111,15 @@ class Scenario:
     """``noise_floor.sample``: how many of the sampled requests production answers a second
     time (arm ``noise``), to measure how much production differs from itself."""
     embeddings: Embeddings | None = None
+    judge: Judge | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret. An absent
-        ``embeddings`` is left out, so a scenario without one keeps the digest it had."""
+        ``embeddings`` or ``judge`` is left out, so a scenario without one keeps the digest it had."""
         snapshot = asdict(self)
-        if snapshot["embeddings"] is None:
-            del snapshot["embeddings"]
+        for key in ("embeddings", "judge"):
+            if snapshot[key] is None:
+                del snapshot[key]
         return snapshot
 
     def without_streaming(self) -> "Scenario":
@@ -169,6 +189,7 @@ RANGES: dict[str, NumberRange] = {
     "noise_floor.sample": NumberRange(1, INT64, integer=True),
     "embeddings.batch_size": NumberRange(1, 2048, integer=True),  # OpenAI takes at most 2,048 inputs a call
     "arm.default_max_tokens": NumberRange(1, 10_000_000, integer=True),
+    "judge.sample": NumberRange(1, INT64, integer=True),
 }
 """The range of every numeric scenario key; the matching ``replay run`` flags use the same."""
 

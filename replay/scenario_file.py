@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from replay.config import BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, RANGES, TRANSPORTS, Arm, Embeddings, Limits, Scenario
+from replay.config import BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, RANGES, TRANSPORTS, Arm, Embeddings, Judge, Limits, Scenario
 from replay.errors import ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
@@ -55,6 +55,15 @@ _EMBEDDINGS_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     **{key: _ARM_KEYS[key] for key in ("base_url", "model", "api_key_env", "headers", "transport", "limits", "provider")},
     "batch_size": ((int,), RANGES["embeddings.batch_size"].describe()),
 }
+_JUDGE_ONLY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "rubric": ((str,), "the rubric's text"),
+    "rubric_file": ((str,), "a path to a text file"),
+    "prompt_file": ((str,), "a path to a prompt template"),
+    "both_orders": ((bool,), "true or false"),
+    "sample": ((int,), RANGES["judge.sample"].describe()),
+    "allow_self_judge": ((bool,), "true or false"),
+}
+_JUDGE_KEYS = {**_ARM_KEYS, **_JUDGE_ONLY_KEYS}
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rate": (_NUM, RANGES["sample.rate"].describe()),
     "max": ((int,), "a positive integer"),
@@ -78,6 +87,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "critical_segments": ((list,), "a list of segments"),
     "noise_floor": ((dict,), "a mapping such as {sample: 100}"),
     "embeddings": ((dict,), "an embeddings endpoint mapping (base_url, model, api_key_env)"),
+    "judge": ((dict,), "an endpoint mapping with the judge's settings"),
 }
 _NOISE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "sample": ((int,), RANGES["noise_floor.sample"].describe()),
@@ -221,6 +231,8 @@ def build_scenario(
     embeddings = _embeddings(check, top["embeddings"], limits) if "embeddings" in top else None
     if embeddings is None:
         _refuse_semantic_gates(check, top.get("gates"))
+    judge = _judge(check, top["judge"], limits, search_dirs, [("candidate", candidate), ("production", production)]) \
+        if "judge" in top else None  # fmt: skip
     return Scenario(
         name=name,
         logs=logs,
@@ -237,6 +249,7 @@ def build_scenario(
         decision=decision,
         noise_floor=noise_floor,
         embeddings=embeddings,
+        judge=judge,
     )
 
 
@@ -306,6 +319,47 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         provider=arm.get("provider", "openai"),
         default_max_tokens=arm.get("default_max_tokens"),
     )
+
+
+def _judge(check: _Checker, data: Any, limits: Limits, search_dirs: tuple[str, ...],
+           arms: list[tuple[str, Arm | None]]) -> Judge:  # fmt: skip
+    """The ``judge:`` endpoint, checked like an arm, and what it is asked (files read now, stored)."""
+    from replay.judge import check_template
+    from replay.judge.family import same_model
+
+    settings = check.mapping(data, "judge.", _JUDGE_KEYS)
+    own = {key: settings.pop(key) for key in list(settings) if key in _JUDGE_ONLY_KEYS}
+    settings.setdefault("stream", False)  # a verdict needs no first token early
+    arm = _arm(check, settings, "judge.", limits)
+    if "rubric" in own and "rubric_file" in own:
+        raise check.fail("judge.rubric_file", "give rubric or rubric_file, not both")
+    rubric = own.get("rubric")
+    if "rubric_file" in own:
+        rubric = _text_file(check, "judge.rubric_file", own["rubric_file"], search_dirs)
+    prompt = _text_file(check, "judge.prompt_file", own["prompt_file"], search_dirs) if "prompt_file" in own else None
+    if prompt is not None and check_template(prompt):
+        raise check.fail("judge.prompt_file", f"{own['prompt_file']}: {check_template(prompt)}")
+    allow = own.get("allow_self_judge", False)
+    for name, other in arms:
+        if other is not None and same_model(arm.model, other.model) and not allow:
+            raise check.fail("judge.model", f"'{arm.model}' is also the {name}'s model, and a model judging its own"
+                             " answers favours them: judge with another model, or set judge.allow_self_judge: true")  # fmt: skip
+    return Judge(arm=arm, rubric=rubric, prompt=prompt, both_orders=own.get("both_orders", True),
+                 sample=own.get("sample"), allow_self_judge=allow)  # fmt: skip
+
+
+def _text_file(check: _Checker, key: str, name: str, search_dirs: tuple[str, ...]) -> str:
+    path = next((os.path.join(d, name) for d in search_dirs if os.path.isfile(os.path.join(d, name))), None)
+    if path is None:
+        raise check.fail(key, f"no such file {name!r}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise check.fail(key, f"{name}: cannot read it as UTF-8 text ({exc})") from None
+    if not text.strip():
+        raise check.fail(key, f"{name} is empty")
+    return text
 
 
 def _provider(check: _Checker, name: str, prefix: str) -> ProviderFactory:
@@ -396,6 +450,8 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
     snap["sample"] = SampleSpec(**snap["sample"])
     snap["logs"] = tuple(snap["logs"])
     snap["search_dirs"] = tuple(snap["search_dirs"])
+    if snap.get("judge") is not None:
+        snap["judge"] = Judge(**{**snap["judge"], "arm": arm(snap["judge"]["arm"])})
     return Scenario(**snap)
 
 

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("providers/runner", ("replay.providers", "replay.config", "replay.arm", "replay.pipeline", "replay.runner", "replay.resume", "replay.retry",
                           "replay.ratelimit", "replay.tokens", "replay.pricing", "replay.mockserver")),  # fmt: skip
     ("compare", ("replay.compare", "replay.embeddings")),
+    ("judge", ("replay.judge",)),
     ("metrics/stats", ("replay.metrics", "replay.stats")),
     # What drives the pure packages over a stored run: processes, threads, the store.
     ("stages", ("replay.stages",)),
@@ -34,6 +35,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 PURE = {
     "replay.compare": ("replay.store", "replay.stages", "concurrent.futures", "multiprocessing", "sqlite3"),
     "replay.embeddings": ("replay.store", "replay.stages", "replay.providers", "asyncio", "sqlite3"),
+    "replay.judge": ("replay.store", "replay.stages", "replay.arm", "replay.providers", "asyncio", "sqlite3"),
 }
 """Packages that compute and nothing else, and what they must never import."""
 
