@@ -188,6 +188,37 @@ def m006_comparator_digests(db: sqlite3.Connection) -> None:
 
 
 @migration
+def m007_judge_verdicts(db: sqlite3.Connection) -> None:
+    """The judge's verdicts, keyed by everything that shaped them (``replay.judge.key``), so
+    no run pays twice for one; and which of them each run's pairs came to, in which order."""
+    _statements(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS judge_verdicts (
+            verdict_key TEXT PRIMARY KEY,
+            winner TEXT NOT NULL,
+            reason TEXT,
+            attempts INTEGER NOT NULL,
+            cost_usd REAL,
+            judge_model TEXT NOT NULL,
+            judged_at REAL NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS judge_pairs (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            request_id TEXT NOT NULL,
+            turn INTEGER NOT NULL,
+            candidate_first INTEGER NOT NULL,
+            verdict_key TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            PRIMARY KEY (run_id, request_id, turn)
+        );
+        """,
+    )
+
+
+@migration
 def m008_embeddings(db: sqlite3.Connection) -> None:
     """Embedding vectors by model and digest of the text embedded (float32 blobs, shared by every
     run: a text embedded once is never sent again), and each pair's cosine under a model, by the
@@ -468,7 +499,7 @@ class Store:
         """Drop these requests from the run (case, outcomes, comparisons): a resume sends them afresh."""
         where, args = _id_range(None, None, request_ids)
         with self.transaction() as db:
-            for table in ("pair_similarities", "comparisons", "noise_comparisons", "results", "cases"):
+            for table in ("pair_similarities", "comparisons", "noise_comparisons", "judge_pairs", "results", "cases"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?{where}", (run_id, *args))
 
     @_writes
@@ -516,10 +547,70 @@ class Store:
         return counts
 
     def spent(self, run_id: str) -> float:
+        """What the run paid: its arms' requests and its judge's."""
         row = self.db.execute(
             "SELECT COALESCE(SUM(cost_usd), 0) FROM results WHERE run_id = ? AND arm != 'logged'", (run_id,)
         ).fetchone()
-        return float(row[0])
+        return float(row[0]) + self.judge_spent(run_id)
+
+    # --- the judge ------------------------------------------------------------------
+
+    def judge_spent(self, run_id: str) -> float:
+        if not self._has_table("judge_pairs"):
+            return 0.0
+        (spent,) = self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM judge_pairs WHERE run_id = ?", (run_id,)).fetchone()
+        return float(spent)
+
+    def judge_verdict(self, verdict_key: str) -> tuple[str, str | None] | None:
+        """(winner, reason) stored under the key, or None: that verdict was never given."""
+        row = self.db.execute("SELECT winner, reason FROM judge_verdicts WHERE verdict_key = ?", (verdict_key,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @_writes
+    def add_judgements(self, run_id: str, verdicts: list[tuple[str, str, str | None, int, float | None, str]],
+                       pairs: list[tuple[str, int, bool, str | None, str | None, int, float | None]]) -> None:  # fmt: skip
+        """``verdicts``: (verdict_key, winner, reason, attempts, cost_usd, judge_model), new verdicts;
+        ``pairs``: (request_id, turn, candidate_first, verdict_key, error, attempts, cost_usd), what
+        each of the run's pairs came to in each order (a key without a verdict with an error; no key
+        for identical answers, a tie without a call). One transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO judge_verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(*verdict, now) for verdict in verdicts])  # fmt: skip
+            db.executemany("INSERT OR REPLACE INTO judge_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(run_id, rid, turn, int(first), key, error, attempts, cost)
+                            for rid, turn, first, key, error, attempts, cost in pairs])  # fmt: skip
+
+    def judgements(self, run_id: str) -> list[tuple[str, int, bool, str | None, str | None, str | None, str | None, int, float | None]]:
+        """(request_id, turn, candidate_first, winner, reason, error, judge_model, attempts, cost_usd) of
+        the run's judged pairs, by request id and turn: ``winner`` None with an error (or, with
+        neither, for identical answers: a tie without a call, ``judge_model`` None too)."""
+        if not self._has_table("judge_pairs"):
+            return []
+        rows = self.db.execute(
+            "SELECT p.request_id, p.turn, p.candidate_first, v.winner, v.reason,"
+            " CASE WHEN v.winner IS NULL AND p.verdict_key IS NOT NULL THEN COALESCE(p.error, 'no verdict stored') END,"
+            " v.judge_model, p.attempts, p.cost_usd"
+            " FROM judge_pairs p LEFT JOIN judge_verdicts v ON v.verdict_key = p.verdict_key"
+            " WHERE p.run_id = ? ORDER BY p.request_id, p.turn",
+            (run_id,),
+        )
+        return [(rid, turn, bool(first), *rest) for rid, turn, first, *rest in rows]
+
+    def judged_ids(self, run_id: str, turns: int = 2) -> set[str]:
+        """The run's pairs with a verdict in each of its ``turns`` orders (or a tie without a call):
+        the rest, with an error or an order never judged, are what ``replay judge`` and a resume
+        judge again."""
+        if not self._has_table("judge_pairs"):
+            return set()
+        rows = self.db.execute(
+            "SELECT p.request_id FROM judge_pairs p LEFT JOIN judge_verdicts v ON v.verdict_key = p.verdict_key"
+            " WHERE p.run_id = ? GROUP BY p.request_id"
+            " HAVING SUM(CASE WHEN p.verdict_key IS NOT NULL AND v.winner IS NULL THEN 1 ELSE 0 END) = 0"
+            " AND (COUNT(*) >= ? OR SUM(p.verdict_key IS NULL) > 0)",
+            (run_id, turns),
+        )
+        return {row[0] for row in rows}
 
 
     # --- comparisons and reviews ---------------------------------------------------
