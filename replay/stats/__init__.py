@@ -36,6 +36,7 @@ from replay.stats.proportions import (
     newcombe_paired,
     paired_rate_delta,
     wilson,
+    win_rate,
 )
 from replay.stats.quantiles import min_n_for_bound, order_ranks, paired_percentiles, percentile_one
 
@@ -43,5 +44,5 @@ __all__ = [
     "BOOTSTRAP_SEED", "CONFIDENCE", "Z95", "Estimate", "Flips", "PairedTable", "binomial_two_sided",
     "MEAN_MIN_N", "bootstrap_ratio", "bounded_mean", "mcnemar", "mean_one", "skewness_min_n", "weighted_sums", "min_n_for_bound", "more_needed",
     "newcombe_paired", "order_ranks", "paired_mean", "paired_percentiles", "paired_rate_delta", "paired_rate_ratio", "paired_ratio", "percentile_one",
-    "resample_count", "resample_weights", "t_quantile", "wilson", "z_for",
+    "resample_count", "resample_weights", "t_quantile", "wilson", "win_rate", "z_for",
 ]  # fmt: skip

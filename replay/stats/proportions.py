@@ -187,3 +187,25 @@ def _crossing(falling: Callable[[float], float], low: float, high: float) -> flo
         if high - low <= 1e-12 * max(1.0, high):
             break
     return (low + high) / 2
+
+
+def win_rate(wins: int, ties: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
+    """(wins + ties/2) / n, with a score interval that counts ties as half a win.
+
+    Each pair scores 1, 1/2 or 0; with a share tau of ties, a true win rate p has variance
+    p(1 - p) - tau/4 per pair, less than a proportion's. The interval is Wilson's, solved with
+    that variance, tau taken at the lower Wilson bound of the observed tie share so that an
+    unlucky sample of ties cannot make it too narrow: with no ties it is Wilson's interval,
+    with many it is narrower than Wilson's on half wins, and it covers 95% as Wilson does
+    (simulated over n = 10..1000, tie shares 0..0.95 and win rates 0.5..0.97 in
+    tests/test_stats.py: never below 92.5%, as Wilson itself at n = 10).
+    """
+    if n <= 0:
+        return Estimate.empty()
+    z = z_for(confidence)
+    p = (wins + ties / 2) / n
+    tau = (wilson(ties, n, confidence).low or 0.0) if ties else 0.0
+    a, b, c = n + z * z, -(2 * n * p + z * z), n * p * p + z * z * tau / 4
+    root = math.sqrt(max(0.0, b * b - 4 * a * c))
+    low, high = (-b - root) / (2 * a), (-b + root) / (2 * a)
+    return Estimate(p, max(0.0, min(low, p)), min(1.0, max(high, p)), n, partial(win_rate, wins, ties, n))
