@@ -157,6 +157,27 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class JudgeReport:
+    """The judge's figures beyond its metric: who judged, what it cost, how far to trust it."""
+
+    model: str
+    both_orders: bool
+    metric: MetricValue
+    """``judge_win_rate`` over the whole run (wins, ties, losses, errors and the rest in its extras)."""
+    identical: int
+    """Pairs whose answers were identical once normalised: ties without a call."""
+    requests: int
+    """Judge calls this run made."""
+    cached: int
+    """Orders whose verdict was already stored, and not paid again."""
+    cost_usd: float
+    warnings: tuple[str, ...] = ()
+    """What makes its verdicts less trustworthy (same family as an arm, position bias, a length preference)."""
+    agreement: Any = None
+    """A :class:`replay.stats.agreement.Agreement` with the human reviews, where both judged a pair."""
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """Everything a report shows, computed once; renderers only format it."""
 
@@ -177,6 +198,8 @@ class Evaluation:
     drift: Drift | None = None
     lossy: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per arm: what adapting the logged requests to its API lost, and on how many requests."""
+    judge: JudgeReport | None = None
+    """The run's judge, when it has one."""
 
     @property
     def baseline_arm(self) -> str:
@@ -211,8 +234,11 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     noise = measure_table(store, run, settings, notes, PAIR_NOISE) if run.scenario.get("noise_floor") else None
     if noise is not None:
         add_semantic_similarity(store, run, noise, notes, PAIR_NOISE)
+    verdicts = attach_judge(store, run, pairs)
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
-    return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id))
+    judge = judge_report(store, run, evaluation, verdicts)
+    return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id),
+                   judge=judge)
 
 
 def drift_of(store: Store, run: RunRow) -> Drift | None:
@@ -257,16 +283,19 @@ def add_semantic_similarity(store: Store, run: RunRow, pairs: Pairs, notes: list
 
 
 def shown_metrics(run: RunRow) -> list[str]:
-    """The metrics a run's reports show: those whose scenario key (``embeddings``) it has, and all the others."""
+    """The metrics a run's reports show: those whose scenario key (``embeddings``, ``judge``) it
+    has, and all the others."""
     return [name for name, definition in METRICS.items() if not definition.needs or run.scenario.get(definition.needs)]
 
 
 def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pairs, top: int,
                noise: Pairs | None = None) -> Evaluation:  # fmt: skip
     cache: dict[str, dict[str, MetricValue]] = {}
+    shown = shown_metrics(run)
+    gates = tuple(gate for gate in settings.gates if gate.metric in shown or not gate.preset)
+    settings = replace(settings, gates=gates)  # the preset's judge gate only where a judge judged
     # Segments in a second thread while this one does the whole table: the bootstrap's
     # sorting and counting run in numpy with the interpreter lock released.
-    shown = shown_metrics(run)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="replay-segments") as pool:
         segments_done = pool.submit(segment_metrics, pairs, settings.segments, cache, shown)
         whole = cache.setdefault("", {})
@@ -299,6 +328,82 @@ def segment_metrics(
                     known[name] = METRICS[name].compute(subset)
             out.setdefault(key, {})[value] = {name: known[name] for name in names}
     return out
+
+
+# --- the judge ------------------------------------------------------------------------------
+
+LOW_CONSISTENCY = 0.6
+"""Below this share of verdicts surviving the swap of the answers, the report says the judge's
+verdicts are mostly noise (GPT-4 keeps about 65% with one fixed order: Zheng et al. 2023)."""
+
+
+def attach_judge(store: Store, run: RunRow, pairs: Pairs) -> dict[str, Any]:
+    """Add the run's judge verdicts to the table as columns (``judge``, ...); request id -> verdict."""
+    from replay.judge.summary import judge_columns, pair_verdicts
+
+    judge = run.scenario.get("judge")
+    if not judge:
+        return {}
+    turns = 2 if judge.get("both_orders", True) else 1
+    verdicts = {v.request_id: v for v in pair_verdicts(store.judgements(run.id), turns)}
+    for key, column in judge_columns(verdicts, pairs.values("request_id")).items():
+        pairs.add_column(key, column)
+    return verdicts
+
+
+def judge_report(store: Store, run: RunRow, evaluation: Evaluation, verdicts: dict[str, Any]) -> JudgeReport | None:
+    judge = run.scenario.get("judge")
+    if not judge:
+        return None
+    metric = evaluation.metrics["judge_win_rate"]
+    return JudgeReport(
+        model=str(judge["arm"]["model"]), both_orders=bool(judge.get("both_orders", True)), metric=metric,
+        identical=sum(1 for v in verdicts.values() if v.identical), requests=sum(v.calls for v in verdicts.values()),
+        cached=sum(v.cached for v in verdicts.values()), cost_usd=store.judge_spent(run.id),
+        warnings=tuple(judge_warnings(run.scenario, metric)), agreement=judge_agreement(store, run.id, verdicts),
+    )  # fmt: skip
+
+
+def judge_warnings(scenario: dict[str, Any], metric: MetricValue) -> list[str]:
+    from replay.judge.family import same_family, same_model
+
+    model = str(scenario["judge"]["arm"]["model"])
+    warnings = []
+    for arm in ("candidate", "production"):
+        other = (scenario.get(arm) or {}).get("model")
+        if other and same_model(model, other):
+            warnings.append(f"the judge is the {arm}'s own model ({model}, allow_self_judge: true): it favours its own answers")
+        elif other and same_family(model, other):
+            warnings.append(f"the judge ({model}) is of the same family as the {arm} ({other}): judges favour answers"
+                            " of their own family; a judge from another vendor is more trustworthy")  # fmt: skip
+    consistency = metric.extra.get("position_consistency")
+    if consistency is not None and consistency.n >= 10 and consistency.value is not None and consistency.value < LOW_CONSISTENCY:
+        warnings.append(f"position consistency is {consistency.value * 100:.0f}% (n={consistency.n}): the verdict flips when"
+                        " the answers swap places on most pairs, so the judge's verdicts are mostly noise"
+                        " (flipped verdicts count as ties)")  # fmt: skip
+    first = metric.extra.get("first_position")
+    if first is not None and first.known and first.n >= 10 and (first.low > 0.5 or first.high < 0.5):
+        side = "first" if first.value > 0.5 else "second"
+        warnings.append(f"the judge prefers the answer shown {side}: it picked the first-shown answer in"
+                        f" {first.value * 100:.0f}% of {first.n} decisive verdicts")  # fmt: skip
+    longer, shorter = metric.extra.get("when_longer"), metric.extra.get("when_shorter")
+    if longer is not None and shorter is not None and longer.n >= 10 and shorter.n >= 10 and longer.known and shorter.known:
+        if longer.low > shorter.high:
+            warnings.append(f"the judge may prefer longer answers: the candidate's win rate is {longer.value * 100:.0f}%"
+                            f" when its answer is longer and {shorter.value * 100:.0f}% when it is shorter")  # fmt: skip
+    return warnings
+
+
+def judge_agreement(store: Store, run_id: str, verdicts: dict[str, Any]) -> Any:
+    """The judge against the human reviewers, on the pairs both judged (one item per review)."""
+    from replay.judge.summary import ERROR
+    from replay.stats.agreement import agreement
+
+    both = [(verdicts[rid].outcome, verdict) for rid, _, verdict in store.reviews(run_id)
+            if rid in verdicts and verdicts[rid].outcome != ERROR]  # fmt: skip
+    if not both:
+        return None
+    return agreement([judge for judge, _ in both], [human for _, human in both], ("candidate", "baseline", "tie"))
 
 
 def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None, segment: str | None = None,

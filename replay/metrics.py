@@ -54,8 +54,8 @@ class MetricDef:
     min_n_reason: str = ""
     """Why, in a few words, for the INCONCLUSIVE note."""
     needs: str = ""
-    """The scenario key without which the metric cannot exist (``embeddings``): reports of a run
-    without it leave the metric out."""
+    """The scenario key without which the metric cannot exist (``embeddings``, ``judge``): reports
+    of a run without it leave the metric out, and the preset's gate on it."""
 
 
 METRICS: dict[str, MetricDef] = {}
@@ -231,6 +231,16 @@ class Pairs:
             return matched, compared, per_field
         mask = self._mask
         return matched[mask], compared[mask], {path: ok[mask] for path, ok in per_field.items()}
+
+    def add_column(self, key: str, values: Any) -> None:
+        """Add (or replace) a key of the whole table: one value per pair, in the table's order
+        (what is stored beside the comparisons, such as the judge's verdicts)."""
+        root = self._root
+        if len(values) != root._n:
+            raise ValueError(f"column {key!r}: {len(values)} values for {root._n} pairs")
+        root.table[key] = tuple(values)
+        for kind in ("object", "present", "numbers", "truthy"):
+            root._columns.pop(f"{kind}:{key}", None)
 
     def cached(self, key: str, build: Callable[[], T]) -> T:
         if key not in self._cache:
@@ -512,3 +522,31 @@ def cost_per_request(pairs: Pairs) -> MetricValue:
     per_1k = {side: (est.value * 1000 if est and est.value is not None else None)
               for side, est in (("baseline", value.baseline), ("candidate", value.candidate))}  # fmt: skip
     return MetricValue(**{**value.__dict__, "extra": {**value.extra, "per_1000_requests": per_1k}})
+
+
+@register_metric("judge_win_rate", "Judge win rate", "rate", higher_is_better=True, paired=False, needs="judge")
+def judge_win_rate(pairs: Pairs) -> MetricValue:
+    """(wins + ties/2) / judged, a pair being the unit (with both orders, its combined verdict);
+    judge errors are counted, never judged. The extras show how far to trust it: how often
+    the verdict survived swapping the answers, how often the first-shown answer won, and the
+    win rate when the candidate's answer is the longer or the shorter one."""
+    outcome = pairs.column("judge")
+    wins, ties, losses = (outcome == "candidate"), (outcome == "tie"), (outcome == "baseline")
+    judged = wins | ties | losses
+    n = int(judged.sum())
+    consistent = pairs.column("judge_consistent")
+    known = pairs.present("judge_consistent")
+    length = pairs.numbers("length_delta")
+
+    def rate_where(mask: np.ndarray) -> Estimate:
+        return stats.win_rate(int((wins & mask).sum()), int((ties & mask).sum()), int((judged & mask).sum()))
+
+    extra: dict[str, Any] = {
+        "wins": int(wins.sum()), "ties": int(ties.sum()), "losses": int(losses.sum()),
+        "errors": int((outcome == "error").sum()),
+        "position_consistency": stats.wilson(int((consistent[known] == True).sum()), int(known.sum())),  # noqa: E712
+        "first_position": stats.wilson(int(np.nansum(pairs.numbers("judge_first_picks"))),
+                                       int(np.nansum(pairs.numbers("judge_decisive")))),
+        "when_longer": rate_where(length > 0), "when_shorter": rate_where(length < 0),
+    }  # fmt: skip
+    return MetricValue("judge_win_rate", n, stats.win_rate(int(wins.sum()), int(ties.sum()), n), extra=extra)
