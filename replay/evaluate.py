@@ -122,6 +122,9 @@ class Disagreement:
     segment: str
     beyond_noise: bool | None = None
     """The pair diverges more than production's own pairs mostly do (None: no noise floor measured)."""
+    judge: str | None = None
+    """The judge's verdict on the pair (candidate, baseline, tie or error), when it judged it."""
+    judge_reason: str | None = None
 
 
 NOISE_QUANTILE = 0.95
@@ -413,6 +416,7 @@ def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None, segm
     chosen = []
     divergences = pairs.numbers("divergence")
     ids, all_reasons, all_metadata = pairs.column("request_id"), pairs.column("reasons"), pairs.column("metadata")
+    judges, judge_reasons = pairs.column("judge"), pairs.column("judge_reason")
     keep = divergences > 0
     if key is not None:
         keep &= segment_labels(pairs, key) == value
@@ -426,7 +430,8 @@ def top_disagreements(pairs: Pairs, segments: SegmentSpec, top: int | None, segm
         label = ", ".join(f"{k}={metadata.get(k)}" for k in segments.by if k in metadata)
         reasons = tuple(all_reasons[index] or ())
         beyond = None if noise_limit is None else bool(divergences[index] > noise_limit)
-        chosen.append(Disagreement(ids[index], float(divergences[index]), reasons, label, beyond))
+        chosen.append(Disagreement(ids[index], float(divergences[index]), reasons, label, beyond, judges[index],
+                                   judge_reasons[index]))  # fmt: skip
     chosen.sort(key=lambda d: (-d.divergence, d.request_id))
     return chosen[:top] if top is not None else chosen
 

@@ -581,10 +581,11 @@ class Store:
                            [(run_id, rid, turn, int(first), key, error, attempts, cost)
                             for rid, turn, first, key, error, attempts, cost in pairs])  # fmt: skip
 
-    def judgements(self, run_id: str) -> list[tuple[str, int, bool, str | None, str | None, str | None, str | None, int, float | None]]:
+    def judgements(self, run_id: str, request_id: str | None = None) -> list[tuple[str, int, bool, str | None, str | None, str | None, str | None, int, float | None]]:
         """(request_id, turn, candidate_first, winner, reason, error, judge_model, attempts, cost_usd) of
         the run's judged pairs, by request id and turn: ``winner`` None with an error (or, with
-        neither, for identical answers: a tie without a call, ``judge_model`` None too)."""
+        neither, for identical answers: a tie without a call, ``judge_model`` None too); one
+        request's only, with ``request_id``."""
         if not self._has_table("judge_pairs"):
             return []
         rows = self.db.execute(
@@ -592,9 +593,10 @@ class Store:
             " CASE WHEN v.winner IS NULL AND p.verdict_key IS NOT NULL THEN COALESCE(p.error, 'no verdict stored') END,"
             " v.judge_model, p.attempts, p.cost_usd"
             " FROM judge_pairs p LEFT JOIN judge_verdicts v ON v.verdict_key = p.verdict_key"
-            " WHERE p.run_id = ? ORDER BY p.request_id, p.turn",
-            (run_id,),
-        )
+            " WHERE p.run_id = ?" + (" AND p.request_id = ?" if request_id is not None else "") +
+            " ORDER BY p.request_id, p.turn",
+            (run_id, *((request_id,) if request_id is not None else ())),
+        )  # fmt: skip
         return [(rid, turn, bool(first), *rest) for rid, turn, first, *rest in rows]
 
     def judged_ids(self, run_id: str, turns: int = 2) -> set[str]:

@@ -58,11 +58,13 @@ def test_the_terminal_report_is_its_sections_in_order(evaluation, monkeypatch):
     from replay.reports.terminal import SECTIONS
 
     monkeypatch.setenv("NO_COLOR", "1")
-    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "noise", "summary", "segments", "disagreements", "review"]
+    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "noise", "summary", "judge", "segments",
+                              "disagreements", "review"]  # fmt: skip
     parts = {name: terminal_text(evaluation, sections=[name]) for name in SECTIONS}
     assert terminal_text(evaluation) == "".join(parts.values())
     assert parts["verdict"] == "\nVerdict: FAIL (1 pass, 1 fail, 2 inconclusive)\n"
     assert parts["disagreements"].startswith("Top disagreements\n") and parts["review"] == parts["noise"] == ""  # no reviews, no noise floor
+    assert parts["judge"] == ""  # no judge
     assert parts["metrics"].startswith("Metrics (candidate vs baseline)\n") and "Cost:" in parts["summary"]
     assert terminal_text(evaluation, sections=["verdict", "header"]) == parts["verdict"] + parts["header"]
 
@@ -80,7 +82,7 @@ def test_gate_sections_are_the_report_up_to_its_metrics(evaluation, monkeypatch)
 def test_an_unknown_terminal_section_is_a_programming_error(evaluation):
     with pytest.raises(ValueError) as raised:
         render("terminal", evaluation, sections=["header", "gate"])
-    assert str(raised.value) == ("no terminal report section 'gate' (there are: header, verdict, gates, metrics, noise, summary,"
+    assert str(raised.value) == ("no terminal report section 'gate' (there are: header, verdict, gates, metrics, noise, summary, judge,"
                                  " segments, disagreements, review)")  # fmt: skip
 
 

@@ -151,14 +151,16 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
       replay disagreements latest --top 10
       replay disagreements latest --segment category=billing
     """
-    from replay.evaluate import measure_table, noise_limit, settings_for, top_disagreements
+    from replay.evaluate import attach_judge, measure_table, noise_limit, settings_for, top_disagreements
     from replay.reports.escape import visible
+    from replay.reports.format import judge_cell
 
     store = open_store(store_path)
     run = store.get_run(run_ref)
     settings = settings_for(run)
     pairs = measure_table(store, run, settings)
     limit = noise_limit(store, run, settings)
+    judged = bool(attach_judge(store, run, pairs)) or bool(run.scenario.get("judge"))
     try:
         items = top_disagreements(pairs, settings.segments, top, segment, noise_limit=limit)
         key, value = settings.segments.resolve(segment) if segment else (None, None)
@@ -170,6 +172,8 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
                    "segment": item.segment}  # fmt: skip
             if item.beyond_noise is not None:
                 row["beyond_noise"] = item.beyond_noise
+            if judged:
+                row["judge"], row["judge_reason"] = item.judge, item.judge_reason
             click.echo(json.dumps(row))
         return
     if not items:
@@ -188,13 +192,15 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
     from replay.reports.terminal import Trimmed
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for name in ("#", "Request", "Segment", "Score", "Why", *(["Beyond noise"] if limit is not None else [])):
+    for name in ("#", "Request", "Segment", "Score", "Why", *(["Beyond noise"] if limit is not None else []),
+                 *(["Judge"] if judged else [])):  # fmt: skip
         table.add_column(name, justify="right" if name in ("#", "Score") else "left",
                          overflow="fold" if name in ("Request", "Segment") else "ellipsis")  # fmt: skip
     for rank, item in enumerate(items, 1):
         beyond = [] if item.beyond_noise is None else ["yes" if item.beyond_noise else "no"]
         table.add_row(str(rank), term(item.request_id), term(item.segment), f"{item.divergence:.2f}",
-                      term("; ".join(item.reasons)), *beyond)  # fmt: skip
+                      term("; ".join(item.reasons)), *beyond,
+                      *([term(judge_cell(item.judge, item.judge_reason))] if judged else []))  # fmt: skip
     console().print(Trimmed(table))
 
 
@@ -222,7 +228,8 @@ def show_command(run_ref: str, request_id: str, store_path: str) -> None:
     if measures is not None:
         measures = {**measures, **pair_semantic_similarity(store, run, request_id)}
     out = console()
-    for renderable in render_pair(run, case[0], case[1], store.result_rows(run.id, request_id), measures):
+    for renderable in render_pair(run, case[0], case[1], store.result_rows(run.id, request_id), measures,
+                                  judge_verdict(store, run, request_id)):  # fmt: skip
         out.print(renderable)
 
 
@@ -239,6 +246,17 @@ def pair_semantic_similarity(store: Any, run: Any, request_id: str) -> dict[str,
     for note in notes:
         click.echo(f"note: {visible(note)}", err=True)
     return {} if value is None else {"semantic_similarity": value}
+
+
+def judge_verdict(store: Any, run: Any, request_id: str) -> Any:
+    """The judge's verdict on one pair (a :class:`replay.judge.summary.PairVerdict`), when it judged it."""
+    from replay.judge.summary import pair_verdicts
+
+    judge = run.scenario.get("judge")
+    if not judge:
+        return None
+    rows = [row for row in store.judgements(run.id, request_id) if row[0] == request_id]
+    return next(pair_verdicts(rows, 2 if judge.get("both_orders", True) else 1), None)
 
 
 COMMANDS = [report_command, gate_command, disagreements_command, show_command]

@@ -78,10 +78,12 @@ def _pair(rows: list[Row], turns: int) -> PairVerdict | None:
 
 def judge_columns(verdicts: dict[str, PairVerdict], request_ids: Iterable[Any]) -> dict[str, list[Any]]:
     """The metrics' columns, one value per pair of ``request_ids`` (None for a pair not judged)."""
-    columns: dict[str, list[Any]] = {"judge": [], "judge_consistent": [], "judge_first_picks": [], "judge_decisive": []}
+    columns: dict[str, list[Any]] = {"judge": [], "judge_consistent": [], "judge_first_picks": [], "judge_decisive": [],
+                                     "judge_reason": []}  # fmt: skip
     for request_id in request_ids:
         verdict = verdicts.get(request_id)
         columns["judge"].append(verdict.outcome if verdict else None)
+        columns["judge_reason"].append(verdict.reason if verdict else None)
         columns["judge_consistent"].append(verdict.consistent if verdict else None)
         columns["judge_first_picks"].append(verdict.first_picks if verdict else None)
         columns["judge_decisive"].append(verdict.decisive if verdict else None)

@@ -288,3 +288,56 @@ def drift_line(evaluation: Evaluation) -> str | None:
     if drift.model_known:
         parts.append(f"model changed on {drift.model_changed:,} of {drift.model_known:,}")
     return "Drift: " + "; ".join(parts)
+
+
+def judge_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> list[str]:
+    """The judge's figures in sentences: its verdicts, how far to trust them, what it cost."""
+    judge = evaluation.judge
+    if judge is None:
+        return []
+    metric = judge.metric
+    extra = metric.extra
+    orders = "both orders" if judge.both_orders else "one order per pair"
+    win = metric.candidate
+    rate = f"{value('rate', win.value)} {interval('rate', win, False)}" if win.known else "—"
+    lines = [f"Judge {quote(judge.model)} ({orders}): candidate win rate {rate} over {metric.n:,} pairs:"
+             f" {extra['wins']:,} wins, {extra['ties']:,} ties, {extra['losses']:,} losses; {extra['errors']:,} judge"
+             f" errors; {judge.identical:,} identical pairs tied without a call"]  # fmt: skip
+    consistency, first = extra["position_consistency"], extra["first_position"]
+    parts = []
+    if consistency.n:
+        parts.append(f"position consistency {value('rate', consistency.value)} {interval('rate', consistency, False)}"
+                     f" (n={consistency.n:,})")  # fmt: skip
+    if first.n:
+        parts.append(f"the first-shown answer won {value('rate', first.value)} of {first.n:,} decisive verdicts")
+    if parts:
+        lines.append("Judge " + "; ".join(parts))
+    longer, shorter = extra["when_longer"], extra["when_shorter"]
+    if longer.n or shorter.n:
+        lines.append(f"Judge win rate when the candidate's answer is longer: {value('rate', longer.value)} (n={longer.n:,});"
+                     f" shorter: {value('rate', shorter.value)} (n={shorter.n:,})")  # fmt: skip
+    lines.append(f"Judge spend: {value('usd', judge.cost_usd)} over {judge.requests:,} requests"
+                 f" ({judge.cached:,} verdicts reused from the store, not paid again)")  # fmt: skip
+    agreement = judge.agreement
+    if agreement is not None:
+        kappa = agreement.kappa
+        kappa_text = f"{kappa.value:.2f} [{kappa.low:.2f}, {kappa.high:.2f}]" if kappa.known else "—"
+        lines.append(f"Judge vs human reviewers: agree on {value('rate', agreement.share.value)}"
+                     f" {interval('rate', agreement.share, False)} of {agreement.n:,} reviewed pairs; Cohen's kappa {kappa_text}")  # fmt: skip
+    lines += [f"Judge warning: {quote(warning)}" for warning in judge.warnings]
+    return lines
+
+
+JUDGE_REASON_CHARS = 160
+"""How much of the judge's reason a table cell shows (``replay show`` shows more)."""
+JUDGE_SAYS = {"candidate": "candidate better", "baseline": "baseline better", "tie": "tie", "error": "judge error"}
+
+
+def judge_cell(verdict: str | None, reason: str | None, limit: int = JUDGE_REASON_CHARS) -> str:
+    """The judge's verdict and the start of its reason, as one line of plain text (escape it to print)."""
+    if verdict is None:
+        return "not judged"
+    from replay.reports.escape import clip
+
+    said = JUDGE_SAYS.get(verdict, verdict)
+    return f"{said}: {clip(' '.join(reason.split()), limit)}" if reason else said

@@ -105,18 +105,41 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         "metrics": {name: _metric(metric) for name, metric in evaluation.metrics.items()},
         "segments": {key: {value: {name: _metric(m) for name, m in metrics.items()} for value, metrics in values.items()}
                      for key, values in evaluation.segments.items()},  # fmt: skip
-        "disagreements": [_disagreement(d) for d in evaluation.disagreements[:top]],
+        "disagreements": [_disagreement(d, evaluation.judge is not None) for d in evaluation.disagreements[:top]],
         "human_review": None if evaluation.reviews is None else {**_est(evaluation.reviews), **evaluation.review_counts},  # type: ignore[dict-item]
         **_noise_and_drift(evaluation),
         **_embeddings(evaluation),
         **({"lossy": evaluation.lossy} if evaluation.lossy else {}),
+        **({"judge": _judge(evaluation.judge)} if evaluation.judge is not None else {}),
     }  # fmt: skip
 
 
-def _disagreement(d: Any) -> dict[str, Any]:
+def _judge(judge: Any) -> dict[str, Any]:
+    """The ``judge`` block (present when the run has a judge): the issue's fields first."""
+    metric, extra = judge.metric, judge.metric.extra
+    consistency = extra["position_consistency"]
+    agreement = judge.agreement
+    return {
+        "model": judge.model, "judged": metric.n, "wins": extra["wins"], "ties": extra["ties"],
+        "losses": extra["losses"], "errors": extra["errors"],
+        "win_rate": {"value": metric.candidate.value, "ci": _ci(metric.candidate)},
+        "position_consistency": consistency.value, "cost_usd": judge.cost_usd, "requests": judge.requests,
+        "both_orders": judge.both_orders, "identical": judge.identical, "cached": judge.cached,
+        "position_consistency_detail": _est(consistency), "first_position": _est(extra["first_position"]),
+        "when_longer": _est(extra["when_longer"]), "when_shorter": _est(extra["when_shorter"]),
+        "warnings": list(judge.warnings),
+        "human_agreement": None if agreement is None else {
+            "n": agreement.n, "share": _est(agreement.share), "kappa": _est(agreement.kappa),
+            "categories": list(agreement.categories), "table": [list(row) for row in agreement.table]},
+    }  # fmt: skip
+
+
+def _disagreement(d: Any, judged: bool = False) -> dict[str, Any]:
     out = {"request_id": d.request_id, "divergence": d.divergence, "reasons": list(d.reasons), "segment": d.segment}
     if d.beyond_noise is not None:
         out["beyond_noise"] = d.beyond_noise
+    if judged:
+        out["judge"], out["judge_reason"] = d.judge, d.judge_reason
     return out
 
 

@@ -47,8 +47,19 @@ def render_junit(evaluation: Evaluation) -> str:
     suite.set("errors", "0")
     suite.set("skipped", str(skipped))
     properties = ET.Element("properties")
-    for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict)):
+    for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict), *_judge_properties(evaluation)):
         ET.SubElement(properties, "property", name=name, value=xml(value))
     suite.insert(0, properties)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def _judge_properties(evaluation: Evaluation) -> list[tuple[str, str]]:
+    """The judge's model, win rate and warnings as suite properties (a run without a judge has none)."""
+    judge = evaluation.judge
+    if judge is None:
+        return []
+    win = judge.metric.candidate
+    rate = "" if win.value is None else f"{win.value:.4f}"
+    return [("judge_model", judge.model), ("judge_win_rate", rate), ("judge_judged", str(judge.metric.n)),
+            *[("judge_warning", warning) for warning in judge.warnings]]  # fmt: skip

@@ -61,6 +61,9 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
         lines += ["", f"### {fmt.noise_title(evaluation)}", ""]
         rows = [[row[k] for k in ("metric", "candidate", "noise", "n", "over", "ci")] for row in noise]
         lines += _table(["Metric", "Candidate", "Noise", "n", "Over noise", "95% CI"], rows, "lrrrrr")
+    judge = fmt.judge_lines(evaluation, quote=md)
+    if judge:
+        lines += ["", "### Judge", ""] + [f"- {line}" for line in judge]
     columns = fmt.segment_columns(evaluation)
     for key, values in evaluation.segments.items():
         lines += ["", f"### Segments by {md_code(key)}", ""]
@@ -69,10 +72,13 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
         lines += _table([md(key), "n", *[fmt.SHORT_NAMES[n] for n in columns]], rows, "lr" + "r" * len(columns))
     if evaluation.disagreements:
         lines += ["", "### Top disagreements", ""]
-        beyond = evaluation.noise is not None
+        beyond, judged = evaluation.noise is not None, evaluation.judge is not None
         rows = [[md_code(d.request_id), f"{d.divergence:.2f}", md("; ".join(d.reasons)),
-                 *(["yes" if d.beyond_noise else "no"] if beyond else [])] for d in evaluation.disagreements[:top]]  # fmt: skip
-        lines += _table(["Request", "Score", "Why", *(["Beyond noise"] if beyond else [])], rows, "lrll" if beyond else "lrl")
+                 *(["yes" if d.beyond_noise else "no"] if beyond else []),
+                 *([md(fmt.judge_cell(d.judge, d.judge_reason))] if judged else [])]
+                for d in evaluation.disagreements[:top]]  # fmt: skip
+        headers = ["Request", "Score", "Why", *(["Beyond noise"] if beyond else []), *(["Judge"] if judged else [])]
+        lines += _table(headers, rows, "lrl" + "l" * (len(headers) - 3))
     if evaluation.reviews is not None:
         lines += ["", fmt.review_line(evaluation)]
     return "\n".join(lines) + "\n"

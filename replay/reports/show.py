@@ -90,8 +90,29 @@ def _answers(base_row: dict[str, Any] | None, cand_row: dict[str, Any] | None) -
     return left, right, False
 
 
+MAX_JUDGE_REASON_CHARS = 1_000
+
+
+def judge_text(model: str, verdict: Any) -> Any:
+    """The judge's verdict and reason on the pair (escaped, capped), or that it did not judge it."""
+    from replay.reports.format import JUDGE_SAYS
+
+    if verdict is None:
+        return term(f"judge {model}: not judged (errors on either side, not in the sample, or not yet: replay judge RUN)",
+                    style="dim")  # fmt: skip
+    said = JUDGE_SAYS.get(verdict.outcome, verdict.outcome)
+    if verdict.identical:
+        said += " (identical answers, no call)"
+    elif verdict.consistent is False:
+        said += " (the verdict flipped when the answers swapped places)"
+    line = term(f"judge {model}: ", style="bold").append(visible(said))
+    if verdict.reason:
+        line.append(": " + clip(visible(verdict.reason, multiline=True), MAX_JUDGE_REASON_CHARS))
+    return line
+
+
 def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], rows: dict[str, dict[str, Any]],
-                measures: dict[str, Any] | None) -> list[Any]:  # fmt: skip
+                measures: dict[str, Any] | None, judge: Any = None) -> list[Any]:  # fmt: skip
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -135,4 +156,6 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
             facts.append(f"semantic similarity {measures['semantic_similarity']:.3f}")
         reasons = measures.get("reasons") or []
         out.append(term(", ".join(facts) + (": " + "; ".join(reasons) if reasons else "")))
+    if run.scenario.get("judge"):
+        out.append(judge_text(str(run.scenario["judge"]["arm"]["model"]), judge))
     return [Trimmed(renderable) for renderable in out]

@@ -129,6 +129,12 @@ def _summary(evaluation: Any, top: int) -> list[Any]:
     return [hanging("  ", line) for line in [*fmt.summary_lines(evaluation), *([drift] if drift else [])]]
 
 
+@section("judge")
+def _judge(evaluation: Any, top: int) -> list[Any]:
+    """The judge's verdicts, trust and spend, when the run has a judge."""
+    return [hanging("  ", line) for line in fmt.judge_lines(evaluation)]
+
+
 @section("segments")
 def _segments(evaluation: Any, top: int) -> list[Any]:
     from rich import box
@@ -162,12 +168,15 @@ def _disagreements(evaluation: Any, top: int) -> list[Any]:
     table.add_column("Request", overflow="fold")
     table.add_column("Score", justify="right")
     table.add_column("Why")
-    noise = evaluation.noise is not None
+    noise, judged = evaluation.noise is not None, evaluation.judge is not None
     if noise:
         table.add_column("Beyond noise")
+    if judged:
+        table.add_column("Judge")
     for item in evaluation.disagreements[:top]:
         beyond = ["yes" if item.beyond_noise else "no"] if noise else []
-        table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)), *beyond)
+        judge = [term(fmt.judge_cell(item.judge, item.judge_reason))] if judged else []
+        table.add_row(term(item.request_id), f"{item.divergence:.2f}", term("; ".join(item.reasons)), *beyond, *judge)
     return [table, hanging("  ", f"replay show {evaluation.run.id} REQUEST_ID  shows a pair side by side")]
 
 
