@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 _DIRECTIVE = re.compile(r"\[mock:([a-z0-9]+)(?:=(\d+))?(?:\*(\d+))?\]")
 
@@ -42,6 +42,8 @@ class ServerConfig:
     """Answer text by the last user message; others get a deterministic generated answer."""
     embedding_dims: int = 64
     embedding_latency_ms: float = 5.0
+    respond: Callable[[dict[str, Any]], str | None] | None = None
+    """Computes the answer text from the request body (a scripted judge); None falls back to ``answers``."""
 
 
 @dataclass
@@ -284,7 +286,8 @@ class MockServer:
             await asyncio.sleep(latency / 4)
             return False
         answers = self.config.answers
-        text = answers.get(messages_key(body)) or answers.get(prompt) or generated_answer(prompt)
+        computed = self.config.respond(body) if self.config.respond is not None else None
+        text = computed or answers.get(messages_key(body)) or answers.get(prompt) or generated_answer(prompt)
         model = self.config.model or body.get("model", "mock")
         tool = kind == "tool"
         prompt_tokens = max(1, len(json.dumps(body.get("messages", []))) // 4)
