@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from replay.config import Scenario
 from replay.pipeline import PairStage
+from replay.providers import get_provider
 from replay.types import ARM_LOGGED, ARM_PRODUCTION
 
 
@@ -27,7 +28,8 @@ class CompareSettings(Protocol):
 
 def run_stages(scenario: Scenario, settings: CompareSettings) -> list[PairStage]:
     """The stages ``replay run`` drives while it replays: each pair compared as soon as both
-    its answers are stored, and embedded when the scenario has an ``embeddings`` endpoint."""
+    its answers are stored, embedded when the scenario has an ``embeddings`` endpoint, and judged
+    when it has a judge."""
     import orjson
 
     from replay.stages.compare import CompareAsAnswered, Digests
@@ -39,4 +41,9 @@ def run_stages(scenario: Scenario, settings: CompareSettings) -> list[PairStage]
         from replay.stages.embeddings import EmbeddingsStage
 
         stages.append(EmbeddingsStage(scenario.embeddings, base_arm, scenario.prices))
+    if scenario.judge is not None:
+        from replay.stages.judge import ARM_JUDGE, JudgeStage
+
+        get_provider(scenario.judge.arm.provider).check_arm(ARM_JUDGE, scenario.judge.arm)  # before the run exists
+        stages.append(JudgeStage(scenario.judge, scenario.sample.seed, scenario.prices))
     return stages
