@@ -57,9 +57,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from replay.cli import decide, demo, export, logs, plan, review, run, runs
+    from replay.cli import decide, demo, export, judge, logs, plan, review, run, runs
 
-    for module in (run, plan, runs, decide, review, export, logs, demo):
+    for module in (run, plan, runs, decide, judge, review, export, logs, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
 

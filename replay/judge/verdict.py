@@ -20,7 +20,7 @@ from replay.compare.text import normalize_answer
 CANDIDATE, BASELINE, TIE = "candidate", "baseline", "tie"
 WINNERS = {"a": "A", "b": "B", "tie": "tie"}
 MAX_REASON_CHARS = 1_000
-_DECODER = json.JSONDecoder()
+_DECODER = json.JSONDecoder(strict=False)  # a raw line break or control character in the reason is still a verdict
 
 
 class Verdict(NamedTuple):

@@ -1,0 +1,121 @@
+"""``replay run`` with a judge, end to end through click: the candidate on the mock server and
+a deterministic judge (tests/judge_server.py), both on 127.0.0.1; then ``replay gate``,
+``replay report``, ``replay judge`` and a rerun, none of which pays for a verdict twice."""
+
+import json
+import re
+
+from click.testing import CliRunner
+
+from conftest import record, write_log
+from judge_server import always_a, judge_server, prefers_candidate, rambling
+from replay.cli import cli
+
+N = 30
+
+
+def invoke(*args):
+    return CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"}).invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def scenario(tmp_path, candidate, judge, extra=""):
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i:02d}", f"question {i}") for i in range(N)])
+    path = tmp_path / "judged.yaml"
+    path.write_text(
+        f"name: judged\nlogs: {log}\n"
+        f"candidate: {{base_url: '{candidate.base_url}', model: cand-1}}\n"
+        f"judge: {{base_url: '{judge.base_url}', model: judge-1, limits: {{concurrency: 4}}{extra}}}\n"
+        "gates: [{metric: judge_win_rate, min: 0.45}]\n"
+        "prices: {judge-1: {input: 1.0, output: 2.0}}\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    return str(path)
+
+
+def candidate_server(make_server):
+    return make_server(latency_ms=1, answers={f"question {i}": f"CAND reply {i}" for i in range(N)})
+
+
+def test_a_run_with_a_judge_judges_every_pair_while_it_replays_and_never_pays_twice(make_server, tmp_path, store_path):
+    candidate = candidate_server(make_server)
+    with judge_server(prefers_candidate) as judge:
+        path = scenario(tmp_path, candidate, judge)
+        result = invoke("run", path, "--store", store_path, "--quiet")
+        assert result.exit_code == 0, result.output
+        assert judge.stats.requests == 2 * N
+        assert "Judge judge-1 (both orders): candidate win rate 100.0% [88.6%, 100.0%] over 30 pairs: 30 wins, 0 ties," \
+               " 0 losses; 0 judge errors; 0 identical pairs tied without a call" in " ".join(result.stdout.split())
+        assert re.search(r"\njudge_win_rate +— \[88\.6%, 100\.0%\] ≥ 45\.0% +30 PASS\n", result.stdout)
+        assert "Judge spend: $0.00852 over 60 requests (0 verdicts reused from the store, not paid again)" in result.stdout
+        report = json.loads(invoke("report", "latest", "--store", store_path, "--format", "json").stdout)
+        block = report["judge"]
+        assert {k: block[k] for k in ("model", "judged", "wins", "ties", "losses", "errors", "requests")} == \
+            {"model": "judge-1", "judged": N, "wins": N, "ties": 0, "losses": 0, "errors": 0, "requests": 2 * N}
+        assert block["position_consistency"] == 1.0 and block["win_rate"]["value"] == 1.0 and block["cost_usd"] > 0
+        assert report["schema_version"] == 1
+        assert invoke("gate", "latest", "--store", store_path).exit_code == 0
+        assert invoke("judge", "latest", "--store", store_path).exit_code == 0
+        rerun = invoke("run", path, "--store", store_path, "--quiet")  # a new run, the same answers
+        assert rerun.exit_code == 0
+        assert judge.stats.requests == 2 * N  # every verdict came from the store
+        again = json.loads(invoke("report", "latest", "--store", store_path, "--format", "json").stdout)["judge"]
+        assert (again["requests"], again["cached"], again["judged"], again["cost_usd"]) == (0, 2 * N, N, 0.0)
+
+
+def test_a_position_biased_judge_fails_nothing_and_the_report_says_its_verdicts_are_noise(make_server, tmp_path, store_path):
+    candidate = candidate_server(make_server)
+    with judge_server(always_a) as judge:
+        result = invoke("run", scenario(tmp_path, candidate, judge), "--store", store_path, "--quiet")
+    text = " ".join(result.stdout.split())
+    assert "30 wins" not in text and "0 wins, 30 ties, 0 losses" in text
+    assert "position consistency 0.0% [0.0%, 11.4%] (n=30)" in text
+    assert "Judge warning: position consistency is 0% (n=30): the verdict flips when the answers swap places on most" \
+           " pairs, so the judge's verdicts are mostly noise (flipped verdicts count as ties)" in text
+    assert result.exit_code == 1  # a win rate of exactly 0.5 on 30 pairs cannot show non-inferiority yet
+
+
+def test_a_missing_judge_key_is_said_before_anything_is_sent(make_server, tmp_path, store_path):
+    candidate = candidate_server(make_server)
+    with judge_server(prefers_candidate) as judge:
+        path = scenario(tmp_path, candidate, judge, extra=", api_key_env: JUDGE_KEY_NOT_SET")
+        result = invoke("run", path, "--store", store_path, "--quiet")
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and "JUDGE_KEY_NOT_SET" in result.stderr
+    assert (judge.stats.requests, candidate.stats.requests) == (0, 0)
+
+
+def test_replay_judge_judges_what_a_run_left_unjudged(make_server, tmp_path, store_path):
+    candidate = candidate_server(make_server)
+    with judge_server(rambling) as judge:
+        result = invoke("run", scenario(tmp_path, candidate, judge), "--store", store_path, "--quiet")
+        assert "0 wins, 0 ties, 0 losses; 30 judge errors" in " ".join(result.stdout.split())
+        assert result.exit_code == 1  # a judge gate with no verdict is inconclusive
+        assert judge.stats.requests == 4 * N  # each order asked twice
+        judge.config.respond = prefers_candidate
+        judged = invoke("judge", "latest", "--store", store_path)
+        assert judged.exit_code == 0
+        assert re.fullmatch(r"run \S+: 60 judge request\(s\), 0 judge error\(s\), \$0\.\d{4} spent\n", judged.stderr)
+        assert invoke("judge", "latest", "--store", store_path).stderr.endswith(": 0 judge request(s), 0 judge error(s), $0.0000 spent\n")
+    assert invoke("gate", "latest", "--store", store_path).exit_code == 0
+
+
+def test_show_and_the_disagreement_queue_show_the_verdict_and_its_reason_inert(make_server, tmp_path, store_path):
+    hostile = "[bold red]B[/bold red] \x1b[2J\x1b]0;pwned\x07 | <b>x</b> " + "long " * 400
+
+    def loud(body):
+        return prefers_candidate(body).replace("CAND is better", hostile)
+
+    candidate = candidate_server(make_server)
+    with judge_server(loud) as judge:
+        invoke("run", scenario(tmp_path, candidate, judge), "--store", store_path, "--quiet")
+    shown = invoke("show", "latest", "r03", "--store", store_path).stdout
+    line = next(line for line in shown.splitlines() if line.startswith("judge judge-1: "))
+    assert line.startswith("judge judge-1: candidate better: [bold red]B[/bold red] \\x1b[2J\\x1b]0;pwned\\x07 | <b>x</b> long")
+    assert "\x1b" not in shown and "more characters)" in shown  # escaped, and capped
+    queue = invoke("disagreements", "latest", "--store", store_path, "--json").stdout.splitlines()
+    item = json.loads(queue[0])
+    assert item["judge"] == "candidate" and item["judge_reason"].startswith("[bold red]B[/bold red] \x1b[2J")
+    table = invoke("disagreements", "latest", "--store", store_path).stdout
+    assert "candidate better: [bold red]B[/bold red] \\x1b[2J" in table and "\x1b" not in table
+    markdown = invoke("report", "latest", "--store", store_path, "--format", "markdown").stdout
+    assert "candidate better: \\[bold red\\]B\\[/bold red\\] \\\\x1b\\[2J" in markdown and "<b>" not in markdown
