@@ -233,6 +233,8 @@ def build_scenario(
         _refuse_semantic_gates(check, top.get("gates"))
     judge = _judge(check, top["judge"], limits, search_dirs, [("candidate", candidate), ("production", production)]) \
         if "judge" in top else None  # fmt: skip
+    if judge is None:
+        _no_judge_gates(check, decision.get("gates"))
     return Scenario(
         name=name,
         logs=logs,
@@ -346,6 +348,13 @@ def _judge(check: _Checker, data: Any, limits: Limits, search_dirs: tuple[str, .
                              " answers favours them: judge with another model, or set judge.allow_self_judge: true")  # fmt: skip
     return Judge(arm=arm, rubric=rubric, prompt=prompt, both_orders=own.get("both_orders", True),
                  sample=own.get("sample"), allow_self_judge=allow)  # fmt: skip
+
+
+def _no_judge_gates(check: _Checker, gates: Any) -> None:
+    """A gate on the judge's metric in a scenario without a judge could never be decided."""
+    for index, gate in enumerate(gates if isinstance(gates, list) else ()):
+        if isinstance(gate, dict) and gate.get("metric") == "judge_win_rate":
+            raise check.fail(f"gates[{index}].metric", "judge_win_rate needs a judge: add a 'judge:' section")
 
 
 def _text_file(check: _Checker, key: str, name: str, search_dirs: tuple[str, ...]) -> str:

@@ -47,6 +47,7 @@ def test_a_run_with_a_judge_judges_every_pair_while_it_replays_and_never_pays_tw
                " 0 losses; 0 judge errors; 0 identical pairs tied without a call" in " ".join(result.stdout.split())
         assert re.search(r"\njudge_win_rate +— \[88\.6%, 100\.0%\] ≥ 45\.0% +30 PASS\n", result.stdout)
         assert "Judge spend: $0.00852 over 60 requests (0 verdicts reused from the store, not paid again)" in result.stdout
+        assert "\n  of which the judge: $0.0085\n" in result.stderr  # the run's spend includes the judge's
         report = json.loads(invoke("report", "latest", "--store", store_path, "--format", "json").stdout)
         block = report["judge"]
         assert {k: block[k] for k in ("model", "judged", "wins", "ties", "losses", "errors", "requests")} == \
@@ -119,3 +120,15 @@ def test_show_and_the_disagreement_queue_show_the_verdict_and_its_reason_inert(m
     assert "candidate better: [bold red]B[/bold red] \\x1b[2J" in table and "\x1b" not in table
     markdown = invoke("report", "latest", "--store", store_path, "--format", "markdown").stdout
     assert "candidate better: \\[bold red\\]B\\[/bold red\\] \\\\x1b\\[2J" in markdown and "<b>" not in markdown
+
+
+def test_the_judges_spend_counts_against_the_runs_budget(make_server, tmp_path, store_path):
+    candidate = candidate_server(make_server)
+    with judge_server(prefers_candidate) as judge:
+        path = scenario(tmp_path, candidate, judge)
+        text = open(path, encoding="utf-8").read().replace("{judge-1: {input: 1.0, output: 2.0}}", "{judge-1: {input: 1000.0, output: 2000.0}}")
+        open(path, "w", encoding="utf-8").write(text + "limits: {budget_usd: 1.0}\n")
+        result = invoke("run", path, "--store", store_path, "--quiet")
+    assert result.exit_code == 3
+    assert "budget $1.00 reached" in result.stderr and "budget_exhausted" in result.stderr
+    assert 0 < judge.stats.requests < 2 * N  # stopped once the judge's spend passed the budget

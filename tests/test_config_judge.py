@@ -78,3 +78,10 @@ def test_a_judge_of_the_production_model_is_refused_too(tmp_path):
     extra = "production: {base_url: http://127.0.0.1:9/v1, model: prod-1}\njudge: {base_url: http://127.0.0.1:9/v1, model: prod-1}"
     with pytest.raises(ScenarioError, match="judge.model: 'prod-1' is also the production's model"):
         load_scenario(scenario_file(tmp_path, with_base(extra)))
+
+
+def test_a_judge_gate_without_a_judge_is_refused(tmp_path):
+    path = scenario_file(tmp_path, with_base("gates: [{metric: error_rate, max_delta: 0.01}, {metric: judge_win_rate, min: 0.45}]"))
+    with pytest.raises(ScenarioError, match=r"gates\[1\].metric: judge_win_rate needs a judge: add a 'judge:' section"):
+        load_scenario(path)
+    assert load_scenario(scenario_file(tmp_path, with_base("gates: default"))).judge is None  # the preset leaves it out

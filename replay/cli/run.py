@@ -182,6 +182,8 @@ def summary_text(store: Any, summary: Any, store_path: str, scenario: Any) -> st
         ok, errors = counts[arm].get("ok", 0), counts[arm].get("error", 0)
         lines.append(f"  {arm}: {ok} ok, {errors} errors")
     lines.append(f"  spent: {spent_text(summary.spent_usd, unpriced_models(scenario))}")
+    if getattr(scenario, "judge", None) is not None:
+        lines.append(f"  of which the judge: ${store.judge_spent(summary.run_id):.4f}")
     lines.append(f"  store: {store_path}")
     return visible("\n".join(lines), multiline=True)
 
@@ -195,6 +197,8 @@ def unpriced_models(scenario: Any) -> list[str]:
     arms = [scenario.candidate]
     if scenario.baseline == "fresh" and scenario.production is not None:
         arms.append(scenario.production)
+    if getattr(scenario, "judge", None) is not None:
+        arms.append(scenario.judge.arm)
     return sorted({arm.model for arm in arms if prices.lookup(arm.model) is None})
 
 

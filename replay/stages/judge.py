@@ -84,6 +84,7 @@ class JudgeStage(PairStage):
         self._selected = 0
         self._stopped: str | None = None
         self._unwritten_note = False
+        self._unpriced_note = False
 
     @property
     def turns(self) -> int:
@@ -228,7 +229,11 @@ class JudgeStage(PairStage):
         usage = completion.usage
         prompt = usage.prompt_tokens if usage.prompt_tokens is not None else estimate_prompt_tokens(body, model)
         output = usage.completion_tokens if usage.completion_tokens is not None else count_text_tokens(completion.text or "", model)
-        cost = self.prices.cost(model, prompt, output) or 0.0
+        priced = self.prices.cost(model, prompt, output)
+        if priced is None and not self._unpriced_note and self._services is not None:
+            self._unpriced_note = True
+            self._services.warn(f"no price for the judge's model '{model}': its cost counts as unknown (add it under 'prices')")
+        cost = priced or 0.0
         if cost and self._services is not None:
             self._services.spend(cost)
         return cost
