@@ -1,11 +1,12 @@
 """Report benchmark: the full report for 100,000 stored pairs (target: under 10 s on 2 cores).
 
-    python benchmarks/bench_report.py [--n 100000]
+    python benchmarks/bench_report.py [--n 100000] [--judge]
 
 Builds a store with N logged/candidate pairs (a mix of prose, JSON extraction and
 tool calls, four segments), then times, in a fresh process each:
   cold: compare every pair, store the comparisons, aggregate, gate, render all formats;
   warm: the same report again (comparisons read back from the store).
+With ``--judge``, the run also has a judge whose verdicts (both orders) are stored for every pair.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tempfile
 import time
 
 
-def build(path: str, n: int) -> None:
+def build(path: str, n: int, judge: bool = False) -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     from replay.scenario_file import build_scenario
     from replay.store import Store
@@ -29,6 +30,8 @@ def build(path: str, n: int) -> None:
 
     data = {"name": "bench", "logs": "x.jsonl", "candidate": {"base_url": "http://127.0.0.1:9/v1", "model": "m"},
             "segment_by": "category", "critical_segments": ["billing"]}  # fmt: skip
+    if judge:
+        data["judge"] = {"base_url": "http://127.0.0.1:9/v1", "model": "judge-1"}
     store = Store(path)
     store.create_run("bench", "bench", build_scenario(data).snapshot(), "h")
     store.db.execute("UPDATE runs SET status = 'completed', planned = ? WHERE id = 'bench'", (n,))
@@ -59,7 +62,22 @@ def build(path: str, n: int) -> None:
                 outcomes.append(Outcome(rid, arm, "ok", completion, (), {}, 200, cost_usd=cost))
         store.add_cases("bench", cases)
         store.add_outcomes("bench", outcomes)
+        if judge:
+            store.add_judgements("bench", *_verdicts(rng, [rid for rid, _ in ((c[1].id, c) for c in cases)]))
     store.close()
+
+
+def _verdicts(rng: random.Random, ids: list[str]) -> tuple[list, list]:
+    """Two orders per pair; a verdict that sometimes follows the position, sometimes the answer."""
+    verdicts, rows = [], []
+    for rid in ids:
+        first = rng.random() < 0.5
+        for turn, candidate_is_a in enumerate((first, not first)):
+            key = f"{rid}:{turn}"
+            winner = rng.choice(("A", "B", "tie", "A" if candidate_is_a else "B"))
+            verdicts.append((key, winner, f"reason for {rid}", 1, 0.0001, "judge-1"))
+            rows.append((rid, turn, candidate_is_a, key, None, 1, 0.0001))
+    return verdicts, rows
 
 
 def timed_report(path: str, out_dir: str) -> tuple[float, float]:
@@ -75,12 +93,13 @@ def timed_report(path: str, out_dir: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--judge", action="store_true", help="the run has a judge, with verdicts for every pair")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="replay-report-bench-")
     path = os.path.join(tmp, "bench.db")
     t0 = time.perf_counter()
-    build(path, args.n)
-    print(f"built {args.n:,} stored pairs in {time.perf_counter() - t0:.1f}s")
+    build(path, args.n, args.judge)
+    print(f"built {args.n:,} stored pairs{' with judge verdicts' if args.judge else ''} in {time.perf_counter() - t0:.1f}s")
     cold, peak = timed_report(path, tmp)
     print(f"cold report (compare + store + aggregate + gate + 4 formats): {cold:.2f}s (target < 10 s) "
           f"{'ok' if cold < 10 else 'SLOW'}; peak memory {peak:.0f} MB")  # fmt: skip

@@ -581,14 +581,14 @@ class Store:
                            [(run_id, rid, turn, int(first), key, error, attempts, cost)
                             for rid, turn, first, key, error, attempts, cost in pairs])  # fmt: skip
 
-    def judgements(self, run_id: str, request_id: str | None = None) -> list[tuple[str, int, bool, str | None, str | None, str | None, str | None, int, float | None]]:
+    def judgements(self, run_id: str, request_id: str | None = None) -> list[tuple[Any, ...]]:
         """(request_id, turn, candidate_first, winner, reason, error, judge_model, attempts, cost_usd) of
         the run's judged pairs, by request id and turn: ``winner`` None with an error (or, with
         neither, for identical answers: a tie without a call, ``judge_model`` None too); one
-        request's only, with ``request_id``."""
+        request's only, with ``request_id``. ``candidate_first`` is 1 or 0."""
         if not self._has_table("judge_pairs"):
             return []
-        rows = self.db.execute(
+        return self.db.execute(
             "SELECT p.request_id, p.turn, p.candidate_first, v.winner, v.reason,"
             " CASE WHEN v.winner IS NULL AND p.verdict_key IS NOT NULL THEN COALESCE(p.error, 'no verdict stored') END,"
             " v.judge_model, p.attempts, p.cost_usd"
@@ -596,8 +596,7 @@ class Store:
             " WHERE p.run_id = ?" + (" AND p.request_id = ?" if request_id is not None else "") +
             " ORDER BY p.request_id, p.turn",
             (run_id, *((request_id,) if request_id is not None else ())),
-        )  # fmt: skip
-        return [(rid, turn, bool(first), *rest) for rid, turn, first, *rest in rows]
+        ).fetchall()  # fmt: skip
 
     def judged_ids(self, run_id: str, turns: int = 2) -> set[str]:
         """The run's pairs with a verdict in each of its ``turns`` orders (or a tie without a call):
