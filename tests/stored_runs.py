@@ -100,3 +100,44 @@ def hostile_run(store_path, run_id="hostile-run"):
     store.add_cases(run_id, cases)
     store.add_outcomes(run_id, outcomes)
     return store
+
+
+JUDGE = {"base_url": "http://127.0.0.1:9/v1", "model": "gpt-4o"}
+"""The judged golden run's judge: of the candidate's family (cand-mini is not; gpt-4o-mini would be)."""
+
+
+def judged_golden_run(store_path, run_id="judged-run", n=120):
+    """The golden run with a judge: verdicts stored as the judge stage stores them (no server).
+
+    Of the pairs whose answers differ, the judge prefers the candidate in both orders on two in
+    four, flips with the order on one (a tie) and fails on req-005 (a judge error); identical
+    answers are ties without a call. Reviewers agree with it on most pairs they saw."""
+    store = golden_run(store_path, run_id, n, judge=JUDGE)
+    store.db.execute("UPDATE runs SET name = 'judged' WHERE id = ?", (run_id,))
+    verdicts, rows, reviews = [], [], []
+    for i in range(n):
+        rid = f"req-{i:03d}"
+        results = store.result_rows(run_id, rid)
+        base, cand = results["logged"], results["candidate"]
+        if base["status"] != "ok" or cand["status"] != "ok":
+            continue
+        if base["text"] == cand["text"]:
+            rows.append((rid, 0, True, None, None, 0, None))
+            continue
+        first = i % 2 == 0
+        for turn, candidate_is_a in enumerate((first, not first)):
+            key = f"k-{rid}-{turn}"
+            if rid == "req-005":
+                rows.append((rid, turn, candidate_is_a, key, "invalid_verdict: not JSON", 2, 0.0002))
+                continue
+            kind = i % 4
+            winner = {0: "A" if candidate_is_a else "B", 1: "A" if candidate_is_a else "B", 2: "A",
+                      3: "B" if candidate_is_a else "A"}[kind]  # fmt: skip
+            reason = f"answer {winner} is [b]clearer[/b] for {rid}" if kind != 3 else "the baseline's answer is complete"
+            verdicts.append((key, winner, reason, 1, 0.0001, "gpt-4o"))
+            rows.append((rid, turn, candidate_is_a, key, None, 1, 0.0001))
+        if i % 10 == 0:
+            reviews.append((run_id, f"i{i:03d}", rid, "ann", "candidate" if i % 4 < 2 else "tie", None))
+    store.add_judgements(run_id, verdicts, rows)
+    store.add_reviews(reviews)
+    return store

@@ -226,3 +226,25 @@ def test_terminal_lines_have_no_trailing_spaces_and_wrapped_notes_hang_under_the
     assert lines[review + 1].startswith("  ") and lines[review + 1].strip().endswith("3 ties)")
     note = next(i for i, line in enumerate(lines) if line.startswith("  • error_rate: inconclusive"))
     assert lines[note + 1].startswith("    ") and lines[note + 1].strip()
+
+
+@pytest.fixture
+def judged(tmp_path):
+    from replay.store import Store
+    from stored_runs import judged_golden_run
+
+    judged_golden_run(tmp_path / "judged.db")
+    return evaluate(Store(str(tmp_path / "judged.db")), "judged-run")
+
+
+@pytest.mark.parametrize("name, golden", [("json", "report-judge.json"), ("markdown", "report-judge.md"),
+                                          ("junit", "report-judge-junit.xml")])  # fmt: skip
+def test_reports_of_a_judged_run_match_their_golden_files(judged, name, golden):
+    check_golden(golden, render(name, judged))
+
+
+def test_the_terminal_report_of_a_judged_run_matches_its_golden_file(judged, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    text = terminal_text(judged)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    check_golden("report-judge-terminal.txt", text)

@@ -169,3 +169,27 @@ def test_the_reason_is_scrubbed_of_secrets_before_it_is_stored(tmp_path):
     reasons = [row[4] for row in store.judgements(RUN)]
     assert reasons and all("[REDACTED]" in reason and key not in reason for reason in reasons)
     assert all(key.encode() not in path.read_bytes() for path in tmp_path.iterdir())  # the store and its WAL
+
+
+def test_a_judge_of_the_candidates_family_is_warned_about_in_the_report(tmp_path):
+    with judge_server(prefers_candidate) as server:
+        store = Store(str(tmp_path / "s.db"))
+        snapshot = scenario_snapshot(judge={"base_url": server.base_url, "model": "cand-large"})
+        store.create_run(RUN, "judged", snapshot, "h")
+    report = evaluate(store, RUN).judge
+    assert report.warnings == ("the judge (cand-large) is of the same family as the candidate (cand-mini): judges favour"
+                               " answers of their own family; a judge from another vendor is more trustworthy",)  # fmt: skip
+
+
+def test_judge_human_agreement_counts_each_review_against_the_judges_verdict(tmp_path):
+    from stored_runs import judged_golden_run
+
+    store = judged_golden_run(tmp_path / "g.db")
+    store.add_reviews([("judged-run", "x1", "req-025", "bob", "baseline", None),  # the judge said candidate
+                       ("judged-run", "x2", "req-005", "bob", "candidate", None)])  # a judge error: left out  # fmt: skip
+    agreement = evaluate(store, "judged-run").judge.agreement
+    humans = {rid: verdict for rid, _, verdict in store.reviews("judged-run")}
+    assert agreement.n == len(humans) - 1 == 9
+    assert agreement.table[0][1] == 1  # judge candidate, human baseline
+    assert agreement.share.value == pytest.approx(8 / 9)
+    assert agreement.kappa.value < 1

@@ -322,8 +322,10 @@ def judge_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> li
     if agreement is not None:
         kappa = agreement.kappa
         kappa_text = f"{kappa.value:.2f} [{kappa.low:.2f}, {kappa.high:.2f}]" if kappa.known else "—"
+        few = " (from so few pairs, read the share agreeing: kappa's interval is approximate)" if agreement.n < 30 else ""
         lines.append(f"Judge vs human reviewers: agree on {value('rate', agreement.share.value)}"
-                     f" {interval('rate', agreement.share, False)} of {agreement.n:,} reviewed pairs; Cohen's kappa {kappa_text}")  # fmt: skip
+                     f" {interval('rate', agreement.share, False)} of {agreement.n:,} reviewed pairs; Cohen's kappa"
+                     f" {kappa_text}{few}")  # fmt: skip
     lines += [f"Judge warning: {quote(warning)}" for warning in judge.warnings]
     return lines
 
