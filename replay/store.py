@@ -317,6 +317,17 @@ _INSERT_RESULT = (
 )
 
 
+_UPSERT_JUDGE_PAIR = (
+    "INSERT INTO judge_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, request_id, turn) DO UPDATE SET"
+    " candidate_first = excluded.candidate_first, verdict_key = excluded.verdict_key, error = excluded.error,"
+    " attempts = excluded.attempts + CASE WHEN judge_pairs.verdict_key = excluded.verdict_key THEN judge_pairs.attempts ELSE 0 END,"
+    " cost_usd = COALESCE(excluded.cost_usd, 0) + CASE WHEN judge_pairs.verdict_key = excluded.verdict_key"
+    " THEN COALESCE(judge_pairs.cost_usd, 0) ELSE 0 END"
+)
+"""One order of one pair judged again (an error retried, a resume finding its verdict stored):
+what the run paid for the same verdict before is kept, added to, never forgotten."""
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -572,14 +583,14 @@ class Store:
         """``verdicts``: (verdict_key, winner, reason, attempts, cost_usd, judge_model), new verdicts;
         ``pairs``: (request_id, turn, candidate_first, verdict_key, error, attempts, cost_usd), what
         each of the run's pairs came to in each order (a key without a verdict with an error; no key
-        for identical answers, a tie without a call). One transaction."""
+        for identical answers, a tie without a call); attempts and cost add to what the run already
+        paid for the same key. One transaction."""
         now = time.time()
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO judge_verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [(*verdict, now) for verdict in verdicts])  # fmt: skip
-            db.executemany("INSERT OR REPLACE INTO judge_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(run_id, rid, turn, int(first), key, error, attempts, cost)
-                            for rid, turn, first, key, error, attempts, cost in pairs])  # fmt: skip
+            db.executemany(_UPSERT_JUDGE_PAIR, [(run_id, rid, turn, int(first), key, error, attempts, cost)
+                                                for rid, turn, first, key, error, attempts, cost in pairs])  # fmt: skip
 
     def judgements(self, run_id: str, request_id: str | None = None) -> list[tuple[Any, ...]]:
         """(request_id, turn, candidate_first, winner, reason, error, judge_model, attempts, cost_usd) of

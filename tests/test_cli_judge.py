@@ -123,12 +123,19 @@ def test_show_and_the_disagreement_queue_show_the_verdict_and_its_reason_inert(m
 
 
 def test_the_judges_spend_counts_against_the_runs_budget(make_server, tmp_path, store_path):
+    """And a resume with a larger budget judges the rest: each verdict paid once."""
     candidate = candidate_server(make_server)
     with judge_server(prefers_candidate) as judge:
         path = scenario(tmp_path, candidate, judge)
         text = open(path, encoding="utf-8").read().replace("{judge-1: {input: 1.0, output: 2.0}}", "{judge-1: {input: 1000.0, output: 2000.0}}")
         open(path, "w", encoding="utf-8").write(text + "limits: {budget_usd: 1.0}\n")
         result = invoke("run", path, "--store", store_path, "--quiet")
-    assert result.exit_code == 3
-    assert "budget $1.00 reached" in result.stderr and "budget_exhausted" in result.stderr
-    assert 0 < judge.stats.requests < 2 * N  # stopped once the judge's spend passed the budget
+        assert result.exit_code == 3
+        assert "budget $1.00 reached" in result.stderr and "budget_exhausted" in result.stderr
+        assert 0 < judge.stats.requests < 2 * N  # stopped once the judge's spend passed the budget
+        run_id = re.search(r"replay run --resume (\S+)", result.stderr).group(1)
+        resumed = invoke("run", "--resume", run_id, "--budget", "1000", "--store", store_path, "--quiet")
+        assert resumed.exit_code == 0, resumed.output
+        assert judge.stats.requests == 2 * N  # the resume judged the rest, and nothing twice
+    block = json.loads(invoke("report", run_id, "--store", store_path, "--format", "json").stdout)["judge"]
+    assert (block["judged"], block["wins"], block["errors"], block["requests"]) == (N, N, 0, 2 * N)
