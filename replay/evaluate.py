@@ -238,6 +238,8 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     if noise is not None:
         add_semantic_similarity(store, run, noise, notes, PAIR_NOISE)
     verdicts = attach_judge(store, run, pairs)
+    if noise is not None:
+        attach_judge(store, run, noise, PAIR_NOISE)  # the judge's own noise floor: production against itself
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
     judge = judge_report(store, run, evaluation, verdicts)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id),
@@ -340,15 +342,16 @@ LOW_CONSISTENCY = 0.6
 verdicts are mostly noise (GPT-4 keeps about 65% with one fixed order: Zheng et al. 2023)."""
 
 
-def attach_judge(store: Store, run: RunRow, pairs: Pairs) -> dict[str, Any]:
-    """Add the run's judge verdicts to the table as columns (``judge``, ...); request id -> verdict."""
+def attach_judge(store: Store, run: RunRow, pairs: Pairs, kind: str = PAIR_CANDIDATE) -> dict[str, Any]:
+    """Add the run's judge verdicts on its pairs of ``kind`` (the candidate's, or production's own)
+    to the table as columns (``judge``, ...); request id -> verdict."""
     from replay.judge.summary import judge_columns, pair_verdicts
 
     judge = run.scenario.get("judge")
     if not judge:
         return {}
     turns = 2 if judge.get("both_orders", True) else 1
-    verdicts = {v.request_id: v for v in pair_verdicts(store.judgements(run.id), turns)}
+    verdicts = {v.request_id: v for v in pair_verdicts(store.judgements(run.id, kind=kind), turns)}
     for key, column in judge_columns(verdicts, pairs.values("request_id")).items():
         pairs.add_column(key, column)
     return verdicts

@@ -190,7 +190,8 @@ def m006_comparator_digests(db: sqlite3.Connection) -> None:
 @migration
 def m007_judge_verdicts(db: sqlite3.Connection) -> None:
     """The judge's verdicts, keyed by everything that shaped them (``replay.judge.key``), so
-    no run pays twice for one; and which of them each run's pairs came to, in which order."""
+    no run pays twice for one; and which of them each run's pairs (of each kind: the
+    candidate's, production's own) came to, in which order."""
     _statements(
         db,
         """
@@ -205,6 +206,7 @@ def m007_judge_verdicts(db: sqlite3.Connection) -> None:
         );
         CREATE TABLE IF NOT EXISTS judge_pairs (
             run_id TEXT NOT NULL REFERENCES runs(id),
+            kind TEXT NOT NULL,
             request_id TEXT NOT NULL,
             turn INTEGER NOT NULL,
             candidate_first INTEGER NOT NULL,
@@ -212,7 +214,7 @@ def m007_judge_verdicts(db: sqlite3.Connection) -> None:
             error TEXT,
             attempts INTEGER NOT NULL DEFAULT 0,
             cost_usd REAL,
-            PRIMARY KEY (run_id, request_id, turn)
+            PRIMARY KEY (run_id, kind, request_id, turn)
         );
         """,
     )
@@ -318,7 +320,7 @@ _INSERT_RESULT = (
 
 
 _UPSERT_JUDGE_PAIR = (
-    "INSERT INTO judge_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, request_id, turn) DO UPDATE SET"
+    "INSERT INTO judge_pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, request_id, turn) DO UPDATE SET"
     " candidate_first = excluded.candidate_first, verdict_key = excluded.verdict_key, error = excluded.error,"
     " attempts = excluded.attempts + CASE WHEN judge_pairs.verdict_key = excluded.verdict_key THEN judge_pairs.attempts ELSE 0 END,"
     " cost_usd = COALESCE(excluded.cost_usd, 0) + CASE WHEN judge_pairs.verdict_key = excluded.verdict_key"
@@ -579,7 +581,8 @@ class Store:
 
     @_writes
     def add_judgements(self, run_id: str, verdicts: list[tuple[str, str, str | None, int, float | None, str]],
-                       pairs: list[tuple[str, int, bool, str | None, str | None, int, float | None]]) -> None:  # fmt: skip
+                       pairs: list[tuple[str, int, bool, str | None, str | None, int, float | None]],
+                       kind: str = PAIR_CANDIDATE) -> None:  # fmt: skip
         """``verdicts``: (verdict_key, winner, reason, attempts, cost_usd, judge_model), new verdicts;
         ``pairs``: (request_id, turn, candidate_first, verdict_key, error, attempts, cost_usd), what
         each of the run's pairs came to in each order (a key without a verdict with an error; no key
@@ -589,10 +592,10 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO judge_verdicts VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [(*verdict, now) for verdict in verdicts])  # fmt: skip
-            db.executemany(_UPSERT_JUDGE_PAIR, [(run_id, rid, turn, int(first), key, error, attempts, cost)
+            db.executemany(_UPSERT_JUDGE_PAIR, [(run_id, kind, rid, turn, int(first), key, error, attempts, cost)
                                                 for rid, turn, first, key, error, attempts, cost in pairs])  # fmt: skip
 
-    def judgements(self, run_id: str, request_id: str | None = None) -> list[tuple[Any, ...]]:
+    def judgements(self, run_id: str, request_id: str | None = None, kind: str = PAIR_CANDIDATE) -> list[tuple[Any, ...]]:
         """(request_id, turn, candidate_first, winner, reason, error, judge_model, attempts, cost_usd) of
         the run's judged pairs, by request id and turn: ``winner`` None with an error (or, with
         neither, for identical answers: a tie without a call, ``judge_model`` None too); one
@@ -604,12 +607,12 @@ class Store:
             " CASE WHEN v.winner IS NULL AND p.verdict_key IS NOT NULL THEN COALESCE(p.error, 'no verdict stored') END,"
             " v.judge_model, p.attempts, p.cost_usd"
             " FROM judge_pairs p LEFT JOIN judge_verdicts v ON v.verdict_key = p.verdict_key"
-            " WHERE p.run_id = ?" + (" AND p.request_id = ?" if request_id is not None else "") +
+            " WHERE p.run_id = ? AND p.kind = ?" + (" AND p.request_id = ?" if request_id is not None else "") +
             " ORDER BY p.request_id, p.turn",
-            (run_id, *((request_id,) if request_id is not None else ())),
+            (run_id, kind, *((request_id,) if request_id is not None else ())),
         ).fetchall()  # fmt: skip
 
-    def judged_ids(self, run_id: str, turns: int = 2) -> set[str]:
+    def judged_ids(self, run_id: str, turns: int = 2, kind: str = PAIR_CANDIDATE) -> set[str]:
         """The run's pairs with a verdict in each of its ``turns`` orders (or a tie without a call):
         the rest, with an error or an order never judged, are what ``replay judge`` and a resume
         judge again."""
@@ -617,10 +620,10 @@ class Store:
             return set()
         rows = self.db.execute(
             "SELECT p.request_id FROM judge_pairs p LEFT JOIN judge_verdicts v ON v.verdict_key = p.verdict_key"
-            " WHERE p.run_id = ? GROUP BY p.request_id"
+            " WHERE p.run_id = ? AND p.kind = ? GROUP BY p.request_id"
             " HAVING SUM(CASE WHEN p.verdict_key IS NOT NULL AND v.winner IS NULL THEN 1 ELSE 0 END) = 0"
             " AND (COUNT(*) >= ? OR SUM(p.verdict_key IS NULL) > 0)",
-            (run_id, turns),
+            (run_id, kind, turns),
         )
         return {row[0] for row in rows}
 

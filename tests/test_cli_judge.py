@@ -139,3 +139,25 @@ def test_the_judges_spend_counts_against_the_runs_budget(make_server, tmp_path, 
         assert judge.stats.requests == 2 * N  # the resume judged the rest, and nothing twice
     block = json.loads(invoke("report", run_id, "--store", store_path, "--format", "json").stdout)["judge"]
     assert (block["judged"], block["wins"], block["errors"], block["requests"]) == (N, N, 0, 2 * N)
+
+
+def test_with_a_noise_floor_the_judge_also_judges_production_against_itself(make_server, tmp_path, store_path):
+    """Production's second answers are neither CAND nor the first: the candidate-preferring judge
+    says "B" in both orders, a flip, so production's own win rate is 0.5, beside the candidate's 1.0."""
+    candidate = candidate_server(make_server)
+    production = make_server(latency_ms=1)
+    with judge_server(prefers_candidate) as judge:
+        path = scenario(tmp_path, candidate, judge)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"production: {{base_url: '{production.base_url}', model: prod-1}}\nnoise_floor: {{sample: 10}}\n")
+        result = invoke("run", path, "--store", store_path, "--quiet")
+        assert result.exit_code == 0, result.output
+        assert judge.stats.requests == 2 * N + 2 * 10
+        report = json.loads(invoke("report", "latest", "--store", store_path, "--format", "json").stdout)
+    assert report["judge"]["judged"] == N and report["judge"]["win_rate"]["value"] == 1.0
+    assert report["noise_floor"]["metrics"]["judge_win_rate"]["n"] == 10
+    assert report["noise_floor"]["metrics"]["judge_win_rate"]["value"] == 0.5
+    gates = tmp_path / "over-noise.yaml"
+    gates.write_text("gates: [{metric: judge_win_rate, min_over_noise: 0.05}]\n", encoding="utf-8")
+    over = invoke("gate", "latest", "--store", store_path, "--gates", gates)
+    assert over.exit_code == 0 and re.search(r"\njudge_win_rate .* PASS\n", over.stdout), over.stdout

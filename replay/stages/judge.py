@@ -38,7 +38,7 @@ from replay.providers import Provider, get_provider
 from replay.secrets import scrub_shapes
 from replay.store import Store
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
-from replay.types import ARM_CANDIDATE, ARM_LOGGED, ARM_PRODUCTION, Completion
+from replay.types import ARM_LOGGED, ARM_PRODUCTION, COMPARED_ARM, PAIR_CANDIDATE, PAIR_NOISE, Completion
 
 ARM_JUDGE = "judge"
 PARSE_ATTEMPTS = 2
@@ -48,6 +48,7 @@ MAX_ERROR_CHARS = 500
 
 @dataclass(frozen=True)
 class _Job:
+    kind: str
     request_id: str
     turn: int
     candidate_is_a: bool
@@ -75,11 +76,13 @@ class JudgeStage(PairStage):
         self._client: ArmClient | None = None
         self._queue: asyncio.Queue[_Job | None] | None = None
         self._workers: list[asyncio.Future[None]] = []
-        self._seen: set[str] = set()
-        self._waiting: dict[str, list[tuple[str, int, bool]]] = {}
-        """verdict key -> the (request, turn, order) waiting for it beyond the one being judged."""
+        self._seen: set[tuple[str, str]] = set()
+        """(pair kind, request id) offered."""
+        self._waiting: dict[str, list[tuple[str, str, int, bool]]] = {}
+        """verdict key -> the (kind, request, turn, order) waiting for it beyond the one being judged."""
         self._verdicts: list[tuple[str, str, str | None, int, float | None, str]] = []
-        self._rows: list[tuple[str, int, bool, str | None, str | None, int, float | None]] = []
+        self._rows: list[tuple[str, tuple[str, int, bool, str | None, str | None, int, float | None]]] = []
+        """(pair kind, row) to store."""
         self._rate = 1.0
         self._selected = 0
         self._stopped: str | None = None
@@ -109,7 +112,8 @@ class JudgeStage(PairStage):
     def offer(self, pair: AnsweredPair) -> None:
         if pair.baseline.status != "ok" or pair.candidate.status != "ok":
             return  # an error is the error rate's to count: there is no answer to judge
-        self.offer_answers(pair.request_id, pair.request, _text(pair.candidate.completion), _text(pair.baseline.completion))
+        self.offer_answers(pair.request_id, pair.request, _text(pair.candidate.completion), _text(pair.baseline.completion),
+                           pair.kind)  # fmt: skip
 
     async def finish(self) -> None:
         """Judge the run's stored pairs never offered (a resume's earlier answers), then wait for
@@ -118,9 +122,13 @@ class JudgeStage(PairStage):
         if services is None:
             return
         try:
-            if self._stopped is None and not services.stopping():
-                for request_id, request, candidate, baseline in unjudged_answers(services.store, services.run_id, self.turns, self._seen):
-                    self.offer_answers(request_id, request, candidate, baseline)
+            for kind in self._kinds(services):
+                if self._stopped is not None or services.stopping():
+                    break
+                skip = {request_id for seen_kind, request_id in self._seen if seen_kind == kind}
+                for request_id, request, candidate, baseline in unjudged_answers(services.store, services.run_id,
+                                                                                 self.turns, skip, kind):  # fmt: skip
+                    self.offer_answers(request_id, request, candidate, baseline, kind)
                     await asyncio.sleep(0)  # let the workers start on them meanwhile
             if self._queue is not None:
                 await self._drain()
@@ -139,19 +147,27 @@ class JudgeStage(PairStage):
 
     # --- choosing and asking ------------------------------------------------------------
 
-    def offer_answers(self, request_id: str, request: dict[str, Any], candidate: str, baseline: str) -> None:
+    def _kinds(self, services: StageServices) -> list[str]:
+        """The kinds of pairs the run has: the candidate's, and production's own with a noise floor."""
+        scenario = services.store.get_run(services.run_id).scenario
+        return [PAIR_CANDIDATE, *([PAIR_NOISE] if scenario.get("noise_floor") else [])]
+
+    def offer_answers(self, request_id: str, request: dict[str, Any], candidate: str, baseline: str,
+                      kind: str = PAIR_CANDIDATE) -> None:  # fmt: skip
         """Judge one pair whose two answers are ``candidate`` and ``baseline`` (a no-op for a pair
-        already offered, or left out by the sample)."""
-        if request_id in self._seen or self._stopped is not None:
+        already offered, or left out by the sample). Production's own pairs (``kind`` noise: its
+        second answer as the candidate) are all judged: they measure the judge's noise floor."""
+        if (kind, request_id) in self._seen or self._stopped is not None:
             return
-        self._seen.add(request_id)
-        if not in_sample(self.seed, request_id, self._rate):
-            return
-        if self.judge.sample is not None and self._selected >= self.judge.sample:
-            return
-        self._selected += 1
+        self._seen.add((kind, request_id))
+        if kind == PAIR_CANDIDATE:
+            if not in_sample(self.seed, request_id, self._rate):
+                return
+            if self.judge.sample is not None and self._selected >= self.judge.sample:
+                return
+            self._selected += 1
         if same_answer(candidate, baseline):
-            self._store_row((request_id, 0, True, None, None, 0, None))
+            self._store_row(kind, (request_id, 0, True, None, None, 0, None))
             return
         first = candidate_first(self.seed, request_id)
         orders = (first, not first) if self.judge.both_orders else (first,)
@@ -161,12 +177,12 @@ class JudgeStage(PairStage):
             prompt = render_prompt(self.template, self.rubric, request, a, b)
             key = verdict_key(self.judge.arm.model, self.judge.arm.params, self.template, self.rubric, request, a, b)
             if key in self._waiting:
-                self._waiting[key].append((request_id, turn, candidate_is_a))
+                self._waiting[key].append((kind, request_id, turn, candidate_is_a))
             elif store.judge_verdict(key) is not None:
-                self._store_row((request_id, turn, candidate_is_a, key, None, 0, None))
+                self._store_row(kind, (request_id, turn, candidate_is_a, key, None, 0, None))
             else:
                 self._waiting[key] = []
-                self._enqueue(_Job(request_id, turn, candidate_is_a, key, prompt))
+                self._enqueue(_Job(kind, request_id, turn, candidate_is_a, key, prompt))
 
     def _enqueue(self, job: _Job) -> None:
         if self._queue is None:
@@ -220,9 +236,9 @@ class JudgeStage(PairStage):
         self._answered(job, scrub_shapes(error)[:MAX_ERROR_CHARS], attempts, cost)
 
     def _answered(self, job: _Job, error: str | None, attempts: int, cost: float) -> None:
-        self._store_row((job.request_id, job.turn, job.candidate_is_a, job.key, error, attempts, cost))
-        for request_id, turn, candidate_is_a in self._waiting.pop(job.key, []):
-            self._store_row((request_id, turn, candidate_is_a, job.key, error, 0, None))
+        self._store_row(job.kind, (job.request_id, job.turn, job.candidate_is_a, job.key, error, attempts, cost))
+        for kind, request_id, turn, candidate_is_a in self._waiting.pop(job.key, []):
+            self._store_row(kind, (request_id, turn, candidate_is_a, job.key, error, 0, None))
 
     def _pay(self, body: dict[str, Any], completion: Completion) -> float:
         model = self.judge.arm.model
@@ -251,9 +267,9 @@ class JudgeStage(PairStage):
         assert self._services is not None, "start() comes first"
         return self._services.store
 
-    def _store_row(self, row: tuple[str, int, bool, str | None, str | None, int, float | None]) -> None:
+    def _store_row(self, kind: str, row: tuple[str, int, bool, str | None, str | None, int, float | None]) -> None:
         """Written at the end of this event-loop turn, with whatever else completes in it."""
-        self._rows.append(row)
+        self._rows.append((kind, row))
         if len(self._rows) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -262,8 +278,11 @@ class JudgeStage(PairStage):
             return
         verdicts, rows = self._verdicts, self._rows
         self._verdicts, self._rows = [], []
+        run_id = self._services.run_id if self._services else ""
         try:
-            self._store.add_judgements(self._services.run_id if self._services else "", verdicts, rows)
+            for kind in dict.fromkeys(kind for kind, _ in rows) or (PAIR_CANDIDATE,):
+                self._store.add_judgements(run_id, verdicts, [row for row_kind, row in rows if row_kind == kind], kind)
+                verdicts = []
         except StoreWriteError as exc:
             if not self._unwritten_note and self._services is not None:
                 self._unwritten_note = True
@@ -281,21 +300,21 @@ def baseline_of(scenario: dict[str, Any]) -> str:
     return ARM_PRODUCTION if scenario.get("baseline") == "fresh" else ARM_LOGGED
 
 
-def unjudged_answers(store: Store, run_id: str, turns: int,
-                     skip: frozenset[str] | set[str] = frozenset()) -> Iterator[tuple[str, dict[str, Any], str, str]]:  # fmt: skip
+def unjudged_answers(store: Store, run_id: str, turns: int, skip: frozenset[str] | set[str] = frozenset(),
+                     kind: str = PAIR_CANDIDATE) -> Iterator[tuple[str, dict[str, Any], str, str]]:  # fmt: skip
     """(request_id, request, candidate's answer, baseline's answer) of the run's pairs answered
     on both arms that have no verdict yet (and are not in ``skip``), by request id. Only their
     answers are read: after a run whose every pair was offered, that is none."""
-    base_arm = baseline_of(store.get_run(run_id).scenario)
-    judged = store.judged_ids(run_id, turns)
-    todo = [rid for rid in store.pair_ids(run_id, base_arm, ARM_CANDIDATE) if rid not in judged and rid not in skip]
+    base_arm, other_arm = baseline_of(store.get_run(run_id).scenario), COMPARED_ARM[kind]
+    judged = store.judged_ids(run_id, turns, kind)
+    todo = [rid for rid in store.pair_ids(run_id, base_arm, other_arm) if rid not in judged and rid not in skip]
     if not todo:
         return
     cases = store.cases(run_id, only=todo)
-    rows = store.answers(run_id, (base_arm, ARM_CANDIDATE), ("request_id", "arm", "status", "text", "tool_calls_json"),
+    rows = store.answers(run_id, (base_arm, other_arm), ("request_id", "arm", "status", "text", "tool_calls_json"),
                          only=todo)  # fmt: skip
     for request_id, arms in _grouped(rows):
-        base, cand = arms.get(base_arm), arms.get(ARM_CANDIDATE)
+        base, cand = arms.get(base_arm), arms.get(other_arm)
         if base is None or cand is None or base[2] != "ok" or cand[2] != "ok":
             continue
         request = cases.get(request_id, ({}, {}))[0]
