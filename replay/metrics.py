@@ -232,16 +232,6 @@ class Pairs:
         mask = self._mask
         return matched[mask], compared[mask], {path: ok[mask] for path, ok in per_field.items()}
 
-    def add_column(self, key: str, values: Any) -> None:
-        """Add (or replace) a key of the whole table: one value per pair, in the table's order
-        (what is stored beside the comparisons, such as the judge's verdicts)."""
-        root = self._root
-        if len(values) != root._n:
-            raise ValueError(f"column {key!r}: {len(values)} values for {root._n} pairs")
-        root.table[key] = tuple(values)
-        for kind in ("object", "present", "numbers", "truthy"):
-            root._columns.pop(f"{kind}:{key}", None)
-
     def cached(self, key: str, build: Callable[[], T]) -> T:
         if key not in self._cache:
             self._cache[key] = build()
