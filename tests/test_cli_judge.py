@@ -161,3 +161,13 @@ def test_with_a_noise_floor_the_judge_also_judges_production_against_itself(make
     gates.write_text("gates: [{metric: judge_win_rate, min_over_noise: 0.05}]\n", encoding="utf-8")
     over = invoke("gate", "latest", "--store", store_path, "--gates", gates)
     assert over.exit_code == 0 and re.search(r"\njudge_win_rate .* PASS\n", over.stdout), over.stdout
+
+
+def test_replay_judge_on_a_run_without_a_judge_is_one_line_exit_2(tmp_path):
+    from stored_runs import golden_run
+
+    golden_run(tmp_path / "g.db")
+    result = invoke("judge", "golden-run", "--store", tmp_path / "g.db")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: run golden-run has no judge: add a 'judge:' section to its scenario and run it"
+                             " again\n")  # fmt: skip
