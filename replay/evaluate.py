@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import numpy as np
 import orjson
 
-from replay.gates import Decision, SegmentSpec, decide, segment_labels, segment_mask
+from replay.gates import Decision, decidable, SegmentSpec, decide, segment_labels, segment_mask
 from replay.metrics import METRICS, MetricValue, Pairs
 from replay.settings import DecisionSettings, decision_from
 from replay.stats import Estimate, wilson
@@ -297,8 +297,7 @@ def _aggregate(store: Store, run: RunRow, settings: DecisionSettings, pairs: Pai
                noise: Pairs | None = None) -> Evaluation:  # fmt: skip
     cache: dict[str, dict[str, MetricValue]] = {}
     shown = shown_metrics(run)
-    gates = tuple(gate for gate in settings.gates if gate.metric in shown or not gate.preset)
-    settings = replace(settings, gates=gates)  # the preset's judge gate only where a judge judged
+    settings = replace(settings, gates=decidable(settings.gates, lambda key: bool(run.scenario.get(key))))
     # Segments in a second thread while this one does the whole table: the bootstrap's
     # sorting and counting run in numpy with the interpreter lock released.
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="replay-segments") as pool:

@@ -124,6 +124,13 @@ def parse_gates(items: Any, fail: Callable[[str, str], Exception]) -> tuple[Gate
     return tuple(gates)
 
 
+def decidable(gates: tuple[Gate, ...], configured: Callable[[str], bool]) -> tuple[Gate, ...]:
+    """The gates without the preset's on a metric whose scenario key the run lacks (the judge's
+    without a ``judge:``): the preset is the usual release gates of what the run measures."""
+    return tuple(gate for gate in gates
+                 if not (gate.preset and METRICS[gate.metric].needs and not configured(METRICS[gate.metric].needs)))  # fmt: skip
+
+
 def _unknown_preset(name: str) -> str:
     import difflib
 

@@ -75,14 +75,14 @@ from __future__ import annotations
 import math
 import random
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from replay.config import Arm, Scenario
-from replay.gates import BOUNDS, FAMILY_ALPHA, INCONCLUSIVE, FAIL, PASS, SKIPPED, Gate, required_n
+from replay.gates import BOUNDS, decidable, FAMILY_ALPHA, INCONCLUSIVE, FAIL, PASS, SKIPPED, Gate, required_n
 from replay.metrics import MEAN_MIN_N, METRICS
 from replay.pricing import PriceTable
 from replay.settings import DecisionSettings, decision_from
@@ -958,7 +958,9 @@ class Plan:
 
 def tally_for(scenario: Scenario, gates_override: Any = None, on_scanned: Callable[[LogTally], None] | None = None,
               keep: int | None = None) -> LogTally:  # fmt: skip
-    return LogTally(scenario, decision_from(scenario.decision, gates_override), on_scanned, keep)
+    settings = decision_from(scenario.decision, gates_override)
+    settings = replace(settings, gates=decidable(settings.gates, lambda key: getattr(scenario, key, None) is not None))
+    return LogTally(scenario, settings, on_scanned, keep)
 
 
 def build_plan(scenario: Scenario, tally: LogTally, invalid: int = 0) -> Plan:
