@@ -171,3 +171,16 @@ def test_replay_judge_on_a_run_without_a_judge_is_one_line_exit_2(tmp_path):
     assert result.exit_code == 2
     assert result.stderr == ("Error: run golden-run has no judge: add a 'judge:' section to its scenario and run it"
                              " again\n")  # fmt: skip
+
+
+def test_a_dead_judge_stops_the_judging_not_the_run(make_server, tmp_path, store_path):
+    candidate = candidate_server(make_server)
+    dead = type("Dead", (), {"base_url": "http://127.0.0.1:9/v1"})()  # the discard port: nothing listens
+    path = scenario(tmp_path, candidate, dead)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("limits: {max_attempts: 2}\n")
+    result = invoke("run", path, "--store", store_path, "--quiet")
+    assert result.exit_code == 1  # the run completed; its judge gate has no verdict to decide on
+    assert "judge: endpoint http://127.0.0.1:9/v1 is unreachable (connection_error: " in result.stderr
+    assert "judging stopped ('replay judge RUN' judges the rest)" in result.stderr
+    assert candidate.stats.requests == N

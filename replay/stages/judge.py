@@ -44,6 +44,8 @@ ARM_JUDGE = "judge"
 PARSE_ATTEMPTS = 2
 """Calls per order when the answer is not the requested JSON: the first, and one retry."""
 MAX_ERROR_CHARS = 500
+UNREACHABLE_AFTER = 3
+"""Requests that failed to connect, with no answer yet, before the judging stops (as an arm's run does)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class JudgeStage(PairStage):
         self._selected = 0
         self._stopped: str | None = None
         self._unwritten_note = False
+        self._reached = False
+        self._connection_failures = 0
         self._unpriced_note = False
 
     @property
@@ -222,7 +226,9 @@ class JudgeStage(PairStage):
             if exchange.completion is None:
                 assert exchange.error is not None
                 error = f"{exchange.error.error_class}: {exchange.error.message}"
+                self._unreachable(exchange.error.error_class, error)
                 break  # the arm's own retries are spent
+            self._reached = True
             cost += self._pay(body, exchange.completion)
             verdict = parse_verdict(exchange.completion.text)
             if verdict is not None:
@@ -234,6 +240,15 @@ class JudgeStage(PairStage):
                 repr((exchange.completion.text or "")[:200])  # fmt: skip
         self.errors += 1
         self._answered(job, scrub_shapes(error)[:MAX_ERROR_CHARS], attempts, cost)
+
+    def _unreachable(self, error_class: str, error: str) -> None:
+        """A judge that never connected is dead: after a few such failures, stop asking it rather
+        than retrying every pair's every order (the run itself goes on)."""
+        if error_class != "connection_error" or self._reached:
+            return
+        self._connection_failures += 1
+        if self._connection_failures >= UNREACHABLE_AFTER:
+            self._stop(f"endpoint {self.judge.arm.base_url} is unreachable ({scrub_shapes(error)[:MAX_ERROR_CHARS]})")
 
     def _answered(self, job: _Job, error: str | None, attempts: int, cost: float) -> None:
         self._store_row(job.kind, (job.request_id, job.turn, job.candidate_is_a, job.key, error, attempts, cost))
