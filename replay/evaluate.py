@@ -170,7 +170,7 @@ class JudgeReport:
     identical: int
     """Pairs whose answers were identical once normalised: ties without a call."""
     requests: int
-    """Judge calls this run made."""
+    """Requests this run sent the judge, retries included."""
     cached: int
     """Orders whose verdict was already stored, and not paid again."""
     cost_usd: float

@@ -33,7 +33,8 @@ class PairVerdict(NamedTuple):
     reason: str | None
     """The judge's reason in the first order (or its error)."""
     calls: int
-    """Calls this run made for the pair (0: cached verdicts, or identical answers)."""
+    """Requests this run sent the judge for the pair, retries included (0: cached verdicts, or
+    identical answers)."""
     cached: int
     """Orders whose verdict came from the store, paid by an earlier run or judging."""
     cost_usd: float
@@ -56,7 +57,7 @@ def _pair(rows: list[Sequence[Any]], turns: int) -> PairVerdict | None:
     request_id = rows[0][0]
     if len(rows) == 1 and rows[0][3] is None and rows[0][5] is None:  # identical answers: no call
         return PairVerdict(request_id, TIE, None, 0, 0, True, None, 0, 0, 0.0)
-    calls = sum(1 for row in rows if row[7])
+    calls = sum(row[7] for row in rows)
     cost = sum(row[8] or 0.0 for row in rows)
     errors = [row[5] for row in rows if row[5] is not None]
     cached = sum(1 for row in rows if not row[7] and row[3] is not None)
@@ -79,9 +80,9 @@ def _two_verdicts(first: Sequence[Any], second: Sequence[Any]) -> PairVerdict | 
     a, b = outcome_of(one, bool(first[2])), outcome_of(two, bool(second[2]))
     picks = (one == "A") + (two == "A")
     decisive = (one != TIE) + (two != TIE)
-    calls = (1 if first[7] else 0) + (1 if second[7] else 0)
-    return PairVerdict(first[0], a if a == b else TIE, a == b, picks, decisive, False, first[4], calls, 2 - calls,
-                       (first[8] or 0.0) + (second[8] or 0.0))  # fmt: skip
+    cached = (0 if first[7] else 1) + (0 if second[7] else 1)
+    return PairVerdict(first[0], a if a == b else TIE, a == b, picks, decisive, False, first[4], first[7] + second[7],
+                       cached, (first[8] or 0.0) + (second[8] or 0.0))  # fmt: skip
 
 
 def judge_columns(verdicts: dict[str, PairVerdict], request_ids: Iterable[Any]) -> dict[str, list[Any]]:
