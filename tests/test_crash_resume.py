@@ -186,7 +186,7 @@ def test_a_really_full_disk_ends_the_run_in_one_line_and_marks_it(make_server, t
     disk.mkdir()
     store = str(disk / "replay.db")
     replay = f"{shlex.quote(sys.executable)} -m replay"
-    script = (f"mount -t tmpfs -o size=300k tmpfs {shlex.quote(str(disk))} && {replay} run --logs {shlex.quote(log)}"
+    script = (f"mount -t tmpfs -o size=400k tmpfs {shlex.quote(str(disk))} && {replay} run --logs {shlex.quote(log)}"
               f" --candidate-url {server.base_url} --candidate-model m --quiet --store {shlex.quote(store)}"
               f" --gates {shlex.quote(NO_GATES)}; echo rc=$? >&2; {replay} runs --json --store {shlex.quote(store)}")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "REPLAY_RAISE_ERRORS"}
