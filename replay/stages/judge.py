@@ -260,7 +260,8 @@ class JudgeStage(PairStage):
         usage = completion.usage
         prompt = usage.prompt_tokens if usage.prompt_tokens is not None else estimate_prompt_tokens(body, model)
         output = usage.completion_tokens if usage.completion_tokens is not None else count_text_tokens(completion.text or "", model)
-        priced = self.prices.cost(model, prompt, output)
+        known = usage.prompt_tokens is not None and usage.completion_tokens is not None
+        priced = self.prices.cost_of(model, usage) if known else self.prices.cost(model, prompt, output)  # cache rates too
         if priced is None and not self._unpriced_note and self._services is not None:
             self._unpriced_note = True
             self._services.warn(f"no price for the judge's model '{model}': its cost counts as unknown (add it under 'prices')")
