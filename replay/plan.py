@@ -81,7 +81,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from replay.config import Arm, Scenario
+from replay.config import Arm, Embeddings, Judge, Scenario
 from replay.gates import BOUNDS, decidable, FAMILY_ALPHA, INCONCLUSIVE, FAIL, PASS, SKIPPED, Gate, required_n
 from replay.metrics import MEAN_MIN_N, METRICS
 from replay.pricing import PriceTable
@@ -826,9 +826,8 @@ def _mean_model(gate: Gate, baseline: LoggedBaseline, scenario: Scenario, popula
 
 @dataclass(frozen=True)
 class SenderPlan:
-    """One arm that sends requests: the candidate, production with ``baseline: fresh``, the
-    noise floor's second production answers (and, once it exists, the judge of issue 11
-    item 1: one more sender)."""
+    """One endpoint that a run sends requests to: the candidate, production with ``baseline:
+    fresh``, the noise floor's second production answers, the judge, the embeddings."""
 
     name: str
     model: str
@@ -857,8 +856,9 @@ class Sender:
 
 
 def senders(scenario: Scenario) -> list[Sender]:
-    """The arms a run sends to, in the runner's order. The judge (issue 11, item 1) joins
-    this list as one more sender, with its own endpoint and limits."""
+    """The arms a run sends to, in the runner's order (the judge and the embeddings, which
+    send other requests than the logged ones, are planned by :func:`plan_judge` and
+    :func:`plan_embeddings`)."""
     out = [Sender("candidate", scenario.candidate, "candidate")]
     if scenario.production is not None:
         if scenario.baseline == "fresh":
@@ -876,8 +876,67 @@ def plan_senders(scenario: Scenario, baseline: LoggedBaseline, prices: PriceTabl
     busy: dict[str, int] = {}
     for sender, count in zip(chosen, counts):
         busy[sender.endpoint] = busy.get(sender.endpoint, 0) + count
-    return tuple(plan_sender(sender, count, busy[sender.endpoint], baseline, prices)
+    arms = tuple(plan_sender(sender, count, busy[sender.endpoint], baseline, prices)
                  for sender, count in zip(chosen, counts))  # fmt: skip
+    pairs = baseline.sample_size + min(scenario.noise_floor or 0, baseline.sample_size)
+    extra = []
+    if scenario.judge is not None:
+        extra.append(plan_judge(scenario, scenario.judge, pairs, baseline, prices))
+    if scenario.embeddings is not None:
+        extra.append(plan_embeddings(scenario.embeddings, pairs, baseline, prices))
+    return arms + tuple(extra)
+
+
+JUDGE_PROMPT_TOKENS = 250
+"""The judge's instructions and rubric around the request and the two answers (the default
+prompt is about 200 tokens)."""
+JUDGE_ANSWER_TOKENS = 80
+"""A verdict with its one-sentence reason, as JSON."""
+
+
+def plan_judge(scenario: Scenario, judge: Judge, pairs: int, baseline: LoggedBaseline, prices: PriceTable) -> SenderPlan:
+    """At most every pair (the candidate's and the noise floor's), each once per order; a judge
+    request holds the logged request and two answers of about the logged answer's length.
+    Pairs whose answers are identical cost nothing, so this is the most the judge can cost."""
+    judged = min(pairs, judge.sample) if judge.sample is not None else pairs
+    requests = judged * (2 if judge.both_orders else 1)
+    numbers = baseline.numbers
+    per_pair_prompt = (baseline.sample_total(numbers["tokens_in"]) + 2 * baseline.sample_total(numbers["tokens_out"])) \
+        / max(baseline.sample_size, 1) + JUDGE_PROMPT_TOKENS  # fmt: skip
+    prompt, completion = per_pair_prompt * requests, JUDGE_ANSWER_TOKENS * requests
+    latency = baseline.sample_mean(numbers["latency_ms"])
+    return _priced("judge", judge.arm, requests, prompt, completion, prices, latency, per_pair_prompt + JUDGE_ANSWER_TOKENS)
+
+
+def plan_embeddings(embeddings: Embeddings, pairs: int, baseline: LoggedBaseline, prices: PriceTable) -> SenderPlan:
+    """Both answers of every pair, ``batch_size`` texts a call; texts already embedded (equal
+    answers, earlier runs) are never sent again, so this is the most it can cost."""
+    texts = 2 * pairs
+    requests = -(-texts // embeddings.batch_size)
+    tokens = 2 * baseline.sample_total(baseline.numbers["tokens_out"]) * pairs / max(baseline.sample_size, 1)
+    per_request = tokens / max(requests, 1)
+    return _priced("embeddings", embeddings.endpoint, requests, tokens, 0.0, prices, None, per_request)
+
+
+def _priced(name: str, arm: Arm, requests: int, prompt: float, completion: float, prices: PriceTable,
+            latency_ms: float | None, tokens_per_request: float) -> SenderPlan:  # fmt: skip
+    """A sender's plan from its totals: cost at the model's price, duration at its limits
+    (``latency_ms`` per request with ``concurrency`` in flight, when known)."""
+    price = prices.lookup(arm.model)
+    cost = None if price is None else (prompt * price.input + completion * price.output) / 1e6
+    limits = arm.limits
+    paces: dict[str, float] = {}
+    if latency_ms is not None:
+        paces["concurrency"] = limits.concurrency / max(latency_ms / 1000, 1e-6)
+    if limits.rpm:
+        paces["rpm"] = limits.rpm / 60
+    if limits.tpm:
+        paces["tpm"] = limits.tpm / 60 / max(tokens_per_request, 1e-9)
+    tokens = (int(round(prompt)), int(round(completion)))
+    if not paces or not requests:
+        return SenderPlan(name, arm.model, requests, *tokens, cost, None if requests else 0.0, "")
+    limit = min(paces, key=lambda key: paces[key])
+    return SenderPlan(name, arm.model, requests, *tokens, cost, requests / paces[limit], limit)
 
 
 def plan_sender(sender: Sender, requests: int, endpoint_requests: int, baseline: LoggedBaseline,

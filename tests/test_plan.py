@@ -246,3 +246,26 @@ def test_the_noise_floor_is_one_more_sender_through_productions_limits(tmp_path)
     assert (noise.prompt_tokens, noise.completion_tokens) == (200, 100)
     # production's endpoint answers 120 requests at 60 a minute; the candidate's 100
     assert (candidate.duration_s, production.duration_s, noise.duration_s) == (100.0, 120.0, 120.0)
+
+
+def test_the_judge_and_the_embeddings_are_planned_as_senders(tmp_path, monkeypatch):
+    """record(): 10 prompt tokens, 5 answer tokens, 400 ms a request."""
+    monkeypatch.setenv("JUDGE_KEY", "k")
+    log = write_log(tmp_path / "log.jsonl", [record(f"r{i}") for i in range(100)])
+    config = load_scenario(None, {
+        "logs": [log], "candidate.base_url": "http://127.0.0.1:1/v1", "candidate.model": "gpt-4o-mini",
+        "production.base_url": "http://127.0.0.1:2/v1", "production.model": "gpt-4o", "noise_floor.sample": 20,
+        "judge.base_url": "http://127.0.0.1:3/v1", "judge.model": "gpt-4.1", "judge.api_key_env": "JUDGE_KEY",
+        "judge.limits.rpm": 600, "embeddings.base_url": "http://127.0.0.1:4/v1",
+        "embeddings.model": "text-embedding-3-small", "embeddings.batch_size": 16,
+        "prices.text-embedding-3-small.input": 0.02, "prices.text-embedding-3-small.output": 0,
+    })  # fmt: skip
+    senders = {s.name: s for s in make_plan(config).senders}
+    assert list(senders) == ["candidate", "noise", "judge", "embeddings"]
+    judge = senders["judge"]
+    assert judge.requests == 2 * (100 + 20)  # every pair, the noise floor's too, in both orders
+    assert judge.prompt_tokens == 240 * (10 + 2 * 5 + 250) and judge.completion_tokens == 240 * 80
+    assert (judge.limited_by, judge.duration_s) == ("rpm", pytest.approx(240 / 10))
+    embeddings = senders["embeddings"]
+    assert embeddings.requests == math.ceil(2 * 120 / 16) and embeddings.prompt_tokens == 2 * 120 * 5
+    assert embeddings.cost_usd == pytest.approx(2 * 120 * 5 * 0.02 / 1e6)
