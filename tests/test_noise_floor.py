@@ -42,26 +42,33 @@ def test_the_difference_widens_at_stricter_levels_for_holm():
     assert strict.low < estimate.low and strict.high > estimate.high and strict.value == estimate.value
 
 
-def scores(rng, n, mean, spread=0.12):
-    return np.clip(rng.normal(mean, spread, n), 0, 1)
+def clipped_mean(mean, sd):
+    """E[min(X, 1)] for X ~ N(mean, sd) (the clip at 0 is 10 standard deviations away)."""
+    from statistics import NormalDist
+
+    unit = NormalDist()
+    return mean - ((mean - 1) * unit.cdf((mean - 1) / sd) + sd * unit.pdf((1 - mean) / sd))
 
 
 @pytest.mark.parametrize("model", ["independent", "overlapping"])
-def test_a_similarity_exactly_at_the_margin_over_noise_passes_falsely_at_most_at_the_nominal_rate(model):
-    """Truth at the margin: the candidate's mean similarity is the floor's minus 0.05. Two data
-    models: the floor measured on other requests (independent) and on some of the same
-    requests, hard requests being hard for both (positively correlated: the interval is wider
-    than needed, so the rate is lower still)."""
-    rng = np.random.default_rng(11 if model == "independent" else 12)
-    gate = Gate("similarity", "min_over_noise", -0.05)
+@pytest.mark.parametrize("n, m", [(300, 120), (60, 30)])
+def test_a_similarity_exactly_at_the_margin_over_noise_passes_falsely_at_most_at_the_nominal_rate(model, n, m):
+    """Truth exactly at the margin: the candidate's mean similarity is the floor's minus the
+    difference of the two clipped means. Two data models: the floor measured on other
+    requests (independent) and on some of the same requests, hard requests being hard for
+    both (positively correlated: the interval is wider than needed, the rate lower still);
+    a small and a large sample."""
+    rng = np.random.default_rng(n * 10 + (model == "overlapping"))
+    spread = (0.08**2 + 0.08**2) ** 0.5
+    gate = Gate("similarity", "min_over_noise", clipped_mean(0.80, spread) - clipped_mean(0.85, spread))
     runs, passed = 400, 0
     for _ in range(runs):
-        difficulty = rng.normal(0, 0.08, 300)
-        candidate = np.clip(0.80 + difficulty + rng.normal(0, 0.08, 300), 0, 1)
-        noise_part = difficulty[:120] if model == "overlapping" else rng.normal(0, 0.08, 120)
-        noise = np.clip(0.85 + noise_part + rng.normal(0, 0.08, 120), 0, 1)
-        candidate_value = MetricValue("similarity", 300, bounded_mean(candidate))
-        noise_value = MetricValue("similarity", 120, bounded_mean(noise))
+        difficulty = rng.normal(0, 0.08, n)
+        candidate = np.clip(0.80 + difficulty + rng.normal(0, 0.08, n), 0, 1)
+        noise_part = difficulty[:m] if model == "overlapping" else rng.normal(0, 0.08, m)
+        noise = np.clip(0.85 + noise_part + rng.normal(0, 0.08, m), 0, 1)
+        candidate_value = MetricValue("similarity", n, bounded_mean(candidate))
+        noise_value = MetricValue("similarity", m, bounded_mean(noise))
         passed += evaluate_gate(gate, candidate_value, noise_value).status == PASS
     assert passed / runs <= 0.025 + 2 * (0.025 * 0.975 / runs) ** 0.5  # nominal plus two standard errors
 
