@@ -21,6 +21,8 @@ TRANSPORTS = ("native", "aiohttp", "httpx")
 """HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
 
 BASELINE_MODES = ("logged", "fresh")
+PROMPT_MODES = ("replace", "prepend", "append")
+"""How ``transform.system_prompt_file`` meets the logged system (or developer) message."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,37 @@ class Limits:
     max_attempts: int = 5
     max_response_mb: float = 10.0
     """A larger answer is an error (``response_too_large``) and is read no further."""
+
+
+@dataclass(frozen=True)
+class SystemPrompt:
+    """A system prompt read from its file when the scenario is loaded: the run keeps the text,
+    so a later edit of the file changes neither an old run's report nor a resume."""
+
+    file: str
+    """The path as the scenario wrote it (what reports name)."""
+    text: str
+    sha256: str
+    mode: str = "replace"
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How an arm rewrites each logged request before sending it (:mod:`replay.transforms`)."""
+
+    system_prompt: SystemPrompt | None = None
+    model_map: dict[str, str] = field(default_factory=dict)
+    """The model to send per logged model; the arm's ``model`` for any other."""
+    patch: tuple[dict[str, Any], ...] = ()
+    """RFC 6902 operations applied to the body as sent."""
+    hook: str | None = None
+    """``module:callable``, called as ``callable(request, record) -> request``."""
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Transform:
+        prompt = data.get("system_prompt")
+        return cls(SystemPrompt(**prompt) if prompt else None, dict(data.get("model_map") or {}),
+                   tuple(data.get("patch") or ()), data.get("hook"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +86,7 @@ class Arm:
     default_max_tokens: int | None = None
     """``max_tokens`` for a request whose log has none, where the API requires one (``provider:
     anthropic``; its default is 4096)."""
+    transform: Transform | None = None
 
 
 EMBEDDINGS_BATCH_SIZE = 64
@@ -115,11 +149,16 @@ class Scenario:
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret. An absent
-        ``embeddings`` or ``judge`` is left out, so a scenario without one keeps the digest it had."""
+        ``embeddings`` or ``judge`` (or an arm's ``transform``) is left out, so a scenario without one keeps the digest it had."""
         snapshot = asdict(self)
         for key in ("embeddings", "judge"):
             if snapshot[key] is None:
                 del snapshot[key]
+        arms = (snapshot["candidate"], snapshot["production"], (snapshot.get("embeddings") or {}).get("endpoint"),
+                (snapshot.get("judge") or {}).get("arm"))
+        for arm in arms:  # likewise an absent transform: runs without one keep their digests
+            if arm is not None and arm.get("transform") is None:
+                arm.pop("transform", None)
         return snapshot
 
     def without_streaming(self) -> "Scenario":

@@ -40,6 +40,7 @@ from replay.resume import check_log
 from replay.sampling import empty_sample_message, select_ids, subsample
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
+from replay.transforms import Rewriter, SpecError, TransformFailed
 from replay.types import (
     ARM_CANDIDATE,
     ARM_LOGGED,
@@ -98,6 +99,8 @@ class _ArmState:
     """The endpoint answered at least once (any HTTP answer, an error status included)."""
     unreachable: list[Outcome] = field(default_factory=list)
     """Connection errors held back until the endpoint answers: if it never does, a resume re-sends them."""
+    rewriter: Rewriter | None = None
+    """The arm's ``transform``, if it has one."""
 
     def wants(self, record_id: str) -> bool:
         return self.only is None or record_id in self.only
@@ -196,6 +199,7 @@ class Engine:
         self._cancelled = False
         self._interrupted_by: tuple[str, int] | None = None
         self._states: list[_ArmState] = []
+        self._rewriters: dict[str, Rewriter] = {}
         self._owner: Owner | None = None
         self._beat: asyncio.TimerHandle | None = None
 
@@ -220,6 +224,7 @@ class Engine:
         arms = self._arms()
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
             check_arm(name, arm)
+        self._rewriters = {name: _rewriter(name, arm, self.scenario.search_dirs) for name, arm in arms if arm.transform}
         if self.resumed:
             self._owner = self.store.claim(self.run_id)  # a live run refuses a second process
         try:
@@ -297,7 +302,8 @@ class Engine:
                 clients[endpoint] = ArmClient(endpoint, arm, self.provider_for_arm(endpoint, arm), pause=self._pause,
                                               stopping=self._stopping.is_set, rng=self.rng)  # fmt: skip
             queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=arm.limits.concurrency)
-            states.append(_ArmState(name, clients[endpoint], queue, noise if name == ARM_NOISE else None))
+            states.append(_ArmState(name, clients[endpoint], queue, noise if name == ARM_NOISE else None,
+                                    rewriter=self._rewriters.get(name)))  # fmt: skip
         self._states = states
         done = self.store.done_keys(self.run_id)
         to_send = sum(1 for record_id in selected for state in states
@@ -521,7 +527,7 @@ class Engine:
                 self._release(reserved)
 
     def _record(self, state: _ArmState, outcome: Outcome) -> None:
-        if not state.reached:
+        if not state.reached and outcome.attempts:  # an outcome never sent says nothing of the endpoint
             if outcome.error_class == "connection_error":
                 # Hold these back: if the endpoint is dead, they must be re-sent on resume.
                 state.unreachable.append(outcome)
@@ -584,7 +590,13 @@ class Engine:
 
     async def _replay(self, state: _ArmState, record: LogRecord) -> Outcome:
         client = state.client
-        body = client.provider.build_body(record.request)
+        if state.rewriter is None:
+            body = client.provider.build_body(record.request)
+        else:
+            try:
+                body = state.rewriter.body(record, client.provider.build_body)
+            except TransformFailed as exc:
+                return _not_transformed(state.name, record, exc)
         params = client.provider.sent_params(body)
         tokens = 0
         if client.arm.limits.tpm:
@@ -611,9 +623,10 @@ class Engine:
         self, state: _ArmState, record: LogRecord, body: dict[str, Any], completion: Completion,
         attempts: tuple[Attempt, ...], params: dict[str, Any],
     ) -> Outcome:  # fmt: skip
+        model = body.get("model") or state.arm.model  # a transform's model_map may send another
         if completion.usage.prompt_tokens is None or completion.usage.completion_tokens is None:
-            completion = _with_estimated_usage(completion, body, state.arm.model)
-        cost = self._cost(state.arm.model, completion.usage)
+            completion = _with_estimated_usage(completion, body, model)
+        cost = self._cost(model, completion.usage)
         return Outcome(
             request_id=record.id, arm=state.name, status="ok", completion=completion, attempts=attempts,
             params=params, http_status=200, cost_usd=cost,
@@ -654,6 +667,21 @@ class Engine:
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},
             http_status=record.status or 200, cost_usd=price,
         )  # fmt: skip
+
+
+def _rewriter(name: str, arm: Arm, search_dirs: tuple[str, ...]) -> Rewriter:
+    """The arm's transform, compiled before the run exists (a resume imports the hook again)."""
+    assert arm.transform is not None
+    try:
+        return Rewriter(arm.transform, search_dirs)
+    except SpecError as exc:
+        raise InputError(f"{name}.transform.{exc.key}: {exc}") from None
+
+
+def _not_transformed(arm: str, record: LogRecord, failure: TransformFailed) -> Outcome:
+    """The record's outcome when the arm's transform fails on it: nothing was sent, nothing is retried."""
+    return Outcome(request_id=record.id, arm=arm, status="error", completion=None, attempts=(), params={},
+                   error_class="transform_error", error_message=str(failure))  # fmt: skip
 
 
 def _listed(ids: list[str], at_most: int = 10) -> str:

@@ -16,7 +16,8 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from replay.config import BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, RANGES, TRANSPORTS, Arm, Embeddings, Judge, Limits, Scenario
+from replay.config import (BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, PROMPT_MODES, RANGES, TRANSPORTS, Arm, Embeddings,
+                           Judge, Limits, Scenario, Transform)
 from replay.errors import ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
@@ -50,6 +51,14 @@ _ARM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "limits": ((dict,), "a mapping of limits"),
     "provider": ((str,), "a provider name"),
     "default_max_tokens": ((int,), RANGES["arm.default_max_tokens"].describe()),
+    "transform": ((dict,), "a mapping with system_prompt_file, mode, model_map, patch or hook"),
+}
+_TRANSFORM_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "system_prompt_file": ((str,), "a path to a text file"),
+    "mode": ((str,), "'replace', 'prepend' or 'append'"),
+    "model_map": ((dict,), "a mapping of logged model to the model sent"),
+    "patch": ((list,), "a list of JSON Patch (RFC 6902) operations"),
+    "hook": ((str,), "module:callable, such as mypkg.rewrite:request"),
 }
 _EMBEDDINGS_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     **{key: _ARM_KEYS[key] for key in ("base_url", "model", "api_key_env", "headers", "transport", "limits", "provider")},
@@ -63,7 +72,7 @@ _JUDGE_ONLY_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "sample": ((int,), RANGES["judge.sample"].describe()),
     "allow_self_judge": ((bool,), "true or false"),
 }
-_JUDGE_KEYS = {**_ARM_KEYS, **_JUDGE_ONLY_KEYS}
+_JUDGE_KEYS = {**{key: kind for key, kind in _ARM_KEYS.items() if key != "transform"}, **_JUDGE_ONLY_KEYS}  # a judge sends its own prompt
 _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rate": (_NUM, RANGES["sample.rate"].describe()),
     "max": ((int,), "a positive integer"),
@@ -97,8 +106,9 @@ _NOISE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 class _Checker:
     """Validates one mapping at a time, naming the file and the dotted key in errors."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, search_dirs: tuple[str, ...] = (".",)) -> None:
         self.source = source
+        self.search_dirs = search_dirs
 
     def fail(self, key: str, message: str) -> ScenarioError:
         return ScenarioError(f"{self.source}: {key}: {message}")
@@ -198,7 +208,7 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 def build_scenario(
     data: dict[str, Any], source: str = "<flags>", search_dirs: tuple[str, ...] = (".",)
 ) -> Scenario:
-    check = _Checker(source)
+    check = _Checker(source, search_dirs)
     check.finite(data)
     top = check.mapping(data, "", _TOP_KEYS)
     if "candidate" not in top:
@@ -308,6 +318,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         raise check.fail(f"{prefix}default_max_tokens", f"expected {RANGES['arm.default_max_tokens'].describe()},"
                                                           f" got {_got(arm['default_max_tokens'])}")
     provider = _provider(check, arm.get("provider", "openai"), prefix)
+    transform = _transform(check, arm["transform"], f"{prefix}transform.") if "transform" in arm else None
     params = {**provider.default_params, **arm.get("params", {})}
     return Arm(
         base_url=arm["base_url"].rstrip("/"),
@@ -320,6 +331,7 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
         limits=_limits(arm_limits, limits),
         provider=arm.get("provider", "openai"),
         default_max_tokens=arm.get("default_max_tokens"),
+        transform=transform,
     )
 
 
@@ -369,6 +381,31 @@ def _text_file(check: _Checker, key: str, name: str, search_dirs: tuple[str, ...
     if not text.strip():
         raise check.fail(key, f"{name} is empty")
     return text
+
+
+def _transform(check: _Checker, data: Any, prefix: str) -> Transform | None:
+    """Every part checked now (the prompt file read, the patch parsed, the hook imported): nothing is sent first."""
+    from replay import transforms
+
+    spec = check.mapping(data, prefix, _TRANSFORM_KEYS)
+    mode = spec.get("mode", "replace")
+    if mode not in PROMPT_MODES:
+        raise check.fail(f"{prefix}mode", f"expected 'replace', 'prepend' or 'append', got {_got(mode)}")
+    if "mode" in spec and "system_prompt_file" not in spec:
+        raise check.fail(f"{prefix}mode", "goes with system_prompt_file")
+    for logged, sent in spec.get("model_map", {}).items():
+        if not isinstance(sent, str) or not sent:
+            raise check.fail(f"{prefix}model_map.{logged}", f"expected a model name, got {_got(sent)}")
+    try:
+        prompt = spec.get("system_prompt_file") and transforms.read_system_prompt(spec["system_prompt_file"], mode, check.search_dirs)
+        patch = transforms.check_patch(spec.get("patch", []))
+        if "hook" in spec:
+            transforms.load_hook(spec["hook"], check.search_dirs)
+    except transforms.SpecError as exc:
+        raise check.fail(f"{prefix}{exc.key}", str(exc)) from None
+    if not (prompt or spec.get("model_map") or patch or "hook" in spec):
+        return None
+    return Transform(prompt or None, {str(k): v for k, v in spec.get("model_map", {}).items()}, patch, spec.get("hook"))
 
 
 def _provider(check: _Checker, name: str, prefix: str) -> ProviderFactory:
@@ -449,7 +486,8 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
     def arm(data: dict[str, Any] | None) -> Arm | None:
         if data is None:
             return None
-        return Arm(**{**data, "limits": Limits(**data["limits"])})
+        transform = Transform.from_snapshot(data["transform"]) if data.get("transform") else None
+        return Arm(**{**data, "limits": Limits(**data["limits"]), "transform": transform})
 
     snap["candidate"] = arm(snap["candidate"])
     snap["production"] = arm(snap.get("production"))

@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The runner writes what it gets into the store, so the store sits below it (and imports
     # nothing of it); everything later reads the store.
     ("store", ("replay.store",)),
-    ("providers/runner", ("replay.providers", "replay.config", "replay.arm", "replay.pipeline", "replay.runner", "replay.resume", "replay.retry",
+    ("providers/runner", ("replay.providers", "replay.config", "replay.arm", "replay.pipeline", "replay.runner", "replay.transforms", "replay.resume", "replay.retry",
                           "replay.ratelimit", "replay.tokens", "replay.pricing", "replay.mockserver")),  # fmt: skip
     ("compare", ("replay.compare", "replay.embeddings")),
     ("judge", ("replay.judge",)),

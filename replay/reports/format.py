@@ -117,9 +117,9 @@ def header_items(evaluation: Evaluation) -> list[tuple[str, str]]:
     run = evaluation.run
     scenario = run.scenario
     sample = scenario.get("sample") or {}
-    candidate = (scenario.get("candidate") or {}).get("model", "?")
+    candidate = _arm_text(scenario.get("candidate") or {})
     if evaluation.baseline_arm == "production":
-        baseline = f"fresh: {(scenario.get('production') or {}).get('model', '?')}"
+        baseline = f"fresh: {_arm_text(scenario.get('production') or {})}"
     else:
         baseline = "logged production answers"
     max_part = f", max {sample.get('max')}" if sample.get("max") else ""
@@ -131,6 +131,14 @@ def header_items(evaluation: Evaluation) -> list[tuple[str, str]]:
         ("Candidate", candidate),
         ("Baseline", baseline),
     ]
+
+
+def _arm_text(arm: dict[str, object]) -> str:
+    """The arm's model, and its transform if it has one (``gpt-4o-mini, system prompt from p.txt (sha256 1a2b3c4d)``)."""
+    from replay.transforms import describe
+
+    transform = describe(arm.get("transform"))  # type: ignore[arg-type]
+    return f"{arm.get('model', '?')}, {transform}" if transform else str(arm.get("model", "?"))
 
 
 def verdict_line(evaluation: Evaluation) -> str:

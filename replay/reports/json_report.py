@@ -94,6 +94,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
             "baseline": evaluation.baseline_arm, "planned": run.planned,
             "candidate_model": (scenario.get("candidate") or {}).get("model"),
             "production_model": (scenario.get("production") or {}).get("model"),
+            **_transforms(scenario),
         },
         "verdict": evaluation.decision.verdict,
         "compared": evaluation.decision.compared,
@@ -132,6 +133,14 @@ def _judge(judge: Any) -> dict[str, Any]:
             "n": agreement.n, "share": _est(agreement.share), "kappa": _est(agreement.kappa),
             "categories": list(agreement.categories), "table": [list(row) for row in agreement.table]},
     }  # fmt: skip
+
+
+def _transforms(scenario: dict[str, Any]) -> dict[str, Any]:
+    """``candidate_transform`` and ``production_transform``, present only for an arm with a transform."""
+    from replay.transforms import report_fields
+
+    fields = {f"{arm}_transform": report_fields((scenario.get(arm) or {}).get("transform")) for arm in ("candidate", "production")}
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def _disagreement(d: Any, judged: bool = False) -> dict[str, Any]:
