@@ -10,12 +10,29 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING
 
+from replay.providers.openai_policy import rejected_parameter, rejected_parameter_hint
 from replay.reports.escape import markup, visible
 from replay.runner import Reporter
-from replay.types import Outcome
+from replay.types import ARM_NOISE, ARM_PRODUCTION, Outcome
 
 if TYPE_CHECKING:  # rich is imported when a terminal shows the progress, not before
     from rich.progress import TaskID
+
+
+class ParameterHints:
+    """Once per arm and parameter an endpoint refuses (``seed``, ``stream_options``), the line
+    that says so and how to stop sending it: read from the error outcomes, so nothing is retried."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+
+    def hint(self, outcome: Outcome) -> str | None:
+        param = rejected_parameter(outcome.http_status, outcome.error_message, outcome.params)
+        arm = ARM_PRODUCTION if outcome.arm == ARM_NOISE else outcome.arm  # the noise floor is production's
+        if param is None or (arm, param) in self.seen:
+            return None
+        self.seen.add((arm, param))
+        return rejected_parameter_hint(arm, param, outcome.http_status, outcome.error_message or "")
 
 
 class PlainReporter(Reporter):
@@ -25,6 +42,7 @@ class PlainReporter(Reporter):
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.errors = 0
+        self.hints = ParameterHints()
 
     def start(self, run_id: str, planned: int, to_send: int, resumed: bool) -> None:
         if not self.quiet:
@@ -32,7 +50,11 @@ class PlainReporter(Reporter):
             print(f"{verb} {run_id}: {planned} sampled requests, {to_send} to send", file=self.stream)
 
     def outcome(self, outcome: Outcome, spent_usd: float) -> None:
-        self.errors += outcome.status != "ok"
+        if outcome.status != "ok":
+            self.errors += 1
+            hint = self.hints.hint(outcome)
+            if hint:
+                self.warn(hint)
 
     def warn(self, message: str) -> None:
         print(f"warning: {visible(message)}", file=self.stream)
@@ -64,6 +86,7 @@ class RichReporter(Reporter):
         self.task: TaskID | None = None
         self.unpriced = False
         self.errors = 0
+        self.hints = ParameterHints()
         self.done = 0
         self.t0 = time.monotonic()
 
@@ -76,7 +99,11 @@ class RichReporter(Reporter):
 
     def outcome(self, outcome: Outcome, spent_usd: float) -> None:
         self.done += 1
-        self.errors += outcome.status != "ok"
+        if outcome.status != "ok":
+            self.errors += 1
+            hint = self.hints.hint(outcome)
+            if hint:
+                self.warn(hint)
         self.unpriced = self.unpriced or (outcome.status == "ok" and outcome.cost_usd is None)
         rate = self.done / max(time.monotonic() - self.t0, 1e-6)
         if self.task is not None:

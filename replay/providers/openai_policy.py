@@ -127,6 +127,43 @@ def sent_params(body: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if key not in PROMPT_KEYS}
 
 
+_REJECTS = re.compile(r"unrecogni[sz]ed|unknown|unsupported|not supported|does not support|not permitted|not allowed"
+                      r"|extra (?:inputs|fields)|extra_forbidden|unexpected|cannot find field|invalid (?:parameter|argument|field)", re.I)
+_INSTEAD = re.compile(r"\buse '?([A-Za-z_][\w]*)'? instead", re.I)
+_NEVER_HINTED = frozenset({"model", "stream", "lossy"})
+
+
+def rejected_parameter(status: int | None, message: str | None, params: Mapping[str, Any]) -> str | None:
+    """The sent parameter an error answer says the server refuses (``Unrecognized request argument
+    supplied: seed``, vLLM's ``extra_forbidden`` on ``stream_options``, Gemini's ``Unknown name
+    "seed"``): the one the message names first. None for other errors (a value out of range...)."""
+    if status not in (400, 422) or not message or not _REJECTS.search(message):
+        return None
+    found: list[tuple[int, str]] = []
+    for key in params:
+        if key not in _NEVER_HINTED:
+            match = re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)
+            if match:
+                found.append((match.start(), key))
+    return min(found)[1] if found else None
+
+
+def rejected_parameter_hint(arm: str, param: str, status: int | None, message: str) -> str:
+    """One line: what the endpoint refused, and the patch that stops sending it."""
+    pointer = "/" + param.replace("~", "~0").replace("/", "~1")
+    instead = _INSTEAD.search(message)
+    if instead and instead.group(1) != param:
+        fix = f"[{{op: move, from: {pointer}, path: /{instead.group(1)}}}]"
+    else:
+        fix = f"[{{op: remove, path: {pointer}}}]"
+    said = " ".join(message.split())
+    said = said if len(said) <= 120 else said[:117] + "..."
+    hint = f"{arm}: the endpoint rejects the parameter '{param}' ({status}: {said}); stop sending it with {arm}.transform.patch: {fix}"
+    if param == "stream_options":
+        hint += " (usage is then counted locally and marked estimated)"
+    return hint
+
+
 def max_output_tokens(body: Mapping[str, Any]) -> int | None:
     """The answer's token cap a request declares, which the provider counts against its limit."""
     for key in OUTPUT_LIMIT_KEYS:
