@@ -49,7 +49,7 @@ def with_base(extra):
          "gates[0].segment: 'vip': write key=value, or set segment_by"),
         ("on_inconclusive: maybe", "on_inconclusive: expected 'fail' or 'pass', got 'maybe'"),
         ("candidate: {base_url: http://h/v1, model: m, provider: gemini}",
-         "candidate.provider: expected one of 'anthropic', 'openai', got 'gemini'"),
+         "candidate.provider: expected one of 'anthropic', 'azure', 'openai', got 'gemini'"),
         ("candidate: {base_url: http://h/v1, model: m, provider: 7}", "candidate.provider: expected a provider name, got 7"),
         ("candidate: {base_url: http://h/v1, model: m, transport: curl}",
          "candidate.transport: expected one of 'native', 'aiohttp', 'httpx', got 'curl'"),
