@@ -9,6 +9,7 @@ where the traceback is kept so bugs are never hidden.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import Any
@@ -75,3 +76,14 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(0)
+    finally:
+        _spare_the_last_collection()
+
+
+def _spare_the_last_collection() -> None:
+    """The interpreter's shutdown ends with a garbage collection over everything a command
+    built (a run's or a report's data, with no cycles left to find), about a tenth of a
+    second after a 2,000-request run. Freezing the heap first leaves it out; everything
+    else about the shutdown (atexit handlers, closing files) happens as usual."""
+    gc.freeze()
+
