@@ -197,3 +197,17 @@ def test_the_disagreement_queue_says_which_pairs_are_beyond_noise(tmp_path):
     assert rows and all(row["beyond_noise"] == (texts[row["request_id"]] == OFF_TOPIC) for row in rows)
     table = CliRunner().invoke(cli, ["disagreements", "noisy", "--store", str(tmp_path / "s.db"), "--top", "2"])
     assert "Beyond noise" in table.stdout.splitlines()[1] and table.stdout.splitlines()[3].rstrip().endswith("yes")
+
+
+def test_exact_and_normalised_match_are_reported_for_production_against_itself(tmp_path):
+    import json as json_module
+
+    from replay.reports import render
+
+    evaluation = evaluate(noisy_run(tmp_path / "s.db"), "noisy", gates_override=[])
+    block = json_module.loads(render("json", evaluation))["noise_floor"]["metrics"]
+    noise_similarity = evaluation.noise.metrics["similarity"]
+    assert block["exact_match"]["n"] == 150 and block["exact_match"]["value"] == noise_similarity.extra["exact_match"].value
+    assert 0.1 < block["exact_match"]["value"] < 0.5  # one phrasing in four, drawn twice
+    markdown = render("markdown", evaluation)
+    assert "| exact_match |" in markdown and "| normalized_match |" in markdown

@@ -251,18 +251,32 @@ def noise_rows(evaluation: Evaluation) -> list[dict[str, str]]:
     if floor is None:
         return []
     rows = []
-    for name, noise in floor.metrics.items():
-        if not noise.n:
-            continue
-        candidate = evaluation.metrics[name]
-        unit = METRICS[name].unit
-        over = independent_difference(candidate.candidate, noise.candidate)
+    for name, (candidate, noise, unit) in noise_pairs(evaluation).items():
+        over = independent_difference(candidate, noise)
         rows.append({
-            "metric": name, "candidate": value(unit, candidate.candidate.value), "noise": value(unit, noise.candidate.value),
+            "metric": name, "candidate": value(unit, candidate.value), "noise": value(unit, noise.value),
             "n": f"{noise.n:,}", "over": delta(unit, over.value) if over.known else "—",
             "ci": interval(unit, over, signed=True) if over.known else "—",
         })  # fmt: skip
     return rows
+
+
+def noise_pairs(evaluation: Evaluation) -> dict[str, tuple[Estimate, Estimate, str]]:
+    """Each pairwise measure production's own pairs have: (candidate's, production's, unit);
+    exact and normalised match (which the similarity metric carries) included."""
+    floor = evaluation.noise
+    out: dict[str, tuple[Estimate, Estimate, str]] = {}
+    if floor is None:
+        return out
+    for name, noise in floor.metrics.items():
+        if not noise.n:
+            continue
+        candidate = evaluation.metrics[name]
+        out[name] = (candidate.candidate, noise.candidate, METRICS[name].unit)
+        if name == "similarity":
+            for extra in ("exact_match", "normalized_match"):
+                out[extra] = (candidate.extra[extra], noise.extra[extra], "rate")
+    return out
 
 
 def noise_title(evaluation: Evaluation) -> str:

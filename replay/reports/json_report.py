@@ -152,6 +152,10 @@ def _disagreement(d: Any, judged: bool = False) -> dict[str, Any]:
     return out
 
 
+def _noise_value(estimate: Estimate, n: int) -> dict[str, Any]:
+    return {"value": _finite_or_none(estimate.value), "ci": _ci(estimate) if estimate.known else None, "n": n}
+
+
 def _noise_and_drift(evaluation: Evaluation) -> dict[str, Any]:
     """``noise_floor`` and ``drift``, present when the run measured them."""
     out: dict[str, Any] = {}
@@ -160,8 +164,9 @@ def _noise_and_drift(evaluation: Evaluation) -> dict[str, Any]:
         out["noise_floor"] = {
             "n": floor.n, "against": "logged" if floor.against_logged else "production",
             "beyond_noise_divergence": floor.divergence_limit,
-            "metrics": {name: {"value": _finite_or_none(m.candidate.value), "ci": _ci(m.candidate) if m.candidate.known else None,
-                               "n": m.n} for name, m in floor.metrics.items()},
+            "metrics": {**{name: _noise_value(m.candidate, m.n) for name, m in floor.metrics.items()},
+                        **{name: _noise_value(m.extra[name], m.extra[name].n) for m in [floor.metrics.get("similarity")]
+                           if m is not None and m.n for name in ("exact_match", "normalized_match")}},
         }  # fmt: skip
     drift = evaluation.drift
     if drift is not None:
