@@ -132,7 +132,8 @@ class Scenario:
     production: Arm | None = None
     budget_usd: float | None = None
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
-    log_format: str = "shadow"
+    log_format: str = "auto"
+    """``format``: a registered reader, or ``auto`` (each file's source detected from its first records)."""
     max_record_mb: float = DEFAULT_MAX_RECORD_MB
     """The longest log line read, in MB (2**20 bytes); ``max_record_mb`` or ``--max-record-mb``."""
     search_dirs: tuple[str, ...] = (".",)

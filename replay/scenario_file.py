@@ -80,7 +80,7 @@ _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a string"),
-    "logs": ((str, list), "a path, a glob or a list of them"),
+    "logs": ((str, list, dict), "a path, a glob, a list of them or {input, output, error} (a Batch's files)"),
     "format": ((str,), "a log format name"),
     "max_record_mb": (_NUM, RANGES["max_record_mb"].describe()),
     "sample": ((dict,), "a mapping with rate, max and seed"),
@@ -216,7 +216,7 @@ def build_scenario(
     if "logs" not in top:
         raise check.fail("logs", "missing required key (or pass --logs)")
     logs = top["logs"]
-    logs = (logs,) if isinstance(logs, str) else tuple(logs)
+    logs = (logs,) if isinstance(logs, str) else _log_parts(check, logs) if isinstance(logs, dict) else tuple(logs)
     if not logs or not all(isinstance(item, str) for item in logs):
         raise check.fail("logs", "expected a path, a glob or a list of them")
 
@@ -254,7 +254,7 @@ def build_scenario(
         production=production,
         budget_usd=budget,
         prices=prices,
-        log_format=top.get("format", "shadow"),
+        log_format=top.get("format", "auto"),
         max_record_mb=float(top.get("max_record_mb", DEFAULT_MAX_RECORD_MB)),
         search_dirs=search_dirs,
         source=source,
@@ -461,6 +461,22 @@ def _prices(check: _Checker, data: dict[str, Any]) -> dict[str, dict[str, float]
                 raise check.fail(f"prices.{model}.{side}", f"expected a non-negative number, got {value!r}")
         prices[str(model)] = {side: float(value) for side, value in entry.items()}
     return prices
+
+
+LOG_PARTS = ("input", "output", "error")
+"""``logs: {input: batch_in.jsonl, output: batch_out.jsonl, error: batch_err.jsonl}``: a Batch's files,
+read together (the reader tells them apart by content and joins them by ``custom_id``)."""
+
+
+def _log_parts(check: _Checker, parts: dict[str, Any]) -> tuple[str, ...]:
+    for key, value in parts.items():
+        if key not in LOG_PARTS:
+            raise check.fail(f"logs.{key}", f"unknown key (expected {', '.join(LOG_PARTS)})")
+        if not isinstance(value, str) or not value:
+            raise check.fail(f"logs.{key}", "expected a path")
+    if "input" not in parts:
+        raise check.fail("logs.input", "missing required key (the Batch input file)")
+    return tuple(parts[key] for key in LOG_PARTS if key in parts)
 
 
 def load_scenario(path: str | None, overrides: dict[str, Any] | None = None) -> Scenario:

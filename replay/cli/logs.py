@@ -17,7 +17,7 @@ def logs_group() -> None:
 
 @logs_group.command(name="validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", default="shadow", show_default=True, help="Log format.")
+@click.option("--format", "fmt", default="auto", show_default=True, help="Log format (auto: detected per file).")
 @click.option("--max-record-mb", type=number_type("max_record_mb"), default=DEFAULT_MAX_RECORD_MB, show_default=True,
               help="Longest line to read, in MB; a longer one is reported.")  # fmt: skip
 def validate_command(files: tuple[str, ...], fmt: str, max_record_mb: float) -> None:

@@ -99,7 +99,7 @@ def scenario_options(func: F) -> F:
     options = [
         click.option("--logs", multiple=True, help="Shadow log file or glob (repeatable); overrides the scenario's logs."),
         click.option("--name", help="Run name (default: the scenario's name)."),
-        click.option("--format", "log_format", help="Log format (default: shadow)."),
+        click.option("--format", "log_format", help="Log format (default: auto, detected per file)."),
         click.option("--baseline", type=click.Choice(["logged", "fresh"]),
                      help="Compare against the logged answers or re-ask production."),
         click.option("--candidate-url", help="Candidate base URL, e.g. http://127.0.0.1:8000/v1."),

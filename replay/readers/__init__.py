@@ -34,3 +34,7 @@ __all__ = [
     "register_reader",
     "resolve_log_paths",
 ]
+from replay.readers import openai_batch as _openai_batch  # noqa: F401,E402  registers "openai-batch"
+from replay.readers import litellm as _litellm  # noqa: F401,E402  registers "litellm"
+from replay.readers import langfuse as _langfuse  # noqa: F401,E402  registers "langfuse"
+from replay.readers import otel as _otel  # noqa: F401,E402  registers "otel-genai"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass, field
+import sys
+from collections import Counter
 from typing import Callable, Iterable, Iterator, Protocol
 
 from replay.errors import InputError, LogFormatError
@@ -19,14 +21,29 @@ LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 """The files read from a directory given as a log."""
 
 
+AUTO = "auto"
+"""The format that detects each file's source from its first records (the default)."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An entry of a source that is not an LLM request (a Langfuse SPAN, a chain run...):
+    counted per file and reason, never an error."""
+
+    location: Location
+    reason: str
+
+
 class Reader(Protocol):
-    """Yields each record of one source, or the ``LogFormatError`` that says why it is not one;
-    both carry their :class:`Location`.
+    """Yields each record of one source, or the ``LogFormatError`` that says why it is not one
+    (or a :class:`Skipped` entry); each carries its :class:`Location`.
 
     A record longer than ``max_record_bytes`` is an error, and is never read into memory whole.
+    A reader whose records span files (a Batch input and its output) also has ``read_group``:
+    ``(paths, max_record_bytes) -> iterator of (path, items)``, called once with all its files.
     """
 
-    def __call__(self, path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[LogRecord | LogFormatError]: ...
+    def __call__(self, path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[LogRecord | LogFormatError | Skipped]: ...
 
 
 READERS: dict[str, Reader] = {}
@@ -44,7 +61,7 @@ def get_reader(name: str) -> Reader:
     try:
         return READERS[name]
     except KeyError:
-        known = ", ".join(sorted(READERS))
+        known = ", ".join(sorted([*READERS, AUTO]))
         raise InputError(f"unknown log format '{name}' (known: {known})") from None
 
 
@@ -101,6 +118,14 @@ class ReadStats:
     """Files without a single non-blank line."""
     metadata_keys: set[str] = field(default_factory=set)
     """With ``watch_keys``: those of them some record has, and the first few others (for suggestions)."""
+    formats: dict[str, str] = field(default_factory=dict)
+    """Each file's format (detected with ``auto``, else the one asked for)."""
+    per_file: dict[str, int] = field(default_factory=dict)
+    """Valid records read from each file."""
+    skipped: dict[str, Counter[str]] = field(default_factory=dict)
+    """Per file, entries that are not LLM requests, counted by reason."""
+    invalid_per_file: dict[str, int] = field(default_factory=dict)
+    """Per file, the invalid records skipped with ``skip_invalid``."""
 
 
 MAX_KEYS_NOTED = 64
@@ -144,7 +169,7 @@ def check_not_empty(paths: list[str], stats: ReadStats) -> None:
 def iter_records(
     paths: list[str],
     *,
-    fmt: str = "shadow",
+    fmt: str = AUTO,
     skip_invalid: bool = False,
     stats: ReadStats | None = None,
     on_invalid: Callable[[LogFormatError], None] | None = None,
@@ -155,14 +180,17 @@ def iter_records(
 
     Ids must be unique across all the files; a repeat is an error naming both lines.
     ``watch_keys`` are metadata keys to note in ``stats.metadata_keys`` when a record has them.
+    With ``fmt="auto"`` each file's format is detected (:mod:`replay.readers.detect`) and,
+    unless it is ``shadow``, said on stderr (``note: PATH: format detected as litellm``) when the
+    caller keeps ``stats`` (a first pass, a validation; a run's second pass re-reads silently).
     """
     watched = tuple(watch_keys)
-    reader = get_reader(fmt)
+    kept_stats = stats is not None
     stats = stats if stats is not None else ReadStats()
     seen: dict[str, Location] = {}
-    for path in paths:
+    for path, items in _sources(paths, fmt, max_record_bytes, stats, say=kept_stats):
         read = 0
-        for item in reader(path, max_record_bytes):
+        for item in items:
             read += 1
             if isinstance(item, LogRecord):
                 first = seen.get(item.id)
@@ -174,13 +202,46 @@ def iter_records(
                     yield item
                     continue
                 item = LogFormatError(item.location, f"duplicate id {shown(item.id, 80)} (first at {first})")
+            elif isinstance(item, Skipped):
+                stats.skipped.setdefault(item.location.path, Counter())[item.reason] += 1
+                continue
             if not skip_invalid:
                 raise item
             stats.invalid += 1
+            where = item.location.path if isinstance(item.location, Location) else path
+            stats.invalid_per_file[where] = stats.invalid_per_file.get(where, 0) + 1
             if on_invalid is not None:
                 on_invalid(item)
         if read == 0:
             stats.empty_files.append(path)
+        stats.per_file[path] = stats.records - sum(stats.per_file.values())
+
+
+def _sources(paths: list[str], fmt: str, cap: int, stats: ReadStats,
+             say: bool) -> Iterator[tuple[str, Iterable[LogRecord | LogFormatError | Skipped]]]:  # fmt: skip
+    """Each file with its items; the files of a joining reader (``read_group``) go to it together,
+    where the first of them stands. ``say``: note each detected format (not on a re-read)."""
+    if fmt == AUTO:
+        from replay.readers.detect import detect_format
+
+        formats = {path: detect_format(path) for path in paths}
+        for path, found in formats.items():
+            if say and found != "shadow":  # replay's own format is read silently, as before
+                print(f"note: {path}: format detected as {found}", file=sys.stderr)
+    else:
+        get_reader(fmt)  # an unknown name is an error even without a file
+        formats = dict.fromkeys(paths, fmt)
+    stats.formats.update(formats)
+    grouped: set[str] = set()
+    for path in paths:
+        name = formats[path]
+        reader = get_reader(name)
+        group = getattr(reader, "read_group", None)
+        if group is None:
+            yield path, reader(path, cap)
+        elif name not in grouped:
+            grouped.add(name)
+            yield from group([other for other in paths if formats[other] == name], cap)
 
 
 def _note_keys(noted: set[str], metadata: dict[str, object], watched: tuple[str, ...]) -> None:

@@ -33,8 +33,8 @@ from replay.wire.anthropic import completion_from_message, is_message
 from replay.wire.openai import completion_from_body
 
 _SKIP_CHUNK = 1 << 20
-_UTF8_BOM = b"\xef\xbb\xbf"
-_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+UTF8_BOM = b"\xef\xbb\xbf"
+READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 _OPENERS: dict[bytes, Callable[..., Any]] = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
 _REFUSED = {
     b"\x28\xb5\x2f\xfd": "compressed with zstd: decompress it first (zstd -d)",
@@ -44,7 +44,7 @@ _REFUSED = {
 }
 
 
-def _open(path: str) -> IO[bytes]:
+def open_log(path: str) -> IO[bytes]:
     """Open by content, not by name: gzip, bzip2 and xz are read whatever the suffix."""
     try:
         with open(path, "rb") as probe:
@@ -65,7 +65,7 @@ def _open(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _lines(handle: IO[bytes], cap: int) -> Iterator[tuple[int, bytes, int]]:
+def log_lines(handle: IO[bytes], cap: int) -> Iterator[tuple[int, bytes, int]]:
     """``(line number, line, size without the newline)``; a line over ``cap`` bytes comes
     back empty with its size, its bytes skipped in chunks, so memory stays bounded
     whatever the line's length."""
@@ -90,14 +90,14 @@ def _lines(handle: IO[bytes], cap: int) -> Iterator[tuple[int, bytes, int]]:
 def read_shadow(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[LogRecord | LogFormatError]:
     """Yield every non-blank line as a record or as the error that explains why it is not one."""
     line_no = 0
-    with _open(path) as handle:
+    with open_log(path) as handle:
         try:
-            for line_no, raw, size in _lines(handle, max_record_bytes):
+            for line_no, raw, size in log_lines(handle, max_record_bytes):
                 if size > max_record_bytes:
-                    yield LogFormatError(Location(path, line_no), _too_long(size, max_record_bytes))
+                    yield LogFormatError(Location(path, line_no), too_long(size, max_record_bytes))
                     continue
-                if line_no == 1 and raw.startswith(_UTF8_BOM):
-                    raw = raw[len(_UTF8_BOM):]
+                if line_no == 1 and raw.startswith(UTF8_BOM):
+                    raw = raw[len(UTF8_BOM):]
                 if not raw.strip():
                     continue
                 location = built(Location, path=path, line=line_no, index=None)
@@ -105,11 +105,11 @@ def read_shadow(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> 
                     yield parse_record(raw, location)
                 except ValueError as exc:
                     yield LogFormatError(location, str(exc))
-        except _READ_ERRORS as exc:  # compressed data cut short or corrupt: nothing after it can be read
+        except READ_ERRORS as exc:  # compressed data cut short or corrupt: nothing after it can be read
             raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
 
 
-def _too_long(size: int, cap: int) -> str:
+def too_long(size: int, cap: int) -> str:
     return (f"record is {size / 2**20:,.1f} MB, over the {cap / 2**20:g} MB limit"
             " (raise max_record_mb or --max-record-mb to read it)")  # fmt: skip
 
@@ -140,7 +140,7 @@ def parse_record(raw: bytes | str, location: Location = Location("")) -> LogReco
         LogRecord,
         id=record_id,
         request=request,
-        read_answer=_no_answer if response is None else _answer_reader(response, latency_ms, ttft_ms),
+        read_answer=no_answer if response is None else answer_reader(response, latency_ms, ttft_ms),
         latency_ms=latency_ms,
         ttft_ms=ttft_ms,
         status=checks.optional(obj, "status", int),
@@ -154,11 +154,11 @@ def parse_record(raw: bytes | str, location: Location = Location("")) -> LogReco
     return record
 
 
-def _no_answer() -> None:
+def no_answer() -> None:
     return None
 
 
-def _answer_reader(response: dict[str, Any], latency_ms: float | None, ttft_ms: float | None) -> Callable[[], Completion]:
+def answer_reader(response: dict[str, Any], latency_ms: float | None, ttft_ms: float | None) -> Callable[[], Completion]:
     """The parser of the logged answer's dialect: a chat completion, or an Anthropic message
     (``"type": "message"``, its ``content`` a list of blocks)."""
     parse = completion_from_message if is_message(response) else completion_from_body

@@ -1,0 +1,159 @@
+"""``openai-batch``: an OpenAI Batch input file joined with its output (and error) file by ``custom_id``.
+
+Input line: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``.
+Output and error lines: ``{"id", "custom_id", "response": {"status_code", "request_id", "body"} | null,
+"error": {"code", "message"} | null}``, in any order. The output's body is the logged answer, its
+``status_code`` the status; a failure is kept with its error and no answer. Batch files carry no
+latency and no timestamp. Only ``/v1/chat/completions`` requests are read; others are skipped.
+
+The output and error files are indexed (each ``custom_id`` and the line's offset), then the input
+is streamed and each answer read back at its offset: memory grows with the ids only, like the
+duplicate check every reader already pays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import orjson
+
+from replay.errors import LogFormatError
+from replay.readers import records as checks
+from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, Skipped, register_reader
+from replay.readers.objects import read_objects, record
+from replay.readers.shadow import open_log
+from replay.types import Location
+
+CHAT_URL = "/v1/chat/completions"
+
+
+def _is_input(obj: Any) -> bool:
+    return isinstance(obj, dict) and ("body" in obj or "method" in obj)
+
+
+def _role(path: str) -> str:
+    for item in read_objects(path, DEFAULT_MAX_RECORD_BYTES):
+        if isinstance(item, LogFormatError):
+            return "input"  # reported where it is read
+        return "input" if _is_input(item[1]) else "output"
+    return "input"
+
+
+def _index(path: str, cap: int) -> dict[str, tuple[str, int, int]]:
+    """``custom_id`` -> (path, line number, byte offset) of each answer line."""
+    found: dict[str, tuple[str, int, int]] = {}
+    with open_log(path) as handle:
+        offset, line_no = 0, 0
+        for raw in iter(lambda: handle.readline(cap + 1), b""):
+            line_no += 1
+            start, offset = offset, offset + len(raw)
+            key = raw.find(b'"custom_id"')
+            if key < 0:
+                continue
+            try:
+                custom_id = orjson.loads(raw).get("custom_id")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue  # not an answer line: the join reports the input without its answer
+            if isinstance(custom_id, str):
+                found.setdefault(custom_id, (path, line_no, start))
+    return found
+
+
+def _answer_at(where: tuple[str, int, int], handles: dict[str, Any], cap: int) -> dict[str, Any]:
+    path, line_no, offset = where
+    handle = handles.get(path)
+    if handle is None:
+        handle = handles[path] = open_log(path)
+    handle.seek(offset)
+    obj = orjson.loads(handle.readline(cap + 1))
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}:{line_no}: expected a JSON object")
+    return obj
+
+
+def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | None) -> Any:
+    if obj.get("url", CHAT_URL) != CHAT_URL:
+        return Skipped(location, f"not a chat completion ({checks.shown(obj.get('url'))})")
+    body = obj.get("body")
+    if not isinstance(body, dict):
+        raise ValueError("'body' is required and must be a chat-completions request object")
+    response, status, error, metadata = None, None, None, {}
+    if answer is not None:
+        wire = answer.get("response")
+        if wire is not None and not isinstance(wire, dict):
+            raise ValueError("'response' in the output file must be an object")
+        if wire:
+            status = wire.get("status_code")
+            payload = wire.get("body")
+            if isinstance(payload, dict) and "error" in payload and "choices" not in payload:
+                error = payload.get("error")
+            elif payload is not None:
+                response = payload
+            metadata["request_id"] = wire.get("request_id")
+        if answer.get("error") is not None:
+            error = answer["error"]
+        metadata["batch_request_id"] = answer.get("id")
+    else:
+        metadata["batch_answer"] = "missing"
+    if isinstance(body.get("metadata"), dict):
+        metadata.update({key: value for key, value in body["metadata"].items() if key not in metadata})
+    return record(location, id=obj.get("custom_id"), id_field="custom_id", request=_messages_request(body),
+                  response=response, status=status, error=error, metadata=metadata)  # fmt: skip
+
+
+def _messages_request(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return checks.request(body)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("'request", "'body", 1)) from None
+
+
+def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[str, Iterator[Any]]]:
+    """The input files' records, each joined with its answer from the output and error files among ``paths``."""
+    inputs, answers = [], []
+    for path in paths:
+        (inputs if _role(path) == "input" else answers).append(path)
+    index: dict[str, tuple[str, int, int]] = {}
+    for path in answers:
+        for custom_id, where in _index(path, max_record_bytes).items():
+            index.setdefault(custom_id, where)
+    if not inputs:
+        where = answers[0] if answers else "logs"
+        yield where, iter([LogFormatError(Location(where), "an OpenAI Batch output file without its input file"
+                                          " (give both: logs: {input: ..., output: ...})")])  # fmt: skip
+        return
+    handles: dict[str, Any] = {}
+    try:
+        for path in inputs:
+            yield path, _joined(path, index, handles, max_record_bytes)
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str, Any], cap: int) -> Iterator[Any]:
+    for item in read_objects(path, cap):
+        if isinstance(item, LogFormatError):
+            yield item
+            continue
+        location, obj = item
+        try:
+            if not isinstance(obj, dict):
+                raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+            if not _is_input(obj):
+                raise ValueError("an output line in the input file (expected 'custom_id', 'method', 'url', 'body')")
+            where = index.get(obj.get("custom_id")) if isinstance(obj.get("custom_id"), str) else None
+            answer = _answer_at(where, handles, cap) if where is not None else None
+            yield _convert(obj, location, answer)
+        except ValueError as exc:
+            yield LogFormatError(location, str(exc))
+
+
+@register_reader("openai-batch")
+def read_openai_batch(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Any]:
+    """One Batch input file without answers (its output file not given)."""
+    for _, items in read_group([path], max_record_bytes):
+        yield from items
+
+
+read_openai_batch.read_group = read_group  # type: ignore[attr-defined]

@@ -1,0 +1,204 @@
+"""``otel-genai``: OTLP JSON trace exports (the collector's file exporter: one
+``{"resourceSpans": [...]}`` export request a line), the inference spans following the GenAI
+semantic conventions; other spans are counted as skipped.
+
+Read, newest first: ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (with
+``gen_ai.system_instructions``) as JSON attributes; the deprecated events
+``gen_ai.{system,user,assistant,tool}.message`` and ``gen_ai.choice``; the flat
+``gen_ai.prompt.N.{role,content}`` / ``gen_ai.completion.N.*`` attributes. Capturing content is
+opt-in: a span without any of them is an error that says so. Latency is the span's duration,
+TTFT ``gen_ai.response.time_to_first_chunk`` (seconds), tokens ``gen_ai.usage.*``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from replay.readers.base import Skipped, register_reader
+from replay.readers.objects import chat_body, iso, object_reader, record
+from replay.types import Location
+
+INFERENCE = {"chat", "text_completion", "generate_content"}
+PARAMS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "seed": "seed",
+          "stop_sequences": "stop", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty"}  # fmt: skip
+NO_CONTENT = ("the span has no prompt (capturing message content is opt-in:"
+              " OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)")  # fmt: skip
+
+
+def _value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` as plain data."""
+    if not isinstance(value, dict):
+        return value
+    for key in ("stringValue", "boolValue", "doubleValue"):
+        if key in value:
+            return value[key]
+    if "intValue" in value:
+        return int(value["intValue"])
+    if "arrayValue" in value:
+        return [_value(item) for item in (value["arrayValue"] or {}).get("values") or ()]
+    if "kvlistValue" in value:
+        return _attributes((value["kvlistValue"] or {}).get("values"))
+    return None
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    return {item["key"]: _value(item.get("value")) for item in items or () if isinstance(item, dict) and "key" in item}
+
+
+def _json(value: Any, field: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ValueError(f"'{field}' must hold JSON") from None
+    return value
+
+
+def _parts_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A semconv message (``role``, ``parts``) as a chat message."""
+    texts, calls, result = [], [], None
+    for part in message.get("parts") or ():
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            texts.append(str(part.get("content", "")))
+        elif kind == "tool_call":
+            arguments = part.get("arguments")
+            calls.append({"id": part.get("id"), "type": "function", "function": {
+                "name": part.get("name", ""), "arguments": arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()}})
+        elif kind == "tool_call_response":
+            result = {"role": "tool", "tool_call_id": part.get("id"), "content": _text(part.get("result"))}
+    if result is not None:
+        return result
+    chat: dict[str, Any] = {"role": message.get("role"), "content": "".join(texts) if texts or not calls else None}
+    if calls:
+        chat["tool_calls"] = calls
+    return chat
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _from_attributes(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    if "gen_ai.input.messages" in attrs:
+        messages = [_parts_message(m) for m in _json(attrs["gen_ai.input.messages"], "gen_ai.input.messages") or ()]
+        system = _json(attrs.get("gen_ai.system_instructions"), "gen_ai.system_instructions")
+        if system:
+            text = "".join(str(p.get("content", "")) for p in system if isinstance(p, dict)) if isinstance(system, list) else str(system)
+            messages.insert(0, {"role": "system", "content": text})
+        outputs = _json(attrs.get("gen_ai.output.messages"), "gen_ai.output.messages") or []
+        answer = None
+        if outputs:
+            first = outputs[0]
+            message = _parts_message(first)
+            answer = {"message": message, "finish_reason": first.get("finish_reason")}
+        return messages, answer
+    flat = [(int(key.split(".")[2]), key.split(".", 3)[3], value) for key, value in attrs.items()
+            if key.startswith("gen_ai.prompt.") and key.count(".") >= 3 and key.split(".")[2].isdigit()]  # fmt: skip
+    if not flat:
+        return None, None
+    prompt: dict[int, dict[str, Any]] = {}
+    for index, name, value in flat:
+        prompt.setdefault(index, {})[name] = value
+    messages = [{"role": item.get("role", "user"), "content": item.get("content", "")} for _, item in sorted(prompt.items())]
+    completion = {key.split(".", 3)[3]: value for key, value in attrs.items() if key.startswith("gen_ai.completion.0.")}
+    answer = {"message": {"role": "assistant", "content": completion.get("content")},
+              "finish_reason": completion.get("finish_reason")} if completion else None  # fmt: skip
+    return messages, answer
+
+
+def _from_events(events: Any) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    messages: list[dict[str, Any]] = []
+    answer = None
+    for event in events or ():
+        name = event.get("name", "") if isinstance(event, dict) else ""
+        attrs = _attributes(event.get("attributes")) if name else {}
+        body = _value(event.get("body")) if isinstance(event, dict) and "body" in event else {}
+        fields = {**(body if isinstance(body, dict) else {}), **attrs}
+        role = name[len("gen_ai."):-len(".message")] if name.startswith("gen_ai.") and name.endswith(".message") else None
+        if role in ("system", "user", "assistant", "tool"):
+            message: dict[str, Any] = {"role": role, "content": fields.get("content")}
+            if role == "tool":
+                message["tool_call_id"] = fields.get("id")
+            messages.append(message)
+        elif name == "gen_ai.choice" and answer is None:
+            inner = _json(fields.get("message"), "gen_ai.choice.message") or {}
+            answer = {"message": {"role": "assistant", "content": inner.get("content", fields.get("content"))},
+                      "finish_reason": fields.get("finish_reason")}  # fmt: skip
+    return (messages or None), answer
+
+
+def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) -> Any:
+    attrs = _attributes(span.get("attributes"))
+    operation = attrs.get("gen_ai.operation.name")
+    if operation not in INFERENCE and not any(key.startswith("gen_ai.prompt.") for key in attrs):
+        return Skipped(location, "not a GenAI inference span" if operation is None else f"gen_ai.operation.name {operation!r}")
+    messages, answer = _from_attributes(attrs)
+    if messages is None:
+        messages, answer = _from_events(span.get("events"))
+    if messages is None:
+        raise ValueError(f"span {span.get('spanId')}: {NO_CONTENT}")
+    request: dict[str, Any] = {"model": attrs.get("gen_ai.request.model"), "messages": messages}
+    request.update({name: attrs[f"gen_ai.request.{key}"] for key, name in PARAMS.items() if f"gen_ai.request.{key}" in attrs})
+    usage = {"prompt_tokens": attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens")),
+             "completion_tokens": attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens"))}  # fmt: skip
+    failed = (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR") or "error.type" in attrs
+    response = None
+    if answer is not None and not failed:
+        message = answer["message"]
+        finish = answer.get("finish_reason") or (attrs.get("gen_ai.response.finish_reasons") or [None])[0]
+        response = chat_body(message.get("content"), model=attrs.get("gen_ai.response.model"), finish_reason=finish,
+                             usage=usage if any(v is not None for v in usage.values()) else None,
+                             tool_calls=message.get("tool_calls"), response_id=attrs.get("gen_ai.response.id"))  # fmt: skip
+    start, end = _nanos(span.get("startTimeUnixNano")), _nanos(span.get("endTimeUnixNano"))
+    first_chunk = attrs.get("gen_ai.response.time_to_first_chunk")
+    return record(
+        location,
+        id=span.get("spanId"),
+        id_field="spanId",
+        request=request,
+        messages_field="gen_ai.input.messages",
+        response=response,
+        latency_ms=(end - start) / 1e6 if start is not None and end is not None and end >= start else None,
+        ttft_ms=first_chunk * 1000.0 if isinstance(first_chunk, (int, float)) else None,
+        error=(attrs.get("error.type") or (span.get("status") or {}).get("message") or "error") if failed else None,
+        timestamp=iso(start / 1e9, "startTimeUnixNano") if start is not None else None,
+        metadata={
+            "trace": span.get("traceId"),
+            "provider": attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system")),
+            "session": attrs.get("gen_ai.conversation.id"),
+            "service": resource.get("service.name"),
+            "span": span.get("name"),
+        },
+    )
+
+
+def _nanos(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"span time must be an integer of nanoseconds, got {value!r}") from None
+
+
+def _convert(obj: dict[str, Any], location: Location) -> list[Any]:
+    if not isinstance(obj.get("resourceSpans"), list):
+        raise ValueError("'resourceSpans' is required (an OTLP JSON trace export)")
+    items: list[Any] = []
+    for resource_spans in obj["resourceSpans"]:
+        resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
+        for scope in resource_spans.get("scopeSpans") or ():
+            for span in scope.get("spans") or ():
+                try:
+                    items.append(_span(span, resource, location))
+                except ValueError as exc:
+                    from replay.errors import LogFormatError
+
+                    items.append(LogFormatError(location, str(exc)))
+    return items
+
+
+read_otel = register_reader("otel-genai")(object_reader(_convert))
