@@ -36,7 +36,8 @@ def test_an_unknown_source_is_an_error_that_asks_for_format(tmp_path):
     with pytest.raises(InputError) as info:
         detect_format(path)
     assert str(info.value) == (f"{path}: cannot detect the log format from the first 1 record(s) (set format: or"
-                               " --format to one of shadow, openai-batch, otel-genai, langfuse, litellm)")  # fmt: skip
+                               " --format to one of shadow, openai-responses, anthropic-batch, openai-batch, otel-genai, langfuse,"
+                               " langsmith, helicone, litellm)")  # fmt: skip
 
 
 def test_a_broken_shadow_line_gets_the_shadow_readers_message(tmp_path):

@@ -38,3 +38,7 @@ from replay.readers import openai_batch as _openai_batch  # noqa: F401,E402  reg
 from replay.readers import litellm as _litellm  # noqa: F401,E402  registers "litellm"
 from replay.readers import langfuse as _langfuse  # noqa: F401,E402  registers "langfuse"
 from replay.readers import otel as _otel  # noqa: F401,E402  registers "otel-genai"
+from replay.readers import anthropic_batch as _anthropic_batch  # noqa: F401,E402  registers "anthropic-batch"
+from replay.readers import helicone as _helicone  # noqa: F401,E402  registers "helicone"
+from replay.readers import langsmith as _langsmith  # noqa: F401,E402  registers "langsmith"
+from replay.readers import openai_responses as _openai_responses  # noqa: F401,E402  registers "openai-responses"

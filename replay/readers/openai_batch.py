@@ -39,7 +39,7 @@ def _role(path: str) -> str:
     return "input"
 
 
-def _index(path: str, cap: int) -> dict[str, tuple[str, int, int]]:
+def index_answers(path: str, cap: int) -> dict[str, tuple[str, int, int]]:
     """``custom_id`` -> (path, line number, byte offset) of each answer line."""
     found: dict[str, tuple[str, int, int]] = {}
     with open_log(path) as handle:
@@ -59,7 +59,7 @@ def _index(path: str, cap: int) -> dict[str, tuple[str, int, int]]:
     return found
 
 
-def _answer_at(where: tuple[str, int, int], handles: dict[str, Any], cap: int) -> dict[str, Any]:
+def answer_at(where: tuple[str, int, int], handles: dict[str, Any], cap: int) -> dict[str, Any]:
     path, line_no, offset = where
     handle = handles.get(path)
     if handle is None:
@@ -115,7 +115,7 @@ def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTE
         (inputs if _role(path) == "input" else answers).append(path)
     index: dict[str, tuple[str, int, int]] = {}
     for path in answers:
-        for custom_id, where in _index(path, max_record_bytes).items():
+        for custom_id, where in index_answers(path, max_record_bytes).items():
             index.setdefault(custom_id, where)
     if not inputs:
         where = answers[0] if answers else "logs"
@@ -143,7 +143,7 @@ def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str
             if not _is_input(obj):
                 raise ValueError("an output line in the input file (expected 'custom_id', 'method', 'url', 'body')")
             where = index.get(obj.get("custom_id")) if isinstance(obj.get("custom_id"), str) else None
-            answer = _answer_at(where, handles, cap) if where is not None else None
+            answer = answer_at(where, handles, cap) if where is not None else None
             yield _convert(obj, location, answer)
         except ValueError as exc:
             yield LogFormatError(location, str(exc))

@@ -1,0 +1,97 @@
+"""``anthropic-batch``: Anthropic Message Batches, the requests file joined with the results file by ``custom_id``.
+
+Request line: ``{"custom_id", "params": {<a Messages request>}}`` (the ``requests`` array of the
+create call, one a line). Result line: ``{"custom_id", "result": {"type": "succeeded", "message":
+{...}} | {"type": "errored", "error": {...}} | {"type": "canceled"} | {"type": "expired"}}``, in any
+order. Give both, as a folder or ``logs: {input: requests.jsonl, output: results.jsonl}``. The
+Messages request is kept as it is (each arm's provider adapts it); results carry no latency.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from replay.errors import LogFormatError
+from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, register_reader
+from replay.readers.objects import read_objects, record
+from replay.readers.openai_batch import answer_at, index_answers
+from replay.types import Location
+
+
+def _is_request(obj: Any) -> bool:
+    return isinstance(obj, dict) and "params" in obj
+
+
+def _role(path: str) -> str:
+    for item in read_objects(path, DEFAULT_MAX_RECORD_BYTES):
+        return "input" if isinstance(item, LogFormatError) or _is_request(item[1]) else "output"
+    return "input"
+
+
+def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | None) -> Any:
+    params = obj.get("params")
+    if not isinstance(params, dict):
+        raise ValueError("'params' is required and must be a Messages request object")
+    response, error, metadata = None, None, {}
+    result = answer.get("result") if answer is not None else None
+    if answer is not None and not isinstance(result, dict):
+        raise ValueError("'result' in the results file must be an object")
+    kind = result.get("type") if result else "missing"
+    metadata["batch_result"] = kind
+    if kind == "succeeded":
+        response = result.get("message") if result else None
+    elif kind == "errored":
+        error = result.get("error") if result else None
+    elif kind in ("canceled", "expired"):
+        error = {"type": kind}
+    if isinstance(params.get("metadata"), dict):
+        metadata["user"] = params["metadata"].get("user_id")
+    return record(location, id=obj.get("custom_id"), id_field="custom_id", request=params,
+                  messages_field="params.messages", response=response, error=error, metadata=metadata)  # fmt: skip
+
+
+def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[str, Iterator[Any]]]:
+    requests, results = [], []
+    for path in paths:
+        (requests if _role(path) == "input" else results).append(path)
+    index: dict[str, tuple[str, int, int]] = {}
+    for path in results:
+        for custom_id, where in index_answers(path, max_record_bytes).items():
+            index.setdefault(custom_id, where)
+    if not requests:
+        where = results[0] if results else "logs"
+        yield where, iter([LogFormatError(Location(where), "Message Batches results without the requests file"
+                                          " (give both: logs: {input: requests.jsonl, output: results.jsonl})")])  # fmt: skip
+        return
+    handles: dict[str, Any] = {}
+    try:
+        for path in requests:
+            yield path, _joined(path, index, handles, max_record_bytes)
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str, Any], cap: int) -> Iterator[Any]:
+    for item in read_objects(path, cap):
+        if isinstance(item, LogFormatError):
+            yield item
+            continue
+        location, obj = item
+        try:
+            if not _is_request(obj):
+                raise ValueError("expected a request line ('custom_id', 'params')")
+            where = index.get(obj.get("custom_id")) if isinstance(obj.get("custom_id"), str) else None
+            yield _convert(obj, location, answer_at(where, handles, cap) if where is not None else None)
+        except ValueError as exc:
+            yield LogFormatError(location, str(exc))
+
+
+@register_reader("anthropic-batch")
+def read_anthropic_batch(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Any]:
+    """One requests file without results."""
+    for _, items in read_group([path], max_record_bytes):
+        yield from items
+
+
+read_anthropic_batch.read_group = read_group  # type: ignore[attr-defined]

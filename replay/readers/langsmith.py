@@ -1,0 +1,112 @@
+"""``langsmith``: LangSmith runs as JSON Lines (``Client.list_runs(run_type="llm")`` dumped a run a
+line); only ``llm`` runs are requests, the rest (chain, tool, retriever...) are counted as skipped.
+
+``inputs`` is either the OpenAI kwargs (``wrap_openai``: ``model``, ``messages``, parameters) or
+LangChain-serialised messages (``{"messages": [[{"lc": 1, "type": "constructor", "id": [...,
+"HumanMessage"], "kwargs": {"content"}}]]}`` or ``{"type": "human", "content"}``). ``outputs`` is a
+chat completion (``wrap_openai``) or LangChain ``generations``. Parameters also come from
+``extra.invocation_params`` and ``extra.metadata.ls_*``; timing from ``start_time``, ``end_time``,
+``first_token_time``; tokens from ``prompt_tokens``/``completion_tokens`` or ``usage_metadata``.
+The Parquet bulk export is not read (convert it to JSON Lines first).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replay.readers.base import Skipped, register_reader
+from replay.readers.objects import chat_body, dig, object_reader, record, seconds_between
+from replay.readers.records import PARAMETERS
+from replay.types import Location, LogRecord
+
+ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function",
+         "HumanMessage": "user", "AIMessage": "assistant", "SystemMessage": "system", "ToolMessage": "tool",
+         "AIMessageChunk": "assistant", "ChatMessage": None}  # fmt: skip
+
+
+def _message(value: Any) -> Any:
+    """A LangChain message (serialised or plain) as a chat message; a chat message unchanged."""
+    if not isinstance(value, dict) or "role" in value:
+        return value
+    if value.get("lc") == 1 and isinstance(value.get("kwargs"), dict):
+        kind = (value.get("id") or [""])[-1]
+        kwargs = value["kwargs"]
+    else:
+        kind, kwargs = value.get("type"), value
+    role = ROLES.get(kind) or kwargs.get("role") or kind
+    message: dict[str, Any] = {"role": role, "content": kwargs.get("content")}
+    if role == "tool":
+        message["tool_call_id"] = kwargs.get("tool_call_id")
+    calls = kwargs.get("tool_calls") or dig(kwargs, "additional_kwargs", "tool_calls")
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _request(run: dict[str, Any]) -> dict[str, Any]:
+    inputs = run.get("inputs") if isinstance(run.get("inputs"), dict) else {}
+    messages = inputs.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], list):
+        messages = messages[0]  # LangChain batches: one list of messages per prompt
+    params = {**(dig(run, "extra", "invocation_params") or {}), **inputs}
+    request = {key: value for key, value in params.items() if key in PARAMETERS}
+    meta = dig(run, "extra", "metadata") or {}
+    request.setdefault("model", meta.get("ls_model_name") or params.get("model_name"))
+    for key, name in (("ls_temperature", "temperature"), ("ls_max_tokens", "max_tokens")):
+        if meta.get(key) is not None:
+            request.setdefault(name, meta[key])
+    request["messages"] = [_message(m) for m in messages] if isinstance(messages, list) else messages
+    if request["model"] is None:
+        del request["model"]
+    return request
+
+
+def _answer(run: dict[str, Any]) -> dict[str, Any] | None:
+    outputs = run.get("outputs")
+    if not isinstance(outputs, dict):
+        return None
+    if "choices" in outputs:
+        return outputs
+    generation = dig(outputs, "generations")
+    if isinstance(generation, list) and generation:
+        first = generation[0][0] if isinstance(generation[0], list) and generation[0] else generation[0]
+        if isinstance(first, dict):
+            message = _message(first.get("message")) if isinstance(first.get("message"), dict) else {}
+            usage = dig(outputs, "llm_output", "token_usage") or _usage(run)
+            return chat_body(message.get("content", first.get("text")), tool_calls=message.get("tool_calls"),
+                             finish_reason=dig(first, "generation_info", "finish_reason"), usage=usage,
+                             model=dig(outputs, "llm_output", "model_name"))  # fmt: skip
+    return None
+
+
+def _usage(run: dict[str, Any]) -> dict[str, Any] | None:
+    usage = dig(run, "outputs", "usage_metadata") or {}
+    prompt = run.get("prompt_tokens", usage.get("input_tokens"))
+    completion = run.get("completion_tokens", usage.get("output_tokens"))
+    return {"prompt_tokens": prompt, "completion_tokens": completion} if prompt is not None or completion is not None else None
+
+
+def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
+    if run.get("run_type") != "llm":
+        return Skipped(location, f"{run.get('run_type') or 'untyped'} run (only llm runs are requests)")
+    start = run.get("start_time")
+    failed = run.get("status") == "error" or run.get("error") is not None
+    meta = dig(run, "extra", "metadata") or {}
+    return record(
+        location,
+        id=run.get("id"),
+        request=_request(run),
+        messages_field="inputs.messages",
+        response=None if failed else _answer(run),
+        response_field="outputs",
+        latency_ms=seconds_between(start, run.get("end_time"), "end_time"),
+        ttft_ms=seconds_between(start, run.get("first_token_time"), "first_token_time"),
+        error=run.get("error") if failed else None,
+        timestamp=start + "Z" if isinstance(start, str) and start[-1:].isdigit() and "+" not in start[10:] else start,
+        metadata={"trace": run.get("trace_id"), "name": run.get("name"), "provider": meta.get("ls_provider"),
+                  "session": run.get("session_id"), "tags": run.get("tags") or None,
+                  "user": meta.get("user_id")},  # fmt: skip
+    )
+
+
+read_langsmith = register_reader("langsmith")(object_reader(_convert))
