@@ -134,6 +134,8 @@ class Scenario:
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     log_format: str = "auto"
     """``format``: a registered reader, or ``auto`` (each file's source detected from its first records)."""
+    log_mapping: dict[str, str] | None = None
+    """``mapping``: the fields of a ``csv``/``jsonl`` log (``log_format`` is then its registered reader)."""
     max_record_mb: float = DEFAULT_MAX_RECORD_MB
     """The longest log line read, in MB (2**20 bytes); ``max_record_mb`` or ``--max-record-mb``."""
     search_dirs: tuple[str, ...] = (".",)
@@ -150,9 +152,10 @@ class Scenario:
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret. An absent
-        ``embeddings`` or ``judge`` (or an arm's ``transform``) is left out, so a scenario without one keeps the digest it had."""
+        ``embeddings``, ``judge`` or ``log_mapping`` (or an arm's ``transform``) is left out, so a scenario
+        without one keeps the digest it had."""
         snapshot = asdict(self)
-        for key in ("embeddings", "judge"):
+        for key in ("embeddings", "judge", "log_mapping"):
             if snapshot[key] is None:
                 del snapshot[key]
         arms = (snapshot["candidate"], snapshot["production"], (snapshot.get("embeddings") or {}).get("endpoint"),

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from replay.config import (BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, PROMPT_MODES, RANGES, TRANSPORTS, Arm, Embeddings,
                            Judge, Limits, Scenario, Transform)
-from replay.errors import ScenarioError
+from replay.errors import InputError, ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
 from replay.settings import check_decision
@@ -82,6 +82,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a string"),
     "logs": ((str, list, dict), "a path, a glob, a list of them or {input, output, error} (a Batch's files)"),
     "format": ((str,), "a log format name"),
+    "mapping": ((dict,), "a mapping of target: source field (format csv or jsonl)"),
     "max_record_mb": (_NUM, RANGES["max_record_mb"].describe()),
     "sample": ((dict,), "a mapping with rate, max and seed"),
     "baseline": ((str,), "'logged' or 'fresh'"),
@@ -254,7 +255,8 @@ def build_scenario(
         production=production,
         budget_usd=budget,
         prices=prices,
-        log_format=top.get("format", "auto"),
+        log_format=_log_format(check, top),
+        log_mapping=top.get("mapping"),
         max_record_mb=float(top.get("max_record_mb", DEFAULT_MAX_RECORD_MB)),
         search_dirs=search_dirs,
         source=source,
@@ -463,6 +465,20 @@ def _prices(check: _Checker, data: dict[str, Any]) -> dict[str, dict[str, float]
     return prices
 
 
+def _log_format(check: _Checker, top: dict[str, Any]) -> str:
+    """``format``; with ``mapping``, the csv/jsonl reader it registers."""
+    fmt = top.get("format", "auto")
+    if "mapping" not in top:
+        return str(fmt)
+    from replay.readers.mapped import mapped_format
+
+    try:
+        return mapped_format(fmt, top["mapping"])
+    except InputError as exc:
+        key, _, message = str(exc).partition(": ")
+        raise check.fail(key, message) from None
+
+
 LOG_PARTS = ("input", "output", "error")
 """``logs: {input: batch_in.jsonl, output: batch_out.jsonl, error: batch_err.jsonl}``: a Batch's files,
 read together (the reader tells them apart by content and joins them by ``custom_id``)."""
@@ -512,6 +528,10 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
         snap["embeddings"] = Embeddings(arm(embeddings["endpoint"]), embeddings["batch_size"])  # type: ignore[arg-type]
     snap["sample"] = SampleSpec(**snap["sample"])
     snap["logs"] = tuple(snap["logs"])
+    if snap.get("log_mapping"):
+        from replay.readers.mapped import mapped_format
+
+        snap["log_format"] = mapped_format(snap["log_format"].split("+", 1)[0], snap["log_mapping"])
     snap["search_dirs"] = tuple(snap["search_dirs"])
     if snap.get("judge") is not None:
         snap["judge"] = Judge(**{**snap["judge"], "arm": arm(snap["judge"]["arm"])})

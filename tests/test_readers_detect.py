@@ -14,7 +14,8 @@ from replay.readers.detect import detect_format
 LOGS = os.path.join(ROOT, "fixtures", "logs")
 FIXTURES = sorted(
     (os.path.relpath(os.path.join(folder, name), LOGS), os.path.basename(folder) if folder != LOGS else "shadow")
-    for folder, _, names in os.walk(LOGS) for name in names if name.endswith(".jsonl")
+    for folder, _, names in os.walk(LOGS) for name in names
+    if name.endswith(".jsonl") and os.path.basename(folder) not in ("csv", "jsonl")  # these need a mapping:
 )  # fmt: skip
 
 
@@ -37,7 +38,13 @@ def test_an_unknown_source_is_an_error_that_asks_for_format(tmp_path):
         detect_format(path)
     assert str(info.value) == (f"{path}: cannot detect the log format from the first 1 record(s) (set format: or"
                                " --format to one of shadow, openai-responses, anthropic-batch, openai-batch, otel-genai, langfuse,"
-                               " langsmith, helicone, litellm)")  # fmt: skip
+                               " langsmith, helicone, litellm; or jsonl with a mapping:)")  # fmt: skip
+
+
+def test_a_home_grown_jsonl_log_is_not_guessed():
+    with pytest.raises(InputError) as info:
+        detect_format(os.path.join(LOGS, "jsonl", "app_log.jsonl"))
+    assert "cannot detect the log format from the first 2 record(s)" in str(info.value)
 
 
 def test_a_broken_shadow_line_gets_the_shadow_readers_message(tmp_path):

@@ -23,7 +23,9 @@ def logs_group() -> None:
 @click.option("--format", "fmt", default="auto", show_default=True, help="Log format (auto: detected per file).")
 @click.option("--max-record-mb", type=number_type("max_record_mb"), default=DEFAULT_MAX_RECORD_MB, show_default=True,
               help="Longest line to read, in MB; a longer one is reported.")  # fmt: skip
-def validate_command(files: tuple[str, ...], fmt: str, max_record_mb: float) -> None:
+@click.option("--mapping", "mapping", multiple=True, metavar="TARGET=FIELD",
+              help="With --format csv or jsonl: a target and the field it comes from (repeatable).")
+def validate_command(files: tuple[str, ...], fmt: str, max_record_mb: float, mapping: tuple[str, ...]) -> None:
     """Check that every line of FILES (files, globs or directories of *.jsonl) is a
     record the run can use, with unique ids: the request as an endpoint checks it
     (roles, content, parameter types) and the logged answer as the run reads it.
@@ -45,7 +47,7 @@ def validate_command(files: tuple[str, ...], fmt: str, max_record_mb: float) -> 
         if stats.invalid <= MAX_SHOWN:
             click.echo(str(error), err=True)
 
-    records = iter_records(paths, fmt=fmt, skip_invalid=True, stats=stats, on_invalid=show,
+    records = iter_records(paths, fmt=_with_mapping(fmt, mapping), skip_invalid=True, stats=stats, on_invalid=show,
                            max_record_bytes=int(max_record_mb * 2**20))  # fmt: skip
     for _ in records:
         pass
@@ -54,15 +56,36 @@ def validate_command(files: tuple[str, ...], fmt: str, max_record_mb: float) -> 
     check_not_empty(paths, stats)
     for path in stats.empty_files:
         click.echo(f"note: {path}: the log is empty (no records)", err=True)
+    for path, reasons in stats.skipped.items():
+        counts = ", ".join(f"{count:,} {_shown(reason)}" for reason, count in reasons.most_common())
+        click.echo(f"note: {path}: {stats.per_file.get(path, 0):,} records read, skipped (not requests): {counts}", err=True)
     click.echo(f"ok: {stats.records} records in {len(paths)} file(s)")
 
 
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path())
 _FORMAT = click.option("--format", "fmt", default="auto", show_default=True, help="Log format (auto: detected per file).")
+_MAPPING = click.option("--mapping", "mapping", multiple=True, metavar="TARGET=FIELD",
+                        help="With --format csv or jsonl: a target and the field it comes from (repeatable).")
 _SKIP = click.option("--skip-invalid", is_flag=True, help="Skip malformed records (counted) instead of stopping.")
 
 
 OTHER = "(other)"
+
+
+def _with_mapping(fmt: str, pairs: tuple[str, ...]) -> str:
+    """``--mapping id=request_id ...``: the csv/jsonl reader it registers (``fmt`` alone without any)."""
+    if not pairs:
+        return fmt
+    from replay.errors import InputError
+    from replay.readers.mapped import mapped_format
+
+    mapping = {}
+    for pair in pairs:
+        target, sep, source = pair.partition("=")
+        if not sep:
+            raise InputError(f"--mapping: expected TARGET=FIELD, got {pair!r}")
+        mapping[target.strip()] = source.strip()
+    return mapped_format(fmt, mapping)
 
 
 def _shown(text: Any, limit: int = 80) -> str:
@@ -80,9 +103,11 @@ def _counts(counter: Any, limit: int = 10) -> str:
 @logs_group.command(name="inspect")
 @_FILES
 @_FORMAT
+@_MAPPING
 @_SKIP
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def inspect_command(files: tuple[str, ...], fmt: str, skip_invalid: bool, as_json: bool) -> None:
+def inspect_command(files: tuple[str, ...], fmt: str, mapping: tuple[str, ...], skip_invalid: bool,
+                    as_json: bool) -> None:  # fmt: skip
     """Describe FILES: records per file and format, models, date range, segments with
     counts, token totals, error share, records without a response, duplicate requests.
 
@@ -101,7 +126,7 @@ def inspect_command(files: tuple[str, ...], fmt: str, skip_invalid: bool, as_jso
         if len(shown_invalid) <= MAX_SHOWN:
             click.echo(str(error), err=True)
 
-    summary = summarize(paths, fmt=fmt, skip_invalid=skip_invalid, on_invalid=show)
+    summary = summarize(paths, fmt=_with_mapping(fmt, mapping), skip_invalid=skip_invalid, on_invalid=show)
     check_not_empty(paths, summary.stats)
     if as_json:
         click.echo(json.dumps(summary.as_json(), indent=2))
@@ -144,10 +169,12 @@ def _inspect_lines(data: dict[str, Any]) -> list[str]:
 @logs_group.command(name="convert")
 @_FILES
 @_FORMAT
+@_MAPPING
 @_SKIP
 @click.option("--to", "to", default="shadow", show_default=True, type=click.Choice(["shadow"]), help="Format to write.")
 @click.option("-o", "--output", "output", required=True, help="File to write ('-': stdout).")
-def convert_command(files: tuple[str, ...], fmt: str, skip_invalid: bool, to: str, output: str) -> None:
+def convert_command(files: tuple[str, ...], fmt: str, mapping: tuple[str, ...], skip_invalid: bool, to: str,
+                    output: str) -> None:  # fmt: skip
     """Write the records of FILES (any readable format) as a shadow log.
 
     \b
@@ -164,7 +191,7 @@ def convert_command(files: tuple[str, ...], fmt: str, skip_invalid: bool, to: st
         if stats.invalid <= MAX_SHOWN:
             click.echo(str(error), err=True)
 
-    count = convert(paths, output, fmt=fmt, to=to, skip_invalid=skip_invalid, stats=stats, on_invalid=show)
+    count = convert(paths, output, fmt=_with_mapping(fmt, mapping), to=to, skip_invalid=skip_invalid, stats=stats, on_invalid=show)
     check_not_empty(paths, stats)
     skipped = sum(sum(reasons.values()) for reasons in stats.skipped.values())
     extra = "".join([f", {stats.invalid:,} invalid skipped" if stats.invalid else "",

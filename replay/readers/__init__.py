@@ -42,3 +42,4 @@ from replay.readers import anthropic_batch as _anthropic_batch  # noqa: F401,E40
 from replay.readers import helicone as _helicone  # noqa: F401,E402  registers "helicone"
 from replay.readers import langsmith as _langsmith  # noqa: F401,E402  registers "langsmith"
 from replay.readers import openai_responses as _openai_responses  # noqa: F401,E402  registers "openai-responses"
+from replay.readers import mapped as _mapped  # noqa: F401,E402  registers "csv" and "jsonl" (with a mapping)

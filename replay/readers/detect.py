@@ -73,6 +73,8 @@ def detect_format(path: str) -> str:
     """The registered format of ``path``'s first recognisable record (see the module's rule)."""
     from replay.readers.objects import read_objects
 
+    if path.endswith((".csv", ".csv.gz")):
+        raise InputError(f"{path}: a CSV file: set format: csv and a mapping: of its columns")
     probed, shadow_like = 0, False
     for item in read_objects(path, PROBE_BYTES):
         probed += 1
@@ -90,4 +92,4 @@ def detect_format(path: str) -> str:
         return "shadow"
     known = ", ".join(name for name, _ in RULES if name in READERS)
     raise InputError(f"{path}: cannot detect the log format from the first {probed} record(s)"
-                     f" (set format: or --format to one of {known})")  # fmt: skip
+                     f" (set format: or --format to one of {known}; or jsonl with a mapping:)")  # fmt: skip
