@@ -51,7 +51,8 @@ def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | N
 
 
 def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[str, Iterator[Any]]]:
-    requests, results = [], []
+    requests: list[str] = []
+    results: list[str] = []
     for path in paths:
         (requests if _role(path) == "input" else results).append(path)
     index: dict[str, tuple[str, int, int]] = {}
@@ -59,8 +60,8 @@ def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTE
         for custom_id, where in index_answers(path, max_record_bytes).items():
             index.setdefault(custom_id, where)
     if not requests:
-        where = results[0] if results else "logs"
-        yield where, iter([LogFormatError(Location(where), "Message Batches results without the requests file"
+        named = results[0] if results else "logs"
+        yield named, iter([LogFormatError(Location(named), "Message Batches results without the requests file"
                                           " (give both: logs: {input: requests.jsonl, output: results.jsonl})")])  # fmt: skip
         return
     handles: dict[str, Any] = {}
@@ -81,7 +82,8 @@ def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str
         try:
             if not _is_request(obj):
                 raise ValueError("expected a request line ('custom_id', 'params')")
-            where = index.get(obj.get("custom_id")) if isinstance(obj.get("custom_id"), str) else None
+            custom_id = obj.get("custom_id")
+            where = index.get(custom_id) if isinstance(custom_id, str) else None
             yield _convert(obj, location, answer_at(where, handles, cap) if where is not None else None)
         except ValueError as exc:
             yield LogFormatError(location, str(exc))

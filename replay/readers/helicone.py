@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from replay.readers.base import register_reader
-from replay.readers.objects import object_reader, record
+from replay.readers.objects import as_dict, object_reader, record
 from replay.types import Location, LogRecord
 
 
@@ -37,7 +37,7 @@ def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
     status = obj.get("response_status")
     status = int(status) if isinstance(status, str) and status.isdigit() else status
     failed = isinstance(status, int) and status >= 400
-    properties = obj.get("request_properties") if isinstance(obj.get("request_properties"), dict) else {}
+    properties = as_dict(obj.get("request_properties"))
     return record(
         location,
         id=obj.get("request_id"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from replay.readers.base import Skipped, register_reader
-from replay.readers.objects import chat_body, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, chat_body, object_reader, record, seconds_between
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -64,7 +64,7 @@ def _one(obj: dict[str, Any], location: Location) -> LogRecord | Skipped:
     if obj.get("type") != "GENERATION":
         return Skipped(location, f"{obj.get('type') or 'untyped'} observation (only GENERATION is a request)")
     model = obj.get("providedModelName") or obj.get("model")
-    params = obj.get("modelParameters") if isinstance(obj.get("modelParameters"), dict) else {}
+    params = as_dict(obj.get("modelParameters"))
     request = {key: value for key, value in params.items() if key in PARAMETERS}
     request["messages"] = _messages(obj.get("input"))
     if model is not None:
@@ -91,7 +91,7 @@ def _one(obj: dict[str, Any], location: Location) -> LogRecord | Skipped:
             "session": obj.get("sessionId"),
             "tags": obj.get("tags") or None,
             "environment": obj.get("environment"),
-            **(obj["metadata"] if isinstance(obj.get("metadata"), dict) else {}),
+            **as_dict(obj.get("metadata")),
         },
     )
 

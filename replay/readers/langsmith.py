@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from replay.readers.base import Skipped, register_reader
-from replay.readers.objects import chat_body, dig, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, chat_body, dig, object_reader, record, seconds_between
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -44,13 +44,13 @@ def _message(value: Any) -> Any:
 
 
 def _request(run: dict[str, Any]) -> dict[str, Any]:
-    inputs = run.get("inputs") if isinstance(run.get("inputs"), dict) else {}
+    inputs = as_dict(run.get("inputs"))
     messages = inputs.get("messages")
     if isinstance(messages, list) and messages and isinstance(messages[0], list):
         messages = messages[0]  # LangChain batches: one list of messages per prompt
-    params = {**(dig(run, "extra", "invocation_params") or {}), **inputs}
+    params = {**as_dict(dig(run, "extra", "invocation_params")), **inputs}
     request = {key: value for key, value in params.items() if key in PARAMETERS}
-    meta = dig(run, "extra", "metadata") or {}
+    meta = as_dict(dig(run, "extra", "metadata"))
     request.setdefault("model", meta.get("ls_model_name") or params.get("model_name"))
     for key, name in (("ls_temperature", "temperature"), ("ls_max_tokens", "max_tokens")):
         if meta.get(key) is not None:
@@ -91,7 +91,7 @@ def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
         return Skipped(location, f"{run.get('run_type') or 'untyped'} run (only llm runs are requests)")
     start = run.get("start_time")
     failed = run.get("status") == "error" or run.get("error") is not None
-    meta = dig(run, "extra", "metadata") or {}
+    meta = as_dict(dig(run, "extra", "metadata"))
     return record(
         location,
         id=run.get("id"),

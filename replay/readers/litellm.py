@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from replay.readers.base import register_reader
-from replay.readers.objects import dig, instant, iso, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, dig, instant, iso, object_reader, record, seconds_between
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -50,7 +50,7 @@ def _request(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
-    obj = obj.get("standard_logging_object") if isinstance(obj.get("standard_logging_object"), dict) else obj
+    obj = as_dict(obj.get("standard_logging_object")) or obj
     spend_log = "request_id" in obj and "id" not in obj
     response = _json(obj.get("response"))
     response = response if isinstance(response, dict) and response else None

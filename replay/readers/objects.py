@@ -167,6 +167,11 @@ def iso(value: Any, field: str) -> str | None:
     return datetime.fromtimestamp(instant(value, field), tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is an object, else an empty one (a missing or odd field reads as nothing)."""
+    return value if isinstance(value, dict) else {}
+
+
 def dig(obj: Any, *keys: str) -> Any:
     """``obj[k1][k2]...``, None where a level is missing or not an object."""
     for key in keys:

@@ -110,7 +110,8 @@ def _messages_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[str, Iterator[Any]]]:
     """The input files' records, each joined with its answer from the output and error files among ``paths``."""
-    inputs, answers = [], []
+    inputs: list[str] = []
+    answers: list[str] = []
     for path in paths:
         (inputs if _role(path) == "input" else answers).append(path)
     index: dict[str, tuple[str, int, int]] = {}
@@ -118,8 +119,8 @@ def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTE
         for custom_id, where in index_answers(path, max_record_bytes).items():
             index.setdefault(custom_id, where)
     if not inputs:
-        where = answers[0] if answers else "logs"
-        yield where, iter([LogFormatError(Location(where), "an OpenAI Batch output file without its input file"
+        named = answers[0] if answers else "logs"
+        yield named, iter([LogFormatError(Location(named), "an OpenAI Batch output file without its input file"
                                           " (give both: logs: {input: ..., output: ...})")])  # fmt: skip
         return
     handles: dict[str, Any] = {}
@@ -142,7 +143,8 @@ def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str
                 raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
             if not _is_input(obj):
                 raise ValueError("an output line in the input file (expected 'custom_id', 'method', 'url', 'body')")
-            where = index.get(obj.get("custom_id")) if isinstance(obj.get("custom_id"), str) else None
+            custom_id = obj.get("custom_id")
+            where = index.get(custom_id) if isinstance(custom_id, str) else None
             answer = answer_at(where, handles, cap) if where is not None else None
             yield _convert(obj, location, answer)
         except ValueError as exc:

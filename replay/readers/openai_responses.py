@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from replay.readers.base import register_reader
-from replay.readers.objects import chat_body, object_reader, record
+from replay.readers.objects import as_dict, chat_body, object_reader, record
 from replay.types import Location, LogRecord
 
 DIRECT = ("model", "temperature", "top_p", "tool_choice", "parallel_tool_calls", "metadata", "user", "seed")
@@ -98,7 +98,7 @@ def chat_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             key: fmt[key] for key in ("name", "schema", "strict", "description") if key in fmt}}  # fmt: skip
     elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
         request["response_format"] = {"type": "json_object"}
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    reasoning = as_dict(body.get("reasoning"))
     if reasoning.get("effort"):
         request["reasoning_effort"] = reasoning["effort"]
     if reasoning.get("summary"):
@@ -122,7 +122,7 @@ def chat_answer(response: dict[str, Any]) -> dict[str, Any]:
             calls.append({"id": item.get("call_id"), "type": "function",
                           "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")}})  # fmt: skip
     status = response.get("status")
-    finish = "tool_calls" if calls else {"completed": "stop", "incomplete": "length"}.get(status, status)
+    finish = "tool_calls" if calls else {"completed": "stop", "incomplete": "length"}.get(str(status), status)
     if status == "incomplete" and (response.get("incomplete_details") or {}).get("reason") == "content_filter":
         finish = "content_filter"
     usage = response.get("usage") if isinstance(response.get("usage"), dict) else None
@@ -139,13 +139,13 @@ def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
     if not isinstance(body, dict):
         raise ValueError("'request' is required and must be a Responses API request object")
     request, lost = chat_request(body)
-    response = obj.get("response")
-    failed = isinstance(response, dict) and (response.get("status") == "failed" or response.get("error") is not None)
-    answer = chat_answer(response) if isinstance(response, dict) and not failed else None
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    response = as_dict(obj.get("response"))
+    failed = response.get("status") == "failed" or response.get("error") is not None
+    answer = chat_answer(response) if response and not failed else None
+    metadata = as_dict(obj.get("metadata"))
     return record(
         location,
-        id=obj.get("id") or (response or {}).get("id"),
+        id=obj.get("id") or response.get("id"),
         request=request,
         messages_field="request.input",
         response=answer,

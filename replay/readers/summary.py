@@ -16,7 +16,7 @@ from typing import Any, Callable
 import orjson
 
 from replay.errors import LogFormatError
-from replay.readers.base import ReadStats, iter_records
+from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, ReadStats, iter_records
 from replay.types import LogRecord
 
 MAX_VALUES = 20
@@ -65,12 +65,12 @@ class LogSummary:
 
 def summarize(paths: list[str], *, fmt: str = "auto", skip_invalid: bool = True,
               on_invalid: Callable[[LogFormatError], None] | None = None,
-              max_record_bytes: int | None = None) -> LogSummary:  # fmt: skip
+              max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> LogSummary:  # fmt: skip
     summary = LogSummary()
     digests: set[bytes] = set()
-    extra = {} if max_record_bytes is None else {"max_record_bytes": max_record_bytes}
-    for record in iter_records(paths, fmt=fmt, skip_invalid=skip_invalid, stats=summary.stats, on_invalid=on_invalid,
-                               **extra):  # fmt: skip
+    records = iter_records(paths, fmt=fmt, skip_invalid=skip_invalid, stats=summary.stats, on_invalid=on_invalid,
+                           max_record_bytes=max_record_bytes)  # fmt: skip
+    for record in records:
         _add(summary, record, digests)
     return summary
 

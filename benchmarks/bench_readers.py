@@ -1,0 +1,92 @@
+"""Reader speed and peak memory, per format, on the same support-bot records.
+
+    python benchmarks/bench_readers.py [--records 100000] [--formats shadow,litellm,...]
+
+Each format's fixture lines (fixtures/logs/<format>/) are repeated with fresh ids into a temporary
+file until it holds ``--records`` requests; each file is then read in a fresh process (as
+``replay logs validate`` reads it: every record checked, the answer not parsed) and the wall time
+and peak RSS printed, with the speed relative to ``shadow``. The issue's bar: at least half of
+shadow's records per second, peak memory under 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOGS = os.path.join(ROOT, "fixtures", "logs")
+SOURCES = {
+    "shadow": (["support.jsonl"], "id"),
+    "openai-batch": (["openai-batch/batch_in.jsonl", "openai-batch/batch_out.jsonl"], "custom_id"),
+    "anthropic-batch": (["anthropic-batch/requests.jsonl", "anthropic-batch/results.jsonl"], "custom_id"),
+    "litellm": (["litellm/standard_logging.jsonl"], "id"),
+    "langfuse": (["langfuse/observations_v1.jsonl"], "id"),
+    "langsmith": (["langsmith/runs.jsonl"], "id"),
+    "helicone": (["helicone/export.jsonl"], "request_id"),
+    "otel-genai": (["otel-genai/traces.jsonl"], None),
+    "openai-responses": (["openai-responses/pairs.jsonl"], "id"),
+}
+
+
+def _fresh(obj: dict, key: str | None, n: int) -> dict:
+    if key is None:  # OTLP: every span gets a fresh id
+        text = json.dumps(obj)
+        return json.loads(text.replace('"spanId": "a1b2c3d4e5f6', f'"spanId": "{n:08x}-'))
+    return {**obj, key: f"{obj[key]}-{n}"}
+
+
+def generate(fmt: str, records: int, folder: str) -> list[str]:
+    names, key = SOURCES[fmt]
+    sources = [[json.loads(line) for line in open(os.path.join(LOGS, name))] for name in names]
+    per_copy = max(1, len(sources[0]))
+    paths = []
+    for name, lines in zip(names, sources):
+        path = os.path.join(folder, f"{fmt}-{os.path.basename(name)}")
+        with open(path, "w") as handle:
+            for copy in range(records // per_copy + 1):
+                for obj in lines:
+                    handle.write(json.dumps(_fresh(obj, key, copy)) + "\n")
+        paths.append(path)
+    return paths
+
+
+def measure(fmt: str, paths: list[str]) -> tuple[float, int, float]:
+    code = ("import resource, time; from replay.readers import ReadStats, iter_records;"
+            "stats = ReadStats(); t = time.perf_counter();"
+            f"[None for _ in iter_records({paths!r}, fmt={fmt!r}, stats=stats, skip_invalid=True)];"
+            "print(time.perf_counter() - t, stats.records, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
+    seconds, count, peak_kb = out.stdout.split()
+    return float(seconds), int(count), int(peak_kb) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--formats", default=",".join(SOURCES))
+    args = parser.parse_args()
+    formats = args.formats.split(",")
+    with tempfile.TemporaryDirectory() as folder:
+        shadow_rate = None
+        print(f"{'format':18} {'records':>9} {'MB':>7} {'s':>6} {'rec/s':>9} {'vs shadow':>9} {'peak MB':>8}")
+        for fmt in formats:
+            paths = generate(fmt, args.records, folder)
+            size = sum(os.path.getsize(path) for path in paths) / 2**20
+            seconds, count, peak = measure(fmt, paths)
+            rate = count / seconds
+            shadow_rate = rate if fmt == "shadow" else shadow_rate
+            ratio = f"{rate / shadow_rate:.2f}" if shadow_rate else "-"
+            print(f"{fmt:18} {count:9,} {size:7.0f} {seconds:6.2f} {rate:9,.0f} {ratio:>9} {peak:8.0f}")
+            for path in paths:
+                os.unlink(path)
+
+
+if __name__ == "__main__":
+    main()
