@@ -92,3 +92,13 @@ def test_logs_validate_takes_the_mapping_as_flags():
     assert (result.exit_code, result.stdout, result.stderr) == (0, "ok: 3 records in 1 file(s)\n", "")
     result = CliRunner().invoke(cli, ["logs", "validate", CSV, "--format", "csv", "--mapping", "id"])
     assert (result.exit_code, result.stderr) == (2, "Error: --mapping: expected TARGET=FIELD, got 'id'\n")
+
+
+def test_reading_a_csv_log_leaves_the_csv_modules_cell_limit_as_it_was():
+    import csv
+
+    before = csv.field_size_limit()
+    read(CSV, mapped_format("csv", CSV_MAPPING))
+    records = iter_records([CSV], fmt=mapped_format("csv", CSV_MAPPING))
+    next(records)  # a reader left waiting (a stopped run) must not leave the limit raised either
+    assert csv.field_size_limit() == before

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import orjson
 
@@ -120,6 +120,34 @@ def _number(value: Any, target: str, source: str) -> Any:
     return value
 
 
+def _rows(path: str, text: IO[str], cap: int) -> Iterator[tuple[Location, Any] | LogFormatError]:
+    """Rows with the line each starts on. The csv module's cell limit is process-wide: it is
+    raised to ``cap`` only while a row is parsed, never while this generator waits (``replay
+    review`` reads its CSV files with the default)."""
+    reader = csv.DictReader(text)
+    line = 0
+    while True:
+        default = csv.field_size_limit(cap)
+        try:
+            if line == 0:
+                if reader.fieldnames is None:  # reads the header: the first record starts after it
+                    return
+                line = reader.line_num + 1
+            row = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
+        finally:
+            csv.field_size_limit(default)
+        location = Location(path, line)
+        line = reader.line_num + 1
+        if None in row:
+            yield LogFormatError(location, f"{len(row[None])} more cell(s) than the header has columns")
+            continue
+        yield location, row
+
+
 class MappedReader:
     """A csv or jsonl reader bound to one mapping."""
 
@@ -139,23 +167,8 @@ class MappedReader:
                 yield LogFormatError(location, str(exc))
 
     def _csv_rows(self, path: str, cap: int) -> Iterator[tuple[Location, Any] | LogFormatError]:
-        csv.field_size_limit(max(cap, 2**17))
         with open_log(path) as handle:
-            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-            reader = csv.DictReader(text)
-            try:
-                if reader.fieldnames is None:  # reads the header: the first record starts after it
-                    return
-                line = reader.line_num + 1
-                for row in reader:
-                    location = Location(path, line)
-                    line = reader.line_num + 1
-                    if None in row:
-                        yield LogFormatError(location, f"{len(row[None])} more cell(s) than the header has columns")
-                        continue
-                    yield location, row
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}:{reader.line_num}: not readable as CSV ({exc})") from None
+            yield from _rows(path, io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""), max(cap, 2**17))
 
     def _value(self, row: Any, target: str) -> Any:
         source = self.mapping.get(target)
