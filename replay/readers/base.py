@@ -128,6 +128,8 @@ class ReadStats:
     """Per file, the invalid records skipped with ``skip_invalid``."""
 
 
+MAX_REASONS = 32
+"""Distinct skip reasons counted per file; more are counted together (the log cannot grow the count)."""
 MAX_KEYS_NOTED = 64
 """Metadata keys remembered beyond the watched ones: enough to suggest, bounded whatever the log."""
 
@@ -203,7 +205,8 @@ def iter_records(
                     continue
                 item = LogFormatError(item.location, f"duplicate id {shown(item.id, 80)} (first at {first})")
             elif isinstance(item, Skipped):
-                stats.skipped.setdefault(item.location.path, Counter())[item.reason] += 1
+                reasons = stats.skipped.setdefault(item.location.path, Counter())
+                reasons[item.reason if item.reason in reasons or len(reasons) < MAX_REASONS else "other reasons"] += 1
                 continue
             if not skip_invalid:
                 raise item

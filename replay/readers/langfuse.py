@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from replay.readers.base import Skipped, register_reader
-from replay.readers.objects import as_dict, chat_body, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, chat_body, label, object_reader, record, seconds_between
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -62,7 +62,7 @@ def _convert(obj: dict[str, Any], location: Location) -> Any:
 
 def _one(obj: dict[str, Any], location: Location) -> LogRecord | Skipped:
     if obj.get("type") != "GENERATION":
-        return Skipped(location, f"{obj.get('type') or 'untyped'} observation (only GENERATION is a request)")
+        return Skipped(location, f"{label(obj.get('type'), 'untyped')} observation (only GENERATION is a request)")
     model = obj.get("providedModelName") or obj.get("model")
     params = as_dict(obj.get("modelParameters"))
     request = {key: value for key, value in params.items() if key in PARAMETERS}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from replay.readers.base import Skipped, register_reader
-from replay.readers.objects import as_dict, chat_body, dig, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, chat_body, dig, label, object_reader, record, seconds_between
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -88,7 +88,7 @@ def _usage(run: dict[str, Any]) -> dict[str, Any] | None:
 
 def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
     if run.get("run_type") != "llm":
-        return Skipped(location, f"{run.get('run_type') or 'untyped'} run (only llm runs are requests)")
+        return Skipped(location, f"{label(run.get('run_type'), 'untyped')} run (only llm runs are requests)")
     start = run.get("start_time")
     failed = run.get("status") == "error" or run.get("error") is not None
     meta = as_dict(dig(run, "extra", "metadata"))

@@ -167,6 +167,12 @@ def iso(value: Any, field: str) -> str | None:
     return datetime.fromtimestamp(instant(value, field), tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def label(value: Any, default: str) -> str:
+    """A short name from the log (an observation's type, a run's type) for a skip reason: a string
+    of at most 40 characters as it is, anything else as ``default``."""
+    return value if isinstance(value, str) and 0 < len(value) <= 40 else default
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """``value`` when it is an object, else an empty one (a missing or odd field reads as nothing)."""
     return value if isinstance(value, dict) else {}

@@ -17,7 +17,8 @@ from typing import Any
 import orjson
 
 from replay.readers.base import Skipped, register_reader
-from replay.readers.objects import chat_body, iso, object_reader, record
+from replay.readers.objects import chat_body, iso, label, object_reader, record
+from replay.readers.records import shown
 from replay.types import Location
 
 INFERENCE = {"chat", "text_completion", "generate_content"}
@@ -134,12 +135,13 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
     attrs = _attributes(span.get("attributes"))
     operation = attrs.get("gen_ai.operation.name")
     if operation not in INFERENCE and not any(key.startswith("gen_ai.prompt.") for key in attrs):
-        return Skipped(location, "not a GenAI inference span" if operation is None else f"gen_ai.operation.name {operation!r}")
+        return Skipped(location, "not a GenAI inference span" if operation is None
+                       else f"gen_ai.operation.name {shown(operation)}")  # fmt: skip
     messages, answer = _from_attributes(attrs)
     if messages is None:
         messages, answer = _from_events(span.get("events"))
     if messages is None:
-        raise ValueError(f"span {span.get('spanId')}: {NO_CONTENT}")
+        raise ValueError(f"span {label(span.get('spanId'), '(no spanId)')}: {NO_CONTENT}")
     request: dict[str, Any] = {"model": attrs.get("gen_ai.request.model"), "messages": messages}
     request.update({name: attrs[f"gen_ai.request.{key}"] for key, name in PARAMS.items() if f"gen_ai.request.{key}" in attrs})
     usage = {"prompt_tokens": attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens")),
