@@ -45,7 +45,15 @@ def _value(value: Any) -> Any:
 
 
 def _attributes(items: Any) -> dict[str, Any]:
-    return {item["key"]: _value(item.get("value")) for item in items or () if isinstance(item, dict) and "key" in item}
+    attributes: dict[str, Any] = {}
+    for item in items or ():
+        try:
+            key, value = item["key"], item["value"]
+            attributes[key] = value["stringValue"]  # most attributes: one dict lookup
+        except (KeyError, TypeError):
+            if isinstance(item, dict) and "key" in item:
+                attributes[item["key"]] = _value(item.get("value"))
+    return attributes
 
 
 def _json(value: Any, field: str) -> Any:
