@@ -98,3 +98,32 @@ def test_a_malformed_responses_input_names_the_field(tmp_path):
     with pytest.raises(LogFormatError) as info:
         list(iter_records([str(path)], fmt="openai-responses"))
     assert str(info.value) == f"{path}:1: 'request.input' must be a string or a list of input items"
+
+
+def test_a_malformed_langsmith_run_names_its_inputs_field(tmp_path):
+    run = json.loads(open(os.path.join(LOGS, "langsmith", "runs.jsonl")).readline())
+    run["inputs"]["messages"][1] = {"role": "user", "content": {"text": "hi"}}
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(run) + "\n" + "[1, 2]\n")
+    with pytest.raises(LogFormatError) as info:
+        list(iter_records([str(path)], fmt="langsmith"))
+    assert str(info.value) == f"{path}:1: 'inputs.messages[1].content' must be a string or a list of content parts, got an object"
+    errors = []
+    stats = ReadStats()
+    assert list(iter_records([str(path)], fmt="langsmith", stats=stats, skip_invalid=True, on_invalid=errors.append)) == []
+    assert [str(error) for error in errors][1] == f"{path}:2: expected a JSON object, got list"
+    assert stats.invalid_per_file == {str(path): 2}
+
+
+def test_a_malformed_message_batches_request_names_its_params_field(tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    lines = open(os.path.join(LOGS, "anthropic-batch", "requests.jsonl")).read().splitlines()
+    bad = json.loads(lines[0])
+    bad["params"]["messages"] = []
+    (folder / "requests.jsonl").write_text("\n".join([json.dumps(bad), *lines[1:]]) + "\n")
+    (folder / "results.jsonl").write_text(open(os.path.join(LOGS, "anthropic-batch", "results.jsonl")).read())
+    with pytest.raises(LogFormatError) as info:
+        read(str(folder), "anthropic-batch")
+    assert str(info.value) == f"{folder / 'requests.jsonl'}:1: 'params.messages' must be a non-empty list"
+    assert list(read(str(folder), "anthropic-batch", skip_invalid=True)) == ["msg-2", "msg-3", "msg-4"]
