@@ -8,7 +8,7 @@ import os
 import pytest
 
 from conftest import ROOT
-from replay.errors import LogFormatError
+from replay.errors import InputError, LogFormatError
 from replay.readers import ReadStats, iter_records, resolve_log_paths
 
 LOGS = os.path.join(ROOT, "fixtures", "logs")
@@ -127,3 +127,27 @@ def test_a_malformed_message_batches_request_names_its_params_field(tmp_path):
         read(str(folder), "anthropic-batch")
     assert str(info.value) == f"{folder / 'requests.jsonl'}:1: 'params.messages' must be a non-empty list"
     assert list(read(str(folder), "anthropic-batch", skip_invalid=True)) == ["msg-2", "msg-3", "msg-4"]
+
+
+def test_the_langsmith_parquet_export_is_read_by_row_and_detected():
+    pytest.importorskip("pyarrow")
+    from replay.readers.detect import detect_format
+
+    path = os.path.join(LOGS, "langsmith", "runs.parquet")
+    assert detect_format(path) == "langsmith"
+    stats = ReadStats()
+    records = list(iter_records([path], fmt="langsmith", stats=stats))
+    assert [(r.id[-2:], str(r.location)) for r in records] == [("01", f"{path}[0]"), ("02", f"{path}[1]")]
+    assert (records[1].latency_ms, records[1].ttft_ms, records[1].timestamp) == (900.0, 200.0, "2026-12-01T07:01:00Z")
+    assert records[1].request["messages"][1] == {"role": "user", "content": "Where is my parcel 3471?"}
+    assert dict(stats.skipped[path]) == {"chain run (only llm runs are requests)": 1}
+
+
+def test_without_pyarrow_a_parquet_file_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails as if not installed
+    path = os.path.join(LOGS, "langsmith", "runs.parquet")
+    with pytest.raises(InputError) as info:
+        list(iter_records([path], fmt="langsmith"))
+    assert str(info.value) == f"{path}: a Parquet file: reading it needs pyarrow (pip install 'replay[parquet]')"

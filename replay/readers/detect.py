@@ -15,7 +15,7 @@ one of the rules below recognises names the format (the keys each source always 
 ``litellm``         ``startTime`` with ``call_type``, ``model_parameters`` or ``spend``
 ==================  ===========================================================================
 
-A file whose probed records none of them recognises is read as ``shadow`` when one of them is
+A Parquet file (``PAR1``) is ``langsmith`` (its bulk export). A file whose probed records none of them recognises is read as ``shadow`` when one of them is
 not JSON or has a shadow key (``id``, ``request``, ``response``), so a broken shadow line gets the
 shadow reader's message; otherwise it is an error naming the file and asking for ``format:``.
 """
@@ -73,6 +73,12 @@ def detect_format(path: str) -> str:
     """The registered format of ``path``'s first recognisable record (see the module's rule)."""
     from replay.readers.objects import read_objects
 
+    try:
+        with open(path, "rb") as probe:
+            if probe.read(4) == b"PAR1":  # Parquet: LangSmith's bulk export is the one read
+                return "langsmith"
+    except OSError:
+        pass  # the reader names the problem
     if path.endswith((".csv", ".csv.gz")):
         raise InputError(f"{path}: a CSV file: set format: csv and a mapping: of its columns")
     probed, shadow_like = 0, False
