@@ -47,6 +47,13 @@ class Reader(Protocol):
 
 
 READERS: dict[str, Reader] = {}
+BUILT_IN: dict[str, str] = {
+    "openai-batch": "openai_batch", "anthropic-batch": "anthropic_batch", "litellm": "litellm",
+    "langfuse": "langfuse", "langsmith": "langsmith", "helicone": "helicone", "otel-genai": "otel",
+    "openai-responses": "openai_responses", "csv": "mapped", "jsonl": "mapped",
+}  # fmt: skip
+"""Readers imported when first asked for (``replay.readers.<module>``): a run of a shadow log, the
+usual case, pays none of their imports."""
 
 
 def register_reader(name: str) -> Callable[[Reader], Reader]:
@@ -57,11 +64,19 @@ def register_reader(name: str) -> Callable[[Reader], Reader]:
     return decorate
 
 
+def known_formats() -> list[str]:
+    return sorted({*READERS, *BUILT_IN} - {name for name in READERS if "+mapping:" in name})
+
+
 def get_reader(name: str) -> Reader:
+    if name not in READERS and name in BUILT_IN:
+        import importlib
+
+        importlib.import_module(f"replay.readers.{BUILT_IN[name]}")  # registers it
     try:
         return READERS[name]
     except KeyError:
-        known = ", ".join(sorted([*READERS, AUTO]))
+        known = ", ".join([*known_formats(), AUTO])
         raise InputError(f"unknown log format '{name}' (known: {known})") from None
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from replay.errors import InputError, LogFormatError
-from replay.readers.base import READERS
+from replay.readers.base import known_formats
 
 PROBE_RECORDS = 5
 PROBE_BYTES = 8 * 2**20
@@ -81,13 +81,14 @@ def detect_format(path: str) -> str:
         pass  # the reader names the problem
     if path.endswith((".csv", ".csv.gz")):
         raise InputError(f"{path}: a CSV file: set format: csv and a mapping: of its columns")
+    available = set(known_formats())
     probed, shadow_like = 0, False
     for item in read_objects(path, PROBE_BYTES):
         probed += 1
         obj = item if isinstance(item, LogFormatError) else item[1]
         if isinstance(obj, dict):
             for name, rule in RULES:
-                if name in READERS and rule(obj):
+                if name in available and rule(obj):
                     return name
             shadow_like = shadow_like or not SHADOW_KEYS.isdisjoint(obj)
         else:
@@ -96,6 +97,6 @@ def detect_format(path: str) -> str:
             break
     if probed == 0 or shadow_like:
         return "shadow"
-    known = ", ".join(name for name, _ in RULES if name in READERS)
+    known = ", ".join(name for name, _ in RULES if name in available)
     raise InputError(f"{path}: cannot detect the log format from the first {probed} record(s)"
                      f" (set format: or --format to one of {known}; or jsonl with a mapping:)")  # fmt: skip
