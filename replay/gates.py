@@ -365,33 +365,13 @@ def decide(
     cache = metric_cache if metric_cache is not None else {}
     if len(pairs) == 0:  # nothing compared at all: a preset gate must not pass by being skipped
         gates = tuple(Gate(**{**gate.__dict__, "preset": False}) for gate in gates)
-    subsets: dict[str, Pairs] = {"": pairs}
-    noise_subsets: dict[str, Pairs] = {"": noise} if noise is not None else {}
-    noise_cache: dict[str, dict[str, MetricValue]] = {}
-
-    def value(metric: str, segment: str) -> MetricValue:
-        if segment not in subsets:
-            key, val = segments.resolve(segment)
-            subsets[segment] = pairs.subset(segment_mask(pairs, key, val))
-        per_segment = cache.setdefault(segment, {})
-        if metric not in per_segment:
-            per_segment[metric] = METRICS[metric].compute(subsets[segment])
-        return per_segment[metric]
-
-    def noise_value(metric: str, segment: str) -> MetricValue | None:
-        if noise is None:
-            return None
-        if segment not in noise_subsets:
-            key, val = segments.resolve(segment)
-            noise_subsets[segment] = noise.subset(segment_mask(noise, key, val))
-        per_segment = noise_cache.setdefault(segment, {})
-        if metric not in per_segment:
-            per_segment[metric] = METRICS[metric].compute(noise_subsets[segment])
-        return per_segment[metric]
+    value = _metric_values(pairs, segments, cache)
+    noise_value = _metric_values(noise, segments, {}) if noise is not None else None
 
     def result(gate: Gate, segment: str) -> GateResult:
         own = value(gate.metric, segment)
-        return evaluate_gate(gate, own, noise_value(gate.metric, segment) if gate.over_noise else None)
+        floor = noise_value(gate.metric, segment) if gate.over_noise and noise_value is not None else None
+        return evaluate_gate(gate, own, floor)
 
     planned: list[tuple[Gate, GateResult, tuple[GateResult, ...]]] = []
     for gate in gates:
@@ -413,6 +393,23 @@ def decide(
     if compared == 0 and verdict == PASS:
         verdict = INCONCLUSIVE
     return Decision(verdict, tuple(results), on_inconclusive, compared, sum(result.tested for result in flat))
+
+
+def _metric_values(pairs: Pairs, segments: SegmentSpec,
+                   cache: dict[str, dict[str, MetricValue]]) -> Callable[[str, str], MetricValue]:  # fmt: skip
+    """metric, segment -> the metric over that segment's pairs, each computed once (in ``cache``)."""
+    subsets: dict[str, Pairs] = {"": pairs}
+
+    def value(metric: str, segment: str) -> MetricValue:
+        if segment not in subsets:
+            key, val = segments.resolve(segment)
+            subsets[segment] = pairs.subset(segment_mask(pairs, key, val))
+        per_segment = cache.setdefault(segment, {})
+        if metric not in per_segment:
+            per_segment[metric] = METRICS[metric].compute(subsets[segment])
+        return per_segment[metric]
+
+    return value
 
 
 def _canonical(segment: str, segments: SegmentSpec) -> str:
