@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -36,6 +36,7 @@ from replay.pipeline import AnsweredPair, PairStage, StageServices
 from replay.pricing import PriceTable
 from replay.providers import Provider, get_provider
 from replay.secrets import scrub_shapes
+from replay.stages.compare import group_by_request
 from replay.store import Store
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.types import ARM_LOGGED, ARM_PRODUCTION, COMPARED_ARM, PAIR_CANDIDATE, PAIR_NOISE, Completion
@@ -329,7 +330,7 @@ def unjudged_answers(store: Store, run_id: str, turns: int, skip: frozenset[str]
     cases = store.cases(run_id, only=todo)
     rows = store.answers(run_id, (base_arm, other_arm), ("request_id", "arm", "status", "text", "tool_calls_json"),
                          only=todo)  # fmt: skip
-    for request_id, arms in _grouped(rows):
+    for request_id, arms in group_by_request(rows):
         base, cand = arms.get(base_arm), arms.get(other_arm)
         if base is None or cand is None or base[2] != "ok" or cand[2] != "ok":
             continue
@@ -337,17 +338,6 @@ def unjudged_answers(store: Store, run_id: str, turns: int, skip: frozenset[str]
         yield request_id, request, _stored_text(cand), _stored_text(base)
 
 
-def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, dict[str, tuple[Any, ...]]]]:
-    current: str | None = None
-    arms: dict[str, tuple[Any, ...]] = {}
-    for row in rows:
-        if row[0] != current:
-            if current is not None:
-                yield current, arms
-            current, arms = row[0], {}
-        arms[row[1]] = row
-    if current is not None:
-        yield current, arms
 
 
 def _stored_text(row: tuple[Any, ...]) -> str:
