@@ -85,6 +85,8 @@ class RunSummary:
     spent_usd: float
     invalid_lines: int
     message: str | None = None
+    read: ReadStats | None = None
+    """What the first pass read of each log file: records, skipped entries and why."""
 
 
 @dataclass
@@ -246,7 +248,8 @@ class Engine:
             self._disown()
         status = "completed" if self._stop is None else self._stop.status
         message = None if self._stop is None else str(self._stop)
-        summary = RunSummary(self.run_id, status, len(selected), self._sent, self._errors, self._spent, stats.invalid, message)
+        summary = RunSummary(self.run_id, status, len(selected), self._sent, self._errors, self._spent, stats.invalid, message,
+                             stats)  # fmt: skip
         if self._stop is not None:
             self._stop.run_id = self.run_id
             raise self._stop

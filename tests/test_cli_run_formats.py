@@ -33,3 +33,15 @@ def test_a_batch_named_by_input_output_error_is_replayed(server, tmp_path, store
         *[("candidate", f"req-{i}", "ok") for i in range(1, 5)],
         *[("logged", f"req-{i}", "ok") for i in range(1, 4)], ("logged", "req-4", "error"),
     ]  # fmt: skip
+
+
+def test_a_run_says_per_file_what_it_read_and_what_it_skipped(server, tmp_path, store_path):
+    log = os.path.join(ROOT, "fixtures", "logs", "langfuse", "observations_v1.jsonl")
+    result = CliRunner().invoke(cli, ["run", "--logs", log, "--candidate-url", server.base_url, "--candidate-model",
+                                      "cand-1", "--store", store_path, "--quiet", "--gates", NO_GATES],
+                                catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {log}: format detected as langfuse",
+                     f"note: {log}: 3 records read, skipped (not requests): 1 SPAN observation (only GENERATION is a request)"]  # fmt: skip
+    assert len([row for row in arms(store_path) if row[0] == "candidate"]) == 3

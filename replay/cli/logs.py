@@ -56,10 +56,19 @@ def validate_command(files: tuple[str, ...], fmt: str, max_record_mb: float, map
     check_not_empty(paths, stats)
     for path in stats.empty_files:
         click.echo(f"note: {path}: the log is empty (no records)", err=True)
+    for line in skipped_notes(stats):
+        click.echo(line, err=True)
+    click.echo(f"ok: {stats.records} records in {len(paths)} file(s)")
+
+
+def skipped_notes(stats: Any) -> list[str]:
+    """One line per file that had entries that are not LLM requests: how many records were
+    read from it, and what was skipped, by reason."""
+    lines = []
     for path, reasons in stats.skipped.items():
         counts = ", ".join(f"{count:,} {_shown(reason)}" for reason, count in reasons.most_common())
-        click.echo(f"note: {path}: {stats.per_file.get(path, 0):,} records read, skipped (not requests): {counts}", err=True)
-    click.echo(f"ok: {stats.records} records in {len(paths)} file(s)")
+        lines.append(f"note: {path}: {stats.per_file.get(path, 0):,} records read, skipped (not requests): {counts}")
+    return lines
 
 
 _FILES = click.argument("files", nargs=-1, required=True, type=click.Path())

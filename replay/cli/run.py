@@ -87,6 +87,11 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
         raise
     if summary.invalid_lines:
         click.echo(f"skipped {summary.invalid_lines} invalid log line(s)", err=True)
+    if summary.read is not None:
+        from replay.cli.logs import skipped_notes
+
+        for line in skipped_notes(summary.read):
+            click.echo(line, err=True)
     click.echo(summary_text(store, summary, store_path, config), err=True)
     preparing.wait()
     ctx.exit(decide_and_report(store, summary.run_id, report_files, gates, on_inconclusive))
