@@ -11,21 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from replay.errors import LogFormatError
 from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, register_reader
-from replay.readers.objects import read_objects, record
-from replay.readers.openai_batch import answer_at, index_answers
+from replay.readers.objects import record
+from replay.readers.openai_batch import join_batch
 from replay.types import Location
 
 
 def _is_request(obj: Any) -> bool:
     return isinstance(obj, dict) and "params" in obj
-
-
-def _role(path: str) -> str:
-    for item in read_objects(path, DEFAULT_MAX_RECORD_BYTES):
-        return "input" if isinstance(item, LogFormatError) or _is_request(item[1]) else "output"
-    return "input"
 
 
 def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | None) -> Any:
@@ -51,42 +44,14 @@ def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | N
 
 
 def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[str, Iterator[Any]]]:
-    requests: list[str] = []
-    results: list[str] = []
-    for path in paths:
-        (requests if _role(path) == "input" else results).append(path)
-    index: dict[str, tuple[str, int, int]] = {}
-    for path in results:
-        for custom_id, where in index_answers(path, max_record_bytes).items():
-            index.setdefault(custom_id, where)
-    if not requests:
-        named = results[0] if results else "logs"
-        yield named, iter([LogFormatError(Location(named), "Message Batches results without the requests file"
-                                          " (give both: logs: {input: requests.jsonl, output: results.jsonl})")])  # fmt: skip
-        return
-    handles: dict[str, Any] = {}
-    try:
-        for path in requests:
-            yield path, _joined(path, index, handles, max_record_bytes)
-    finally:
-        for handle in handles.values():
-            handle.close()
+    return join_batch(paths, max_record_bytes, _is_request, _check_request, _convert,
+                      "Message Batches results without the requests file"
+                      " (give both: logs: {input: requests.jsonl, output: results.jsonl})")  # fmt: skip
 
 
-def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str, Any], cap: int) -> Iterator[Any]:
-    for item in read_objects(path, cap):
-        if isinstance(item, LogFormatError):
-            yield item
-            continue
-        location, obj = item
-        try:
-            if not _is_request(obj):
-                raise ValueError("expected a request line ('custom_id', 'params')")
-            custom_id = obj.get("custom_id")
-            where = index.get(custom_id) if isinstance(custom_id, str) else None
-            yield _convert(obj, location, answer_at(where, handles, cap) if where is not None else None)
-        except ValueError as exc:
-            yield LogFormatError(location, str(exc))
+def _check_request(obj: Any) -> None:
+    if not _is_request(obj):
+        raise ValueError("expected a request line ('custom_id', 'params')")
 
 
 @register_reader("anthropic-batch")

@@ -13,7 +13,7 @@ duplicate check every reader already pays.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -31,11 +31,12 @@ def _is_input(obj: Any) -> bool:
     return isinstance(obj, dict) and ("body" in obj or "method" in obj)
 
 
-def _role(path: str) -> str:
+def batch_role(path: str, is_request: Callable[[Any], bool]) -> str:
+    """``input`` (requests) or ``output`` (answers): what a batch file's first object is."""
     for item in read_objects(path, DEFAULT_MAX_RECORD_BYTES):
         if isinstance(item, LogFormatError):
             return "input"  # reported where it is read
-        return "input" if _is_input(item[1]) else "output"
+        return "input" if is_request(item[1]) else "output"
     return "input"
 
 
@@ -110,43 +111,59 @@ def _messages_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def read_group(paths: list[str], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[str, Iterator[Any]]]:
     """The input files' records, each joined with its answer from the output and error files among ``paths``."""
-    inputs: list[str] = []
+    return join_batch(paths, max_record_bytes, _is_input, _check_input, _convert,
+                      "an OpenAI Batch output file without its input file (give both: logs: {input: ..., output: ...})")  # fmt: skip
+
+
+def _check_input(obj: Any) -> None:
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if not _is_input(obj):
+        raise ValueError("an output line in the input file (expected 'custom_id', 'method', 'url', 'body')")
+
+
+Convert = Callable[[dict[str, Any], Location, "dict[str, Any] | None"], Any]
+
+
+def join_batch(paths: list[str], cap: int, is_request: Callable[[Any], bool], check: Callable[[Any], None],
+               convert: Convert, missing: str) -> Iterator[tuple[str, Iterator[Any]]]:  # fmt: skip
+    """A batch's request files, each record joined by ``custom_id`` with its answer from the
+    answer files among ``paths`` (indexed by offset first: memory grows with the ids only).
+    ``check`` raises ValueError for a line that is not a request; ``missing`` is the error
+    when only answers are given."""
+    requests: list[str] = []
     answers: list[str] = []
     for path in paths:
-        (inputs if _role(path) == "input" else answers).append(path)
+        (requests if batch_role(path, is_request) == "input" else answers).append(path)
     index: dict[str, tuple[str, int, int]] = {}
     for path in answers:
-        for custom_id, where in index_answers(path, max_record_bytes).items():
+        for custom_id, where in index_answers(path, cap).items():
             index.setdefault(custom_id, where)
-    if not inputs:
+    if not requests:
         named = answers[0] if answers else "logs"
-        yield named, iter([LogFormatError(Location(named), "an OpenAI Batch output file without its input file"
-                                          " (give both: logs: {input: ..., output: ...})")])  # fmt: skip
+        yield named, iter([LogFormatError(Location(named), missing)])
         return
     handles: dict[str, Any] = {}
     try:
-        for path in inputs:
-            yield path, _joined(path, index, handles, max_record_bytes)
+        for path in requests:
+            yield path, _joined(path, index, handles, cap, check, convert)
     finally:
         for handle in handles.values():
             handle.close()
 
 
-def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str, Any], cap: int) -> Iterator[Any]:
+def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str, Any], cap: int,
+            check: Callable[[Any], None], convert: Convert) -> Iterator[Any]:  # fmt: skip
     for item in read_objects(path, cap):
         if isinstance(item, LogFormatError):
             yield item
             continue
         location, obj = item
         try:
-            if not isinstance(obj, dict):
-                raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-            if not _is_input(obj):
-                raise ValueError("an output line in the input file (expected 'custom_id', 'method', 'url', 'body')")
+            check(obj)
             custom_id = obj.get("custom_id")
             where = index.get(custom_id) if isinstance(custom_id, str) else None
-            answer = answer_at(where, handles, cap) if where is not None else None
-            yield _convert(obj, location, answer)
+            yield convert(obj, location, answer_at(where, handles, cap) if where is not None else None)
         except ValueError as exc:
             yield LogFormatError(location, str(exc))
 
