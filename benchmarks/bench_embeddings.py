@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import math
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,28 +26,13 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from bench_engine import free_port, serve  # noqa: E402
 from bench_report import build, timed_report  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(dims: int) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "replay", "mock-server", "--port", str(port), "--embedding-dims", str(dims)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("mock server did not start")
+    return serve([sys.executable, "-m", "replay", "mock-server", "--port", str(port), "--embedding-dims", str(dims)], port)
 
 
 def add_endpoint(path: str, url: str, batch_size: int) -> None:

@@ -36,6 +36,11 @@ def start_server(latency_ms: float, rpm: float | None = None, chunks: int = 1) -
            "--chunks", str(chunks)]  # fmt: skip
     if rpm:
         cmd += ["--rpm", str(rpm)]
+    return serve(cmd, port)
+
+
+def serve(cmd: list[str], port: int, what: str = "mock server") -> tuple[subprocess.Popen, str]:
+    """Start a server process listening on ``port`` and wait until it accepts connections."""
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     deadline = time.time() + 15
     while time.time() < deadline:
@@ -45,7 +50,7 @@ def start_server(latency_ms: float, rpm: float | None = None, chunks: int = 1) -
         except OSError:
             time.sleep(0.05)
     proc.kill()
-    raise SystemExit("mock server did not start")
+    raise SystemExit(f"{what} did not start")
 
 
 def write_log(path: str, n: int) -> None:

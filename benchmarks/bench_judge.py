@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_engine import free_port, start_server, write_log  # noqa: E402
+from bench_engine import free_port, serve, start_server, write_log  # noqa: E402
 
 JUDGE_SERVER = """
 import sys, time
@@ -37,16 +36,7 @@ while True:
 
 def start_judge(latency_ms: float) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", JUDGE_SERVER, str(port), str(latency_ms)], stderr=subprocess.DEVNULL)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("judge server did not start")
+    return serve([sys.executable, "-c", JUDGE_SERVER, str(port), str(latency_ms)], port, "judge server")
 
 
 def stored_run(store_path: str, judge_url: str, n: int, concurrency: int) -> str:
