@@ -18,13 +18,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from replay import fastjson
-from replay.errors import InputError
 from replay.providers.anthropic_policy import (
     API_VERSION, DEFAULT_API_KEY_ENV, DEFAULT_MAX_TOKENS, DEFAULT_PARAMS, plan_retry, ratelimit_reset,
 )  # fmt: skip
 from replay.providers.base import ProviderError, register_provider
 from replay.providers.openai_compat import DEFAULT_MAX_RESPONSE_MB, OpenAICompatProvider, too_large
-from replay.providers.openai_policy import api_key_for
 from replay.providers.transports import Response, TransportFailure
 from replay.retry import RetryPlan
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
@@ -41,6 +39,7 @@ PROMPT_KEYS = frozenset({"messages", "system", "tools"})
 
 @register_provider("anthropic")
 class AnthropicProvider(OpenAICompatProvider):
+    default_api_key_env = DEFAULT_API_KEY_ENV
     default_params = DEFAULT_PARAMS
 
     def __init__(
@@ -73,15 +72,6 @@ class AnthropicProvider(OpenAICompatProvider):
             headers=arm.headers, stream=arm.stream, max_connections=arm.limits.concurrency, transport=arm.transport,
             max_response_mb=arm.limits.max_response_mb, default_max_tokens=arm.default_max_tokens or DEFAULT_MAX_TOKENS,
         )  # fmt: skip
-
-    @classmethod
-    def check_arm(cls, name: str, arm: Arm) -> None:
-        env = arm.api_key_env or DEFAULT_API_KEY_ENV
-        try:
-            api_key_for(name, env)
-        except InputError as exc:
-            raise InputError(f"{exc}{'' if arm.api_key_env else ' (provider anthropic reads it unless api_key_env says otherwise)'}") from None
-        super().check_arm(name, arm)
 
     def retry_plan(self, error: ProviderError, attempt: int, max_attempts: int, rng: random.Random) -> RetryPlan:
         return plan_retry(

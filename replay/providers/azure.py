@@ -18,10 +18,9 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from replay.errors import InputError
 from replay.providers.base import ProviderError, register_provider
 from replay.providers.openai_compat import DEFAULT_MAX_RESPONSE_MB, OpenAICompatProvider
-from replay.providers.openai_policy import api_key_for, plan_retry
+from replay.providers.openai_policy import plan_retry
 from replay.retry import RetryPlan
 
 if TYPE_CHECKING:
@@ -47,6 +46,8 @@ def chat_url(base_url: str) -> str:
 
 @register_provider("azure")
 class AzureOpenAIProvider(OpenAICompatProvider):
+    default_api_key_env = DEFAULT_API_KEY_ENV
+
     def __init__(self, *, base_url: str, model: str, params: dict[str, Any], api_key_env: str = DEFAULT_API_KEY_ENV,
                  headers: dict[str, str] | None = None, stream: bool = True, max_connections: int = 16,
                  transport: str = "native", httpx_transport: Any = None,
@@ -65,15 +66,6 @@ class AzureOpenAIProvider(OpenAICompatProvider):
             headers=arm.headers, stream=arm.stream, max_connections=arm.limits.concurrency, transport=arm.transport,
             max_response_mb=arm.limits.max_response_mb,
         )  # fmt: skip
-
-    @classmethod
-    def check_arm(cls, name: str, arm: Arm) -> None:
-        env = arm.api_key_env or DEFAULT_API_KEY_ENV
-        try:
-            api_key_for(name, env)
-        except InputError as exc:
-            raise InputError(f"{exc}{'' if arm.api_key_env else ' (provider azure reads it unless api_key_env says otherwise)'}") from None
-        super().check_arm(name, arm)
 
     def retry_plan(self, error: ProviderError, attempt: int, max_attempts: int, rng: random.Random) -> RetryPlan:
         if error.status == 404:

@@ -18,7 +18,7 @@ import sys
 import time
 from array import array
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin
 
 from replay import __version__, fastjson
@@ -103,6 +103,9 @@ def too_large(limit: int, status: int) -> ProviderError:
 @register_provider("openai")
 class OpenAICompatProvider(Provider):
     default_params = DEFAULT_PARAMS
+    default_api_key_env: ClassVar[str | None] = None
+    """Where the key is read from when the arm names no ``api_key_env`` (Anthropic's, Azure's);
+    None: such an arm sends no key."""
     def __init__(
         self,
         *,
@@ -148,7 +151,12 @@ class OpenAICompatProvider(Provider):
 
     @classmethod
     def check_arm(cls, name: str, arm: Arm) -> None:
-        api_key_for(name, arm.api_key_env)
+        try:
+            api_key_for(name, arm.api_key_env or cls.default_api_key_env)
+        except InputError as exc:
+            if arm.api_key_env or cls.default_api_key_env is None:
+                raise
+            raise InputError(f"{exc} (provider {arm.provider} reads it unless api_key_env says otherwise)") from None
         for header, value in arm.headers.items():
             try:
                 expand_header(header, value)
