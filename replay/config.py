@@ -149,6 +149,11 @@ class Scenario:
     time (arm ``noise``), to measure how much production differs from itself."""
     embeddings: Embeddings | None = None
     judge: Judge | None = None
+    session_key: str = "session_id"
+    """``session``: the metadata key naming the conversation a record belongs to."""
+    sessions: str = "open_loop"
+    """``sessions``: ``open_loop`` (each turn with its logged history) or ``closed_loop`` (the
+    candidate's own previous turns fed back; see :mod:`replay.conversations`)."""
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret. An absent
@@ -157,6 +162,9 @@ class Scenario:
         snapshot = asdict(self)
         for key in ("embeddings", "judge", "log_mapping"):
             if snapshot[key] is None:
+                del snapshot[key]
+        for key, default in (("session_key", "session_id"), ("sessions", "open_loop")):
+            if snapshot[key] == default:  # runs that leave them out keep their digests
                 del snapshot[key]
         arms = (snapshot["candidate"], snapshot["production"], (snapshot.get("embeddings") or {}).get("endpoint"),
                 (snapshot.get("judge") or {}).get("arm"))

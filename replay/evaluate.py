@@ -18,6 +18,7 @@ import orjson
 
 from replay.gates import Decision, decidable, SegmentSpec, decide, segment_labels, segment_mask
 from replay.metrics import METRICS, MetricValue, Pairs
+from replay.session_metrics import Sessions, sessions_of
 from replay.settings import DecisionSettings, decision_from
 from replay.stats import Estimate, wilson
 from replay.store import RunRow, Store
@@ -203,6 +204,8 @@ class Evaluation:
     """Per arm: what adapting the logged requests to its API lost, and on how many requests."""
     judge: JudgeReport | None = None
     """The run's judge, when it has one."""
+    sessions: Sessions | None = None
+    """How whole conversations fared, when the run's records name them."""
 
     @property
     def baseline_arm(self) -> str:
@@ -243,7 +246,7 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
     judge = judge_report(store, run, evaluation, verdicts)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id),
-                   judge=judge)
+                   judge=judge, sessions=sessions_of(store, run.id, run.scenario, baseline_arm(run)))
 
 
 def drift_of(store: Store, run: RunRow) -> Drift | None:

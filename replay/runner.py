@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import random
 import signal
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from typing import Any, Awaitable, Callable, Iterator, Protocol, Sequence
 
 from replay.arm import ArmClient, NotSent
 from replay.config import Arm, Scenario
+from replay.conversations import CLOSED_LOOP, Answer, ClosedLoop, Diverged, order_turns, session_of, with_request
 from replay.errors import (
     BudgetExhausted,
     EndpointUnreachable,
@@ -37,7 +39,7 @@ from replay.owners import HEARTBEAT_S, Owner
 from replay.pipeline import PairKind, PairStage, PairTracker, StageServices
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
-from replay.sampling import empty_sample_message, select_ids, subsample
+from replay.sampling import empty_sample_message, select_units, subsample
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.transforms import Rewriter, SpecError, TransformFailed
@@ -141,11 +143,13 @@ def scan(scenario: Scenario, skip_invalid: bool,
     watched = scenario.segment_keys()
     records = iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats,
                            max_record_bytes=scenario.max_record_bytes, watch_keys=watched)  # fmt: skip
+    key = scenario.session_key
     if observer is None:
-        selected = select_ids((record.id for record in records), scenario.sample)
+        selected = select_units(((record.id, session_of(record.metadata, key)) for record in records), scenario.sample)
     else:
         see = observer.see
-        selected = select_ids((see(record) or record.id for record in records), scenario.sample)
+        selected = select_units(((see(record) or record.id, session_of(record.metadata, key)) for record in records),
+                                scenario.sample)  # fmt: skip
     check_not_empty(paths, stats)
     check_segment_keys(watched, stats, scenario.source)
     if not selected:
@@ -432,6 +436,9 @@ class Engine:
     ) -> None:
         cases: list[tuple[int, LogRecord]] = []
         logged: list[Outcome] = []
+        # closed loop: the candidate answers a session's turns in order, each once the one before
+        # has answered, so its turns are gathered (the sample's, not the log's) and sent last
+        conversations: dict[str, list[LogRecord]] | None = {} if self.scenario.sessions == CLOSED_LOOP else None
         try:
             for seq, record in enumerate(self._records(paths, selected)):
                 if self._stop is not None:
@@ -448,6 +455,8 @@ class Engine:
                     self._expect(record, pending, wanted, logged_done)
                 if len(cases) >= CASE_BATCH:
                     self._write_cases(cases, logged)
+                if conversations is not None:
+                    pending = self._gather_turn(record, pending, conversations)
                 if not pending:
                     continue
                 estimates = [self._estimate_cost(state, record) for state in pending]
@@ -456,12 +465,38 @@ class Engine:
                 for state, cost in zip(pending, estimates):
                     self._reserve(cost)
                     await state.queue.put((record, cost))
+            if conversations and self._stop is None:
+                self._write_cases(cases, logged)
+                await self._dispatch_sessions(conversations, states, done)
         finally:
             self._write_cases(cases, logged)
             if not self._cancelled:  # cancelled: so are the workers, nobody would take these
                 for state in states:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
+
+    def _gather_turn(self, record: LogRecord, pending: list[_ArmState],
+                     conversations: dict[str, list[LogRecord]]) -> list[_ArmState]:  # fmt: skip
+        """Hold a closed-loop session's turn for the candidate; the arms left to send it now."""
+        session = session_of(record.metadata, self.scenario.session_key)
+        if session is None:
+            return pending
+        conversations.setdefault(session, []).append(record)  # answered ones too: a resume goes on from them
+        return [state for state in pending if state.name != ARM_CANDIDATE]
+
+    async def _dispatch_sessions(self, conversations: dict[str, list[LogRecord]], states: list[_ArmState],
+                                 done: set[tuple[str, str]]) -> None:  # fmt: skip
+        state = next(state for state in states if state.name == ARM_CANDIDATE)
+        for turns in conversations.values():
+            todo = [record for record in turns if (record.id, ARM_CANDIDATE) not in done]
+            if not todo:
+                continue
+            loop = ClosedLoop(order_turns(turns))
+            cost = sum(self._estimate_cost(state, record) for record in todo)
+            if not await self._within_budget(cost):
+                break
+            self._reserve(cost)
+            await state.queue.put((loop, cost))
 
     def _expect(self, record: LogRecord, pending: list[_ArmState], wanted: list[_ArmState], logged_done: bool) -> None:
         """Tell the tracker which of the record's pairs get both answers in this run (with
@@ -516,11 +551,14 @@ class Engine:
             item = await state.queue.get()
             if item is None:
                 return
-            record, reserved = item
+            work, reserved = item
             self._in_flight += 1
             try:
                 if self._stop is None:
-                    self._record(state, await self._replay(state, record))
+                    if isinstance(work, ClosedLoop):
+                        await self._converse(state, work)
+                    else:
+                        self._record(state, await self._replay(state, work))
             except RunIncomplete as stop:
                 self._stop = self._stop or stop
             except NotSent:
@@ -588,6 +626,47 @@ class Engine:
             )
         elif failed is not None:
             self._stop = StoreFailed(f"{failed}: dispatching stopped; a retry stored every answer received")
+
+    async def _converse(self, state: _ArmState, loop: ClosedLoop) -> None:
+        """One closed-loop session, turn after turn, until it ends, diverges or fails; turns a
+        run answered before a resume are read back, not sent again."""
+        stored = self._answered_turns(loop)
+        previous: dict[str, Any] | None = None
+        answer: Answer | None = None
+        for index, record in enumerate(loop.turns):
+            request = loop.request(index, previous, answer)
+            if isinstance(request, Diverged):
+                return
+            if record.id in stored:
+                answer = stored[record.id]
+            else:
+                if self._stop is not None:
+                    return
+                outcome = await self._replay(state, with_request(record, request))
+                self._record(state, outcome)
+                completion = outcome.completion
+                answer = Answer(completion.text, completion.tool_calls) if completion is not None else None
+            if answer is None:  # the candidate failed this turn: nothing to go on from
+                return
+            previous = request
+
+    def _answered_turns(self, loop: ClosedLoop) -> dict[str, Answer | None]:
+        """The candidate's stored answers to the session's turns (None where it failed)."""
+        if not self.resumed:
+            return {}
+        from replay.types import ToolCall
+
+        ids = [record.id for record in loop.turns]
+        rows = self.store.answers(self.run_id, (ARM_CANDIDATE,), ("request_id", "status", "text", "tool_calls_json"),
+                                  only=ids)  # fmt: skip
+        out: dict[str, Answer | None] = {}
+        for request_id, status, text, calls_json in rows:
+            if status != "ok":
+                out[request_id] = None
+                continue
+            calls = tuple(ToolCall(c.get("id"), c["name"], c["arguments"]) for c in json.loads(calls_json or "[]"))
+            out[request_id] = Answer(text, calls)
+        return out
 
     # --- one request ------------------------------------------------------------------------
 

@@ -52,3 +52,29 @@ def subsample(ids: Iterable[str], size: int, seed: int, purpose: str) -> set[str
     """``size`` of the ids, drawn independently of the sample itself (the draws are salted
     with ``purpose``), and as stable: the same run picks the same ones on resume."""
     return set(heapq.nsmallest(size, ids, key=lambda record_id: (draw(f"{purpose}:{seed}", record_id), record_id)))
+
+
+def select_units(items: Iterable[tuple[str, str | None]], spec: SampleSpec) -> set[str]:
+    """Like :func:`select_ids` over ``(record id, unit)`` pairs, drawing once per unit: the
+    records of one conversation are in or out together. A record of no unit (None) is drawn
+    on its own id, exactly as :func:`select_ids` draws it. With ``max``, the unit that would
+    cross the limit is left out whole, so a sample may hold fewer than ``max`` records."""
+    if spec.max is None:
+        return {record_id for record_id, unit in items if _unit_draw(spec.seed, record_id, unit) < spec.rate}
+    heap: list[tuple[float, str]] = []
+    cut = 2.0  # the smallest draw left out: its unit may be in the heap only in part
+    for record_id, unit in items:
+        u = _unit_draw(spec.seed, record_id, unit)
+        if u >= spec.rate:
+            continue
+        if len(heap) < spec.max:
+            heapq.heappush(heap, (-u, record_id))
+        elif -heap[0][0] > u:
+            cut = min(cut, -heapq.heapreplace(heap, (-u, record_id))[0])
+        else:
+            cut = min(cut, u)
+    return {record_id for negative, record_id in heap if -negative != cut}
+
+
+def _unit_draw(seed: int, record_id: str, unit: str | None) -> float:
+    return draw(seed, record_id) if unit is None else draw(seed, f"session\x00{unit}")

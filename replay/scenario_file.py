@@ -98,6 +98,8 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "noise_floor": ((dict,), "a mapping such as {sample: 100}"),
     "embeddings": ((dict,), "an embeddings endpoint mapping (base_url, model, api_key_env)"),
     "judge": ((dict,), "an endpoint mapping with the judge's settings"),
+    "session": ((str,), "the metadata key naming a record's conversation (default session_id)"),
+    "sessions": ((str,), "'open_loop' or 'closed_loop'"),
 }
 _NOISE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "sample": ((int,), RANGES["noise_floor.sample"].describe()),
@@ -246,6 +248,7 @@ def build_scenario(
         if "judge" in top else None  # fmt: skip
     if judge is None:
         _no_judge_gates(check, decision.get("gates"))
+    session_key, sessions = _sessions(check, top)
     return Scenario(
         name=name,
         logs=logs,
@@ -264,7 +267,23 @@ def build_scenario(
         noise_floor=noise_floor,
         embeddings=embeddings,
         judge=judge,
+        session_key=session_key,
+        sessions=sessions,
     )
+
+
+def _sessions(check: _Checker, top: dict[str, Any]) -> tuple[str, str]:
+    from replay.conversations import DEFAULT_SESSION_KEY, OPEN_LOOP, SESSION_MODES
+
+    key = top.get("session") or DEFAULT_SESSION_KEY
+    if not key.strip():
+        raise check.fail("session", "expected a metadata key, got an empty string")
+    mode = top.get("sessions") or OPEN_LOOP
+    if mode not in SESSION_MODES:
+        hint = difflib.get_close_matches(mode, SESSION_MODES, n=1)
+        raise check.fail("sessions", f"expected 'open_loop' or 'closed_loop', got {mode!r}"
+                                     + (f" (did you mean '{hint[0]}'?)" if hint else ""))  # fmt: skip
+    return key, mode
 
 
 def _noise_floor(check: _Checker, data: Any, production: Arm | None) -> int | None:

@@ -675,6 +675,19 @@ class Store:
             (run_id, *arms, *args),
         )
 
+    def session_cases(self, run_id: str, key: str) -> list[tuple[str, str, int, int]]:
+        """(session, request id, history length, position) of the run's cases whose metadata
+        names a conversation under ``key``, in conversation order (see :mod:`replay.conversations`).
+        Read by SQLite's JSON functions: a run without sessions decodes nothing."""
+        path = '$."' + key.replace('"', '""') + '"'
+        rows = self.db.execute(
+            "SELECT s, request_id, n, seq FROM (SELECT json_extract(metadata_json, ?) AS s, request_id, seq,"
+            " COALESCE(json_array_length(request_json, '$.messages'), json_array_length(request_json, '$.input'), 0) AS n"
+            " FROM cases WHERE run_id = ?) WHERE s IS NOT NULL AND s != '' ORDER BY s, n, seq",
+            (path, run_id),
+        )
+        return [(str(session), request_id, n, seq) for session, request_id, n, seq in rows]
+
     def pair_ids(self, run_id: str, base_arm: str, candidate_arm: str) -> list[str]:
         """Request ids answered on both arms, in order."""
         rows = self.db.execute(

@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "replay"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # name, module prefixes; lowest first. A module imports its own layer and the ones below.
     ("core", ("replay", "replay.types", "replay.errors", "replay.fastjson", "replay.yamlfile",
-              "replay.owners", "replay.secrets", "replay.wire")),  # fmt: skip
-    ("readers", ("replay.readers", "replay.sampling")),
+              "replay.owners", "replay.secrets", "replay.wire", "replay.toolcalls")),  # fmt: skip
+    ("readers", ("replay.readers", "replay.sampling", "replay.conversations")),
     # The runner writes what it gets into the store, so the store sits below it (and imports
     # nothing of it); everything later reads the store.
     ("store", ("replay.store",)),
@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                           "replay.ratelimit", "replay.tokens", "replay.pricing", "replay.mockserver")),  # fmt: skip
     ("compare", ("replay.compare", "replay.embeddings")),
     ("judge", ("replay.judge",)),
-    ("metrics/stats", ("replay.metrics", "replay.stats")),
+    ("metrics/stats", ("replay.metrics", "replay.stats", "replay.session_metrics")),
     # What drives the pure packages over a stored run: processes, threads, the store.
     ("stages", ("replay.stages",)),
     ("gates", ("replay.gates", "replay.settings", "replay.scenario_file", "replay.evaluate", "replay.plan")),

@@ -39,7 +39,7 @@ def test_inspect_describes_each_file_and_the_whole():
         "  model: gpt-4o-mini 4",
         "  provider: openai 4",
         "  user: customer-1 2, customer-2 1, customer-3 1",
-        "  session: trace-1 2, trace-2 1, trace-3 1",
+        "  session_id: trace-1 2, trace-2 1, trace-3 1",
         "  team: team-support 4",
         "  cache_hit: False 4",
         "tokens: 150 prompt, 90 completion (logged answers)",

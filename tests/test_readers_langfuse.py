@@ -41,7 +41,7 @@ def test_a_v2_page_is_read_with_its_field_names_and_timestamps():
     assert ok.request["messages"] == [{"role": "user", "content": "How do I reset my password?"}]  # input.messages
     assert (ok.latency_ms, ok.ttft_ms) == (900.0, 300.0)  # from startTime, endTime, completionStartTime
     assert (ok.answer.usage.prompt_tokens, ok.answer.usage.completion_tokens) == (12, 18)  # usageDetails
-    assert ok.metadata["user"] == "u-5" and ok.metadata["session"] == "s-5"
+    assert ok.metadata["user"] == "u-5" and ok.metadata["session_id"] == "s-5"
     assert failed.error == "429 Too Many Requests" and failed.answer is None and failed.ttft_ms is None
 
 

@@ -30,7 +30,7 @@ def test_a_payload_maps_request_answer_timing_and_metadata():
     assert first.latency_ms == 900.0 and first.ttft_ms is None  # not streamed: completionStartTime is the end
     assert first.timestamp == "2025-12-01T12:01:00Z" and first.status == 200
     assert first.answer.text == "Yes, we ship to Norway within 5 business days."
-    assert first.metadata == {"model": "gpt-4o-mini", "provider": "openai", "user": "customer-1", "session": "trace-1",
+    assert first.metadata == {"model": "gpt-4o-mini", "provider": "openai", "user": "customer-1", "session_id": "trace-1",
                               "tags": ["support", "eu"], "team": "team-support", "cost_usd": 0.000123,
                               "cache_hit": False}  # fmt: skip
     assert records[1].ttft_ms == 250.0  # streamed: the first chunk
@@ -49,7 +49,7 @@ def test_a_callback_kwargs_wrapper_is_unwrapped(tmp_path):
 def test_a_spend_log_row_is_read_with_its_iso_times():
     (record,) = read(os.path.join(FOLDER, "spend_logs.jsonl"))
     assert (record.id, record.latency_ms, record.timestamp) == ("chatcmpl-sp1", 900.0, "2026-12-01T09:00:00.120Z")
-    assert record.metadata["session"] == "sess-9" and record.metadata["user"] == "u-17"
+    assert record.metadata["session_id"] == "sess-9" and record.metadata["user"] == "u-17"
     assert record.answer.usage.completion_tokens == 15
 
 

@@ -28,7 +28,7 @@ def test_the_current_message_attributes_are_read():
     assert current.answer.text == "Yes, we ship to Norway within 5 business days."
     assert (current.answer.finish_reason, current.answer.model, current.answer.usage.prompt_tokens) == (
         "stop", "gpt-4o-mini-2024-07-18", 25)
-    assert current.metadata["session"] == "conv-1" and current.metadata["service"] == "support-bot"
+    assert current.metadata["session_id"] == "conv-1" and current.metadata["service"] == "support-bot"
     assert dict(stats.skipped[TRACES]) == {"not a GenAI inference span": 1}
 
 

@@ -58,7 +58,7 @@ def test_the_terminal_report_is_its_sections_in_order(evaluation, monkeypatch):
     from replay.reports.terminal import SECTIONS
 
     monkeypatch.setenv("NO_COLOR", "1")
-    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "noise", "summary", "judge", "segments",
+    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "noise", "summary", "judge", "sessions", "segments",
                               "disagreements", "review"]  # fmt: skip
     parts = {name: terminal_text(evaluation, sections=[name]) for name in SECTIONS}
     assert terminal_text(evaluation) == "".join(parts.values())
@@ -82,7 +82,7 @@ def test_gate_sections_are_the_report_up_to_its_metrics(evaluation, monkeypatch)
 def test_an_unknown_terminal_section_is_a_programming_error(evaluation):
     with pytest.raises(ValueError) as raised:
         render("terminal", evaluation, sections=["header", "gate"])
-    assert str(raised.value) == ("no terminal report section 'gate' (there are: header, verdict, gates, metrics, noise, summary, judge,"
+    assert str(raised.value) == ("no terminal report section 'gate' (there are: header, verdict, gates, metrics, noise, summary, judge, sessions,"
                                  " segments, disagreements, review)")  # fmt: skip
 
 

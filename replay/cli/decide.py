@@ -206,21 +206,30 @@ def disagreements_command(run_ref: str, top: int, segment: str | None, as_json: 
 
 @click.command(name="show")
 @click.argument("run_ref", metavar="RUN")
-@click.argument("request_id")
+@click.argument("request_id", required=False)
+@click.option("--session", "session_id", metavar="ID", help="Show a whole conversation, turn by turn, instead of one request.")
 @store_option
-def show_command(run_ref: str, request_id: str, store_path: str) -> None:
-    """Show one request and its two answers side by side, differences highlighted.
+def show_command(run_ref: str, request_id: str | None, session_id: str | None, store_path: str) -> None:
+    """Show one request and its two answers side by side, differences highlighted;
+    or, with --session, a whole conversation turn by turn, both arms side by side.
 
     \b
-    Example:
+    Examples:
       replay show latest sup-0042
+      replay show latest --session 7f3a-support-chat
     """
     from replay.evaluate import compare_run, settings_for
     from replay.reports.show import render_pair
     from replay.errors import InputError
 
+    if (request_id is None) == (session_id is None):
+        raise click.UsageError("give a REQUEST_ID or --session ID (one of them)")
     store = open_store(store_path)
     run = store.get_run(run_ref)
+    if session_id is not None:
+        show_session(store, run, session_id)
+        return
+    assert request_id is not None
     case = store.case(run.id, request_id)
     if case is None:
         raise InputError(f"run {run.id} has no request {request_id!r} (see 'replay disagreements {run.id}')")
@@ -230,6 +239,27 @@ def show_command(run_ref: str, request_id: str, store_path: str) -> None:
     out = console()
     for renderable in render_pair(run, case[0], case[1], store.result_rows(run.id, request_id), measures,
                                   judge_verdict(store, run, request_id)):  # fmt: skip
+        out.print(renderable)
+
+
+def show_session(store: Any, run: Any, session_id: str) -> None:
+    from replay.errors import InputError
+    from replay.evaluate import baseline_arm
+    from replay.reports.escape import visible
+    from replay.reports.show import render_session
+    from replay.session_metrics import session_key_of, sessions_of
+
+    sessions = sessions_of(store, run.id, run.scenario, baseline_arm(run))
+    found = next((s for s in sessions.results if s.session == session_id), None) if sessions is not None else None
+    if found is None:
+        key = session_key_of(run.scenario)
+        known = "none" if sessions is None else ", ".join(visible(s.session) for s in sessions.results[:5])
+        raise InputError(f"run {run.id} has no session {visible(session_id)!r} (metadata.{key}; sessions: {known})")
+    ids = list(found.request_ids)
+    cases = store.cases(run.id, only=ids)
+    rows = {request_id: store.result_rows(run.id, request_id) for request_id in ids}
+    out = console()
+    for renderable in render_session(run, found, cases, rows):
         out.print(renderable)
 
 

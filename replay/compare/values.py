@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from replay.compare.paths import MISSING, Path, is_ignored
+from replay.toolcalls import json_equal  # noqa: F401  (the comparators import it from here)
 
 _JSON_START = frozenset('{["-0123456789tfn')
 
@@ -54,19 +55,6 @@ def looks_like_json_container(text: str | None) -> bool:
         return False
     stripped = text.lstrip()
     return bool(stripped) and stripped[0] in "{["
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Exact JSON equality, key order aside; unlike ``==``, ``true`` is not ``1``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(json_equal(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    return type(a) is type(b) and a == b
 
 
 def normalize_text(text: str) -> str:

@@ -133,7 +133,7 @@ class OpenAICompatProvider(Provider):
         if transport == "native" and proxied(self.url):
             transport = "httpx"
         self.transport = transport
-        self._session = make_session(transport, request_headers, max_connections, httpx_transport)
+        self._session = make_session(transport, request_headers, max_connections, httpx_transport, endpoint=base_url)
 
     @classmethod
     def from_arm(cls, name: str, arm: Arm) -> OpenAICompatProvider:

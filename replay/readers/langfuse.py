@@ -88,7 +88,7 @@ def _one(obj: dict[str, Any], location: Location) -> LogRecord | Skipped:
             "trace": obj.get("traceId"),
             "name": obj.get("name"),
             "user": obj.get("userId"),
-            "session": obj.get("sessionId"),
+            "session_id": obj.get("sessionId"),
             "tags": obj.get("tags") or None,
             "environment": obj.get("environment"),
             **as_dict(obj.get("metadata")),

@@ -109,9 +109,18 @@ def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
         error=run.get("error") if failed else None,
         timestamp=start + "Z" if isinstance(start, str) and start[-1:].isdigit() and "+" not in start[10:] else start,
         metadata={"trace": run.get("trace_id"), "name": run.get("name"), "provider": meta.get("ls_provider"),
-                  "session": run.get("session_id"), "tags": run.get("tags") or None,
+                  "project": run.get("session_id"), "session_id": _thread(meta), "tags": run.get("tags") or None,
                   "user": meta.get("user_id")},  # fmt: skip
     )
+
+
+def _thread(meta: dict[str, Any]) -> Any:
+    """The conversation a run belongs to: LangSmith threads runs by one of these metadata keys
+    (its own ``session_id`` field is the tracing project, not a conversation)."""
+    for key in ("session_id", "thread_id", "conversation_id"):
+        if meta.get(key):
+            return meta[key]
+    return None
 
 
 PARQUET_MAGIC = b"PAR1"

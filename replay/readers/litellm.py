@@ -80,7 +80,7 @@ def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
             "model": obj.get("model"),
             "provider": obj.get("custom_llm_provider"),
             "user": obj.get("end_user") or obj.get("user") or metadata.get("user_api_key_user_id"),
-            "session": obj.get("session_id") or obj.get("trace_id"),
+            "session_id": obj.get("session_id") or obj.get("trace_id"),
             "tags": obj.get("request_tags") or None,
             "team": obj.get("team_id") or metadata.get("user_api_key_team_id"),
             "cost_usd": obj.get("response_cost", obj.get("spend")),

@@ -178,7 +178,7 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
         metadata={
             "trace": span.get("traceId"),
             "provider": attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system")),
-            "session": attrs.get("gen_ai.conversation.id"),
+            "session_id": attrs.get("gen_ai.conversation.id"),
             "service": resource.get("service.name"),
             "span": span.get("name"),
         },

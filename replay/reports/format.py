@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Callable
 
 from replay.gates import Gate, GateResult
 from replay.metrics import METRICS, MetricValue
+from replay.reports.escape import clip
 from replay.stats import Estimate
 
 if TYPE_CHECKING:  # for the annotations only
@@ -365,3 +366,29 @@ def judge_cell(verdict: str | None, reason: str | None, limit: int = JUDGE_REASO
 
     said = JUDGE_SAYS.get(verdict, verdict)
     return f"{said}: {clip(' '.join(reason.split()), limit)}" if reason else said
+
+
+SHOWN_SESSIONS = 5
+"""Diverged sessions named in the terminal and Markdown reports (JSON lists them all)."""
+
+
+def session_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> list[str]:
+    """Whole conversations in sentences: how many agreed turn by turn, where the others parted."""
+    sessions = evaluation.sessions
+    if sessions is None:
+        return []
+    loop = "closed loop" if sessions.mode == "closed_loop" else "open loop"
+    agree = sessions.agreement
+    lines = [f"Sessions ({loop}, by metadata.{quote(sessions.key)}, against the {sessions.against} answers):"
+             f" {sessions.count:,} sessions, {sessions.answered_turns:,} of {sessions.turns:,} turns answered;"
+             f" every turn's tool calls agree in {value('rate', agree.value)} {interval('rate', agree, False)};"
+             f" {sessions.completed:,} completed, {sessions.diverged:,} diverged, {sessions.with_errors:,} with an error"]  # fmt: skip
+    first = sessions.first_divergence()
+    if first:
+        lines.append("First divergence: " + ", ".join(f"turn {turn}: {count:,}" for turn, count in first.items()))
+    diverged = [r for r in sessions.results if r.diverged_at is not None][:SHOWN_SESSIONS]
+    for result in diverged:
+        how_far = f"; {result.answered} of {result.turns} turns answered" if sessions.mode == "closed_loop" else ""
+        lines.append(f"Session {quote(clip(result.session, 80))} diverged at turn {result.diverged_at}:"
+                     f" {quote(result.reason or '')}{how_far}")  # fmt: skip
+    return lines

@@ -112,6 +112,21 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         **_embeddings(evaluation),
         **({"lossy": evaluation.lossy} if evaluation.lossy else {}),
         **({"judge": _judge(evaluation.judge)} if evaluation.judge is not None else {}),
+        **({"sessions": _sessions(evaluation.sessions)} if evaluation.sessions is not None else {}),
+    }  # fmt: skip
+
+
+def _sessions(sessions: Any) -> dict[str, Any]:
+    """The ``sessions`` block (present when the run's records name conversations)."""
+    return {
+        "key": sessions.key, "mode": sessions.mode, "against": sessions.against, "count": sessions.count,
+        "turns": sessions.turns, "answered_turns": sessions.answered_turns, "completed": sessions.completed,
+        "diverged": sessions.diverged, "with_errors": sessions.with_errors,
+        "tool_sequence_agreement": _est(sessions.agreement),
+        "first_divergence": {str(turn): count for turn, count in sessions.first_divergence().items()},
+        "sessions": [{"session": r.session, "turns": r.turns, "answered": r.answered, "diverged_at": r.diverged_at,
+                      "reason": r.reason, "errors": r.errors, "request_ids": list(r.request_ids)}
+                     for r in sessions.results],
     }  # fmt: skip
 
 

@@ -64,6 +64,9 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
     judge = fmt.judge_lines(evaluation, quote=md)
     if judge:
         lines += ["", "### Judge", ""] + [f"- {line}" for line in judge]
+    sessions = fmt.session_lines(evaluation, quote=md)
+    if sessions:
+        lines += ["", "### Sessions", ""] + [f"- {line}" for line in sessions]
     columns = fmt.segment_columns(evaluation)
     for key, values in evaluation.segments.items():
         lines += ["", f"### Segments by {md_code(key)}", ""]

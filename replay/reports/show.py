@@ -41,12 +41,12 @@ def diff_texts(old: str, new: str) -> tuple[Any, Any]:
 
 def _answer(row: dict[str, Any]) -> str:
     """An answer's text, refusal and tool calls, line breaks kept, controls shown as escapes."""
-    text = row.get("text") or ""
+    parts = [row.get("text") or ""]
     if row.get("refusal"):
-        text += f"\n(refusal: {row['refusal']})"
+        parts.append(f"(refusal: {row['refusal']})")
     for call in json.loads(row.get("tool_calls_json") or "[]"):
-        text += f"\ntool call {call['name']}({call['arguments']})"
-    return visible(text, multiline=True)
+        parts.append(f"tool call {call['name']}({call['arguments']})")
+    return visible("\n".join(part for part in parts if part) if len(parts) > 1 else parts[0], multiline=True)
 
 
 def _failure(row: dict[str, Any] | None) -> Any:
@@ -158,4 +158,66 @@ def render_pair(run: Any, request: dict[str, Any], metadata: dict[str, Any], row
         out.append(term(", ".join(facts) + (": " + "; ".join(reasons) if reasons else "")))
     if run.scenario.get("judge"):
         out.append(judge_text(str(run.scenario["judge"]["arm"]["model"]), judge))
+    return [Trimmed(renderable) for renderable in out]
+
+
+def _new_messages(request: dict[str, Any], first: bool) -> list[dict[str, Any]]:
+    """What a turn adds to the conversation: everything for the first, else what follows the
+    last assistant message (the tool results, the user's next message)."""
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]
+    if first:
+        return messages
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    return messages[last + 1:]
+
+
+def _message_line(message: dict[str, Any]) -> Any:
+    content = message.get("content")
+    if not isinstance(content, str):
+        content = json.dumps(content, ensure_ascii=False)
+    role = term(f"{message.get('role', '?')}: ", style="bold")
+    return role.append(clip(visible(content, multiline=True), MAX_MESSAGE_CHARS))
+
+
+def render_session(run: Any, session: Any, cases: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+                   rows: dict[str, dict[str, dict[str, Any]]]) -> list[Any]:  # fmt: skip
+    """One conversation turn by turn: what each turn added, then both arms' answers side by side.
+
+    ``session`` is a :class:`replay.session_metrics.SessionResult`; ``rows`` maps each turn's
+    request id to its stored result rows by arm."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from replay.evaluate import baseline_arm
+    from replay.reports.terminal import Trimmed
+
+    closed = run.scenario.get("sessions") == "closed_loop"
+    base_arm = "logged" if closed else baseline_arm(run)
+    cand_model = (run.scenario.get("candidate") or {}).get("model", "")
+    how = "closed loop: the candidate saw its own previous turns" if closed else "open loop: every turn with its logged history"
+    title = term(f"Session {clip(visible(session.session), 200)}", style="bold")
+    title.append(visible(f"  ({how}; {session.turns} turns"))
+    if session.diverged_at is not None:
+        title.append(visible(f"; diverged at turn {session.diverged_at}: {session.reason}"))
+    title.append(")")
+    out: list[Any] = [title]
+    for number, request_id in enumerate(session.request_ids, start=1):
+        request = cases.get(request_id, ({}, {}))[0]
+        out.append(Text(""))
+        out.append(term(f"Turn {number} of {session.turns}  ", style="bold").append(visible(request_id)))
+        out += [_message_line(message) for message in _new_messages(request, number == 1)]
+        turn_rows = rows.get(request_id, {})
+        base_row, cand_row = turn_rows.get(base_arm), turn_rows.get(ARM_CANDIDATE)
+        left, right, _ = _answers(base_row, cand_row)
+        if cand_row is None and closed and session.diverged_at is not None and number > session.diverged_at:
+            right = Text(f"not sent (the session diverged at turn {session.diverged_at})", style="dim")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+        table.add_column(term(f"Baseline ({base_arm})"), ratio=1, overflow="fold")
+        table.add_column(term(f"Candidate ({cand_model})"), ratio=1, overflow="fold")
+        table.add_row(left, right)
+        table.add_row(Text(_facts(base_row), style="dim"), Text(_facts(cand_row), style="dim"))
+        out.append(table)
+        if number == session.diverged_at:
+            out.append(term(f"diverged at turn {number}: {session.reason}", style="yellow"))
     return [Trimmed(renderable) for renderable in out]

@@ -135,6 +135,12 @@ def _judge(evaluation: Any, top: int) -> list[Any]:
     return [hanging("  ", line) for line in fmt.judge_lines(evaluation)]
 
 
+@section("sessions")
+def _sessions(evaluation: Any, top: int) -> list[Any]:
+    """Whole conversations, when the run's records name them."""
+    return [hanging("  ", line) for line in fmt.session_lines(evaluation)]
+
+
 @section("segments")
 def _segments(evaluation: Any, top: int) -> list[Any]:
     from rich import box
