@@ -245,6 +245,9 @@ class Engine:
             try:
                 with _fewer_gc_pauses():
                     _run_loop(self._main(paths, selected, arms))
+            except Exception as exc:
+                self._mark_failed(exc)
+                raise
             finally:
                 self.reporter.stop()
             self._mark_run()
@@ -277,6 +280,15 @@ class Engine:
             self._stop = self._stop or RunTakenOver(f"run {self.run_id}: another process took it over; stopped dispatching")
             return
         self._beat = loop.call_later(HEARTBEAT_S, self._heartbeat)
+
+    def _mark_failed(self, exc: Exception) -> None:
+        """A bug (or a fault nothing expected) stopped the run: say so in the store, so that
+        ``replay runs`` shows it failed, and a resume can finish it."""
+        if isinstance(exc, RunIncomplete):
+            return
+        with contextlib.suppress(StoreWriteError):
+            self.store.set_status(self.run_id, "failed", f"stopped by an unexpected {type(exc).__name__};"
+                                                         f" resume with: replay run --resume {self.run_id}")  # fmt: skip
 
     def _mark_run(self) -> None:
         if isinstance(self._stop, RunTakenOver):
