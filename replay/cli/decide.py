@@ -7,6 +7,7 @@ kept), aggregate and gate.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -21,14 +22,23 @@ def print_terminal(evaluation: Any, top: int = 5) -> None:
     print_renderables(render("terminal", evaluation, top=top))
 
 
-def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> Any:
+@dataclass(frozen=True)
+class GatesFile:
+    """What a ``--gates`` file decides with: its gates, and its ``on_inconclusive`` if it sets one."""
+
+    gates: Any
+    on_inconclusive: str | None = None
+
+
+def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> GatesFile:
     """:func:`load_gates_file`, with each gate's ``segment`` checked against the run's ``segment_by``."""
     if not path:
-        return None
+        return GatesFile(None)
     from replay.errors import ScenarioError
     from replay.evaluate import settings_for
 
-    gates = load_gates_file(path)
+    loaded = load_gates_file(path)
+    gates = loaded.gates
     run = store.get_run(run_ref)
     segments = settings_for(run, gates).segments
     for index, gate in enumerate(gates if isinstance(gates, list) else ()):
@@ -41,11 +51,12 @@ def load_gates_for_run(path: str | None, store: Any, run_ref: str) -> Any:
                 segments.resolve(str(gate["segment"]))
             except ValueError as exc:
                 raise ScenarioError(f"{path}: gates[{index}].segment: {exc}") from None
-    return gates
+    return loaded
 
 
-def load_gates_file(path: str) -> Any:
-    """The ``gates:`` list of a YAML file (a scenario or a gates-only file)."""
+def load_gates_file(path: str) -> GatesFile:
+    """The ``gates:`` list of a YAML file (a scenario or a gates-only file), and its
+    ``on_inconclusive``: both decide, so a file that sets it is obeyed, not half read."""
     from replay.scenario_file import load_scenario_data
     from replay.errors import ScenarioError
     from replay.gates import parse_gates
@@ -56,7 +67,10 @@ def load_gates_file(path: str) -> Any:
         raise ScenarioError(f"{path}: gates: missing required key")
     gates = data["gates"]
     parse_gates(gates, lambda key, message: ScenarioError(f"{path}: {key}: {message}"))
-    return gates
+    on_inconclusive = data.get("on_inconclusive")
+    if on_inconclusive is not None and on_inconclusive not in ("fail", "pass"):
+        raise ScenarioError(f"{path}: on_inconclusive: expected 'fail' or 'pass', got {on_inconclusive!r}")
+    return GatesFile(gates, on_inconclusive)
 
 
 def _known_keys_only(path: str, data: dict[str, Any]) -> None:
@@ -95,7 +109,7 @@ def report_command(run_ref: str, fmt: str, gates_file: str | None, top: int | No
     store = open_store(store_path)
     gates = load_gates_for_run(gates_file, store, run_ref)
     listed = max((renderer.top or 0 for renderer in renderers()), default=0)
-    evaluation = evaluate(store, run_ref, gates, top=max(top or 0, listed))
+    evaluation = evaluate(store, run_ref, gates.gates, top=max(top or 0, listed), on_inconclusive=gates.on_inconclusive)
     renderer = get_renderer(fmt)
     output = renderer.render(evaluation, **({"top": top} if top is not None and renderer.top is not None else {}))
     if renderer.rich:
@@ -130,7 +144,7 @@ def gate_command(ctx: click.Context, run_ref: str, gates_file: str | None, store
 
     store = open_store(store_path)
     gates = load_gates_for_run(gates_file, store, run_ref)
-    evaluation = evaluate(store, run_ref, gates)
+    evaluation = evaluate(store, run_ref, gates.gates, on_inconclusive=gates.on_inconclusive)
     print_renderables(render("terminal", evaluation, sections=GATE_SECTIONS))
     write_reports(evaluation, report_files)
     ctx.exit(evaluation.decision.exit_code)

@@ -34,7 +34,7 @@ def plan_command(scenario: str | None, gates_file: str | None, skip_invalid: boo
     from replay.plan import make_plan, plan_json
     from replay.scenario_file import load_scenario
 
-    gates = load_gates_file(gates_file) if gates_file else None
+    gates = load_gates_file(gates_file).gates if gates_file else None
     config = load_scenario(scenario, {**scenario_overrides(flags), "gates": gates})
     plan = make_plan(config, skip_invalid=skip_invalid)
     if as_json:

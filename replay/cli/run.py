@@ -52,7 +52,10 @@ def run_command(ctx: click.Context, scenario: str | None, resume: str | None, re
     from replay.runner import Engine
 
     overrides = scenario_overrides(flags)
-    gates = load_gates_file(gates_file) if gates_file else None
+    gates_from = load_gates_file(gates_file) if gates_file else None
+    gates = gates_from.gates if gates_from else None
+    if on_inconclusive is None and gates_from is not None:
+        on_inconclusive = gates_from.on_inconclusive
     check_report_paths(report_files)
     store = open_store(store_path, create=not resume)
     if resume:
