@@ -166,6 +166,11 @@ class ClosedLoop:
         last = _last_assistant(messages)
         if last is None:  # the log started the conversation afresh here
             return logged_request
+        if last != len(_messages(as_chat(before.request))):
+            # the turn's history is not the previous turn's plus its answer: a turn is missing
+            # from the log (or the app rewrote its history), and stubbing across it would feed
+            # the candidate results of calls it never made
+            return Diverged(index, "the log does not continue this turn (a turn missing from the log?)")
         added = messages[last + 1:]
         ids = [call.id or f"call_{index}_{n}" for n, call in enumerate(answer.tool_calls)]
         stubs = _tool_results(added, logged, matched, ids)

@@ -331,3 +331,12 @@ def test_an_anthropic_logged_session_is_closed_in_chat_form():
     second = loop.request(1, first, Answer(None, (ToolCall("call_9", "search", '{"party":2}'),)))
     assert second["messages"][2]["tool_calls"][0]["id"] == "call_9"
     assert second["messages"][3] == {"role": "tool", "tool_call_id": "call_9", "content": "Luigi's"}
+
+
+def test_the_closed_loop_stops_where_the_log_skips_a_turn(tmp_path):
+    log = write_sessions(tmp_path / "agent.jsonl", "http://t")
+    turns = group_sessions(iter_records([log]))["s1"]
+    loop = ClosedLoop([turns[0], turns[2], turns[3]])  # turn 2 missing: turn 3's results answer calls turn 1 never made
+    first = loop.request(0, None, None)
+    same = Answer(None, (ToolCall("x", "search_restaurants", json.dumps({**SEARCH_ARGS, "url": "http://t"})),))
+    assert loop.request(1, first, same) == Diverged(1, "the log does not continue this turn (a turn missing from the log?)")
