@@ -202,6 +202,8 @@ class Evaluation:
     drift: Drift | None = None
     lossy: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per arm: what adapting the logged requests to its API lost, and on how many requests."""
+    tokens_estimated: dict[str, int] = field(default_factory=dict)
+    """Per arm: the answers whose tokens were counted locally, their endpoint having sent no usage."""
     judge: JudgeReport | None = None
     """The run's judge, when it has one."""
     sessions: Sessions | None = None
@@ -246,7 +248,8 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     evaluation = _aggregate(store, run, settings, pairs, top, noise)
     judge = judge_report(store, run, evaluation, verdicts)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id),
-                   judge=judge, sessions=sessions_of(store, run.id, run.scenario, baseline_arm(run)))
+                   judge=judge, sessions=sessions_of(store, run.id, run.scenario, baseline_arm(run)),
+                   tokens_estimated=store.estimated_counts(run.id))
 
 
 def drift_of(store: Store, run: RunRow) -> Drift | None:

@@ -8,6 +8,8 @@ a directive in the last user message scripts the answer to that request, e.g.
 ``insufficient_quota``), ``[mock:401]``, ``[mock:nousage]``, ``[mock:tool]`` (answer
 with a tool call), ``[mock:slow=800]`` (800 ms latency). With ``rpm`` set it enforces
 the limit like providers do, in one-second windows (at most rpm/60 in any second).
+A gateway's dialect is configured: ``headers`` on every answer, ``usage_extra`` in every
+usage (OpenRouter's ``cost``), ``comments`` for OpenRouter's SSE comment lines.
 
 ``POST /v1/embeddings`` answers every input with a deterministic vector (words hashed into
 ``embedding_dims`` signed counts: texts sharing words point the same way); a directive in
@@ -44,6 +46,12 @@ class ServerConfig:
     embedding_latency_ms: float = 5.0
     respond: Callable[[dict[str, Any]], str | None] | None = None
     """Computes the answer text from the request body (a scripted judge); None falls back to ``answers``."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every answer, streamed or not (a gateway's ``x-litellm-response-cost``...)."""
+    usage_extra: dict[str, Any] = field(default_factory=dict)
+    """Merged into every answer's usage (OpenRouter's ``cost``...)."""
+    comments: bool = False
+    """Stream SSE comment lines (``: OPENROUTER PROCESSING``) before the first event and between the others."""
 
 
 @dataclass
@@ -294,7 +302,7 @@ class MockServer:
         completion_tokens = max(1, len(text.split()))
         usage = None if kind == "nousage" else {
             "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens, **self.config.usage_extra,
         }  # fmt: skip
         if not body.get("stream"):
             await asyncio.sleep(latency)
@@ -308,20 +316,22 @@ class MockServer:
             }  # fmt: skip
             if usage:
                 payload["usage"] = usage
-            await self._send_json(writer, 200, payload)
+            await self._send_json(writer, 200, payload, self.config.headers)
             return True
         return await self._stream(writer, body, text, model, usage, tool, latency, truncate=kind == "truncate")
 
     async def _stream(self, writer: asyncio.StreamWriter, body: dict[str, Any], text: str, model: str,
                       usage: dict[str, int] | None, tool: bool, latency: float, truncate: bool) -> bool:  # fmt: skip
         ttft = self.config.ttft_ms / 1000 if self.config.ttft_ms is not None else latency / 3
-        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        extra = "".join(f"{name}: {value}\r\n" for name, value in self.config.headers.items()).encode()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n" + extra + b"\r\n"
+        comment = b": OPENROUTER PROCESSING\n\n" if self.config.comments else b""
         base = {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()),
                 "model": model, "system_fingerprint": "fp_mock"}  # fmt: skip
 
         def event(payload: dict[str, Any] | str) -> bytes:
             data = payload if isinstance(payload, str) else json.dumps({**base, **payload})
-            line = f"data: {data}\n\n".encode()
+            line = comment + f"data: {data}\n\n".encode()
             return f"{len(line):x}\r\n".encode() + line + b"\r\n"
 
         def delta(d: dict[str, Any], finish: str | None = None) -> bytes:

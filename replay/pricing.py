@@ -2,7 +2,9 @@
 
 The table covers common models; a scenario's ``prices`` overrides or extends it.
 A model is looked up exactly, then by its longest matching prefix, so dated
-snapshots (``gpt-4o-2024-08-06``) find their family.
+snapshots (``gpt-4o-2024-08-06``) find their family; a gateway's name (OpenRouter's
+``anthropic/claude-3.5-haiku``) by the vendor's name for it. An answer whose endpoint reports
+its own cost (:attr:`replay.types.Completion.cost_usd`) is not priced here.
 
 An entry may also price prompt caching: ``cache_write`` and ``cache_read`` per million
 tokens (Anthropic's 5-minute cache writes and cache hits). Usage that counts cache tokens
@@ -12,6 +14,7 @@ cost the input rate.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from replay.types import Usage
@@ -72,15 +75,38 @@ class Price:
         return (prompt + (usage.completion_tokens or 0) * self.output) / 1_000_000
 
 
+def vendor_names(model: str) -> list[str]:
+    """The names a gateway's model name may stand for, the likeliest first: without the vendor
+    prefix (OpenRouter's and LiteLLM's ``anthropic/``) and the variant (``:free``, ``:nitro``),
+    its version dots as the vendor writes them (``claude-3.5-haiku`` is ``claude-3-5-haiku``;
+    ``claude-opus-4.5`` must not read as ``claude-opus-4``), then as given (``gpt-4.1``)."""
+    bare = model.rsplit("/", 1)[-1].split(":", 1)[0]
+    dashed = _VERSION_DOT.sub("-", bare)
+    return [dashed, bare] if dashed != bare else [bare]
+
+
+_VERSION_DOT = re.compile(r"(?<=\d)\.(?=\d)")
+
+
 class PriceTable:
     def __init__(self, overrides: dict[str, dict[str, float]] | None = None) -> None:
         self._prices = {name: Price(*rates) for name, rates in PRICES_PER_MILLION.items()}
+        self._resolved: dict[str, Price | None] = {}
         for name, entry in (overrides or {}).items():
             base = self._prices.get(name, Price(0.0, 0.0))
             self._prices[name] = Price(entry.get("input", base.input), entry.get("output", base.output),
                                        entry.get("cache_write", base.cache_write), entry.get("cache_read", base.cache_read))
 
     def lookup(self, model: str) -> Price | None:
+        """The price of ``model``: exactly, then by its longest known prefix; a gateway's name
+        (``anthropic/claude-3.5-haiku``, ``openai/gpt-4o-mini:nitro``) by the vendor's own name."""
+        if model in self._prices:  # the common case, without the gateway's spellings
+            return self._prices[model]
+        if model not in self._resolved:
+            self._resolved[model] = next(filter(None, map(self._known, vendor_names(model))), None)
+        return self._resolved[model]
+
+    def _known(self, model: str) -> Price | None:
         if model in self._prices:
             return self._prices[model]
         matches = [name for name in self._prices if model.startswith(name)]

@@ -720,14 +720,20 @@ class Engine:
         model = body.get("model") or state.arm.model  # a transform's model_map may send another
         if completion.usage.prompt_tokens is None or completion.usage.completion_tokens is None:
             completion = _with_estimated_usage(completion, body, model)
-        cost = self._cost(model, completion.usage)
+        cost = self._cost(model, completion)
         return Outcome(
             request_id=record.id, arm=state.name, status="ok", completion=completion, attempts=attempts,
             params=params, http_status=200, cost_usd=cost,
         )  # fmt: skip
 
-    def _cost(self, model: str, usage: Usage) -> float | None:
-        cost = self.prices.cost_of(model, usage)
+    def _cost(self, model: str, completion: Completion) -> float | None:
+        """What the endpoint says the answer cost, else its price at the model sent, else at the
+        model that answered (a gateway's alias names no model the price table knows)."""
+        if completion.cost_usd is not None:
+            return completion.cost_usd
+        cost = self.prices.cost_of(model, completion.usage)
+        if cost is None and completion.model and completion.model != model:
+            cost = self.prices.cost_of(completion.model, completion.usage)
         if cost is None and model not in self._unpriced:
             self._unpriced.add(model)
             self.reporter.warn(f"no price for model '{model}': its cost counts as unknown (add it under 'prices')")
@@ -755,7 +761,7 @@ class Engine:
         completion = record.answer
         if completion.usage.prompt_tokens is None:
             completion = _with_estimated_usage(completion, record.request, model)
-        price = self.prices.cost_of(model, completion.usage)
+        price = completion.cost_usd if completion.cost_usd is not None else self.prices.cost_of(model, completion.usage)
         return Outcome(
             request_id=record.id, arm=ARM_LOGGED, status="ok", completion=completion, attempts=(),
             params={k: v for k, v in record.request.items() if k not in PROMPT_KEYS},

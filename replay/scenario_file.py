@@ -308,6 +308,10 @@ def _arm(check: _Checker, data: Any, prefix: str, limits: Limits) -> Arm:
     from replay.providers.transports.base import check_header
 
     arm = check.mapping(data, prefix, _ARM_KEYS)
+    if "base_url" not in arm and "provider" in arm:  # a provider may know its endpoint (Gemini's)
+        default = _provider(check, arm["provider"], prefix).default_base_url
+        if default:
+            arm["base_url"] = default
     for required in ("base_url", "model"):
         if required not in arm:
             raise check.fail(f"{prefix}{required}", "missing required key")

@@ -546,6 +546,22 @@ class Store:
             counts.setdefault(arm, {})[status] = n
         return counts
 
+    def estimated_counts(self, run_id: str) -> dict[str, int]:
+        """Per arm: the answers whose tokens were counted locally (the endpoint sent no usage), where any were."""
+        rows = self.db.execute(
+            "SELECT arm, COUNT(*) FROM results WHERE run_id = ? AND tokens_estimated = 1 GROUP BY arm ORDER BY arm",
+            (run_id,),
+        )
+        return {arm: n for arm, n in rows}
+
+    def priced_arms(self, run_id: str) -> set[str]:
+        """The arms every answer of which has a cost (priced, or reported by the endpoint)."""
+        rows = self.db.execute(
+            "SELECT arm FROM results WHERE run_id = ? AND status = 'ok' GROUP BY arm HAVING COUNT(cost_usd) = COUNT(*)",
+            (run_id,),
+        )
+        return {arm for (arm,) in rows}
+
     def lossy_counts(self, run_id: str) -> dict[str, dict[str, int]]:
         """Per arm: each lossy step of adapting a request to the arm's API (``params.lossy``), and on how
         many requests; through the index of such rows (a read-only store of an older version has none: a scan)."""

@@ -145,6 +145,9 @@ class Completion:
     response_id: str | None = None
     ratelimit_wait_s: float | None = None
     """Set when the answer's ``x-ratelimit-remaining-*`` hit 0: the arm should wait this long."""
+    cost_usd: float | None = None
+    """What the endpoint itself says this answer cost (OpenRouter's ``usage.cost``, a LiteLLM proxy's
+    ``x-litellm-response-cost``): it wins over the price table. None when it says nothing."""
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def test_rubric_and_prompt_files_are_read_and_stored(tmp_path):
     (JUDGE + ", sample: 0}", "judge.sample: expected an integer from 1 to"),
     (JUDGE + ", both_orders: maybe}", "judge.both_orders: expected true or false, got 'maybe'"),
     (JUDGE + ", limits: {rmp: 5}}", "judge.limits.rmp: unknown key (did you mean 'judge.limits.rpm'?)"),
-    (JUDGE + ", provider: acme}", "judge.provider: expected one of 'anthropic', 'azure', 'openai', got 'acme'"),
+    (JUDGE + ", provider: acme}", "judge.provider: expected one of 'anthropic', 'azure', 'gemini', 'openai', got 'acme'"),
     ("judge: {model: j}", "judge.base_url: missing required key"),
     (JUDGE + ", rubric: x, rubric_file: r.txt}", "judge.rubric_file: give rubric or rubric_file, not both"),
     (JUDGE + ", rubric_file: nowhere.txt}", "judge.rubric_file: no such file 'nowhere.txt'"),

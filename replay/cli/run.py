@@ -185,25 +185,35 @@ def resume_hint(run_id: str | None, status: str, store_path: str) -> str:
 
 def summary_text(store: Any, summary: Any, store_path: str, scenario: Any) -> str:
     counts = store.counts(summary.run_id)
+    estimated = store.estimated_counts(summary.run_id)
     lines = [f"run {summary.run_id}: {summary.status}", f"  sampled requests: {summary.planned}"]
     for arm in sorted(counts):
         ok, errors = counts[arm].get("ok", 0), counts[arm].get("error", 0)
-        lines.append(f"  {arm}: {ok} ok, {errors} errors")
-    lines.append(f"  spent: {spent_text(summary.spent_usd, unpriced_models(scenario))}")
+        lines.append(f"  {arm}: {ok} ok, {errors} errors" + estimated_note(arm, estimated.get(arm, 0)))
+    unpriced = unpriced_models(scenario, store.priced_arms(summary.run_id))
+    lines.append(f"  spent: {spent_text(summary.spent_usd, unpriced)}")
     if getattr(scenario, "judge", None) is not None:
         lines.append(f"  of which the judge: ${store.judge_spent(summary.run_id):.4f}")
     lines.append(f"  store: {store_path}")
     return visible("\n".join(lines), multiline=True)
 
 
-def unpriced_models(scenario: Any) -> list[str]:
+def estimated_note(arm: str, n: int) -> str:
+    """What the summary adds to an arm some of whose answers came without usage."""
+    if not n:
+        return ""
+    source = "the log has" if arm == "logged" else "the endpoint sent"
+    return f" (tokens of {n} counted locally: {source} no usage)"
+
+
+def unpriced_models(scenario: Any, priced: set[str] | None = None) -> list[str]:
     """The models replay sends to that have no price (the run warned about each): their
-    cost is unknown, not $0."""
+    cost is unknown, not $0. An arm in ``priced`` had every answer's cost (its endpoint reported it)."""
     from replay.pricing import PriceTable
 
     prices = PriceTable(scenario.prices)
-    arms = [scenario.candidate]
-    if scenario.baseline == "fresh" and scenario.production is not None:
+    arms = [] if priced is not None and "candidate" in priced else [scenario.candidate]
+    if scenario.baseline == "fresh" and scenario.production is not None and not (priced and "production" in priced):
         arms.append(scenario.production)
     if getattr(scenario, "judge", None) is not None:
         arms.append(scenario.judge.arm)

@@ -51,6 +51,8 @@ class Provider(ABC):
 
     default_params: ClassVar[Mapping[str, Any]] = {}
     """The parameters a scenario's arm sends unless it says otherwise."""
+    default_base_url: ClassVar[str | None] = None
+    """The endpoint of an arm whose scenario names no ``base_url`` (Gemini's); None: it must name one."""
 
     @classmethod
     @abstractmethod

@@ -26,8 +26,8 @@ from replay.errors import InputError
 from replay.providers.base import Provider, ProviderError, register_provider
 from replay.providers.transports import Response, TransportFailure, check_header, make_session, proxied
 from replay.providers.stream import StreamAssembler, StreamError
-from replay.providers.openai_policy import DEFAULT_PARAMS, api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
-from replay.retry import RetryPlan
+from replay.providers.openai_policy import DEFAULT_PARAMS, FLAGGED, api_key_for, max_output_tokens, plan_retry, ratelimit_reset, sent_params
+from replay.retry import MAX_HINT_S, RetryPlan
 from replay.wire.adapt import ANTHROPIC, messages_to_chat, request_format
 from replay.wire.openai import completion_from_body
 from replay.secrets import Scrubber
@@ -46,6 +46,20 @@ _SSE_FIELDS = (b":", b"data:", b"event:", b"id:", b"retry:")
 """How a line of an event stream starts."""
 ERROR_BODY_BYTES = 1 << 16
 """How much of an error answer is read: its message is in the first few hundred bytes."""
+
+
+GATEWAY_COST = "x-litellm-response-cost"
+"""A LiteLLM proxy's price of the answer in USD, by its own price map and the proxy's custom prices
+(sent on whole answers: a stream's headers leave before its cost is known)."""
+
+
+def header_cost(value: str) -> float | None:
+    """A cost header's value in USD, None when it is no usable number (LiteLLM sends ``None``)."""
+    try:
+        cost = float(value)
+    except ValueError:
+        return None
+    return cost if math.isfinite(cost) and cost >= 0 else None
 
 
 def expand_header(name: str, value: str) -> str:
@@ -77,20 +91,34 @@ def header_secrets(headers: dict[str, str]) -> list[str]:
 
 
 def _error_details(text: str) -> tuple[str, str | None]:
-    """The message and code of an error body (already scrubbed: cutting it first could leave half a key)."""
+    """The message and code of an error body (already scrubbed: cutting it first could leave half a key).
+
+    Reads OpenAI's ``{"error": {"message", "type", "code"}}`` and its relatives: LiteLLM's (the code
+    a string of the status), OpenRouter's (a numeric code, ``metadata``), Google's (a JSON list of
+    one ``{"error": {"code", "message", "status"}}``, as Gemini's OpenAI-compatible endpoint answers)."""
     try:
         body = json.loads(text)
     except ValueError:
         return text[:200].strip() or "(empty body)", None
+    if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
+        body = body[0]
     error = body.get("error", body) if isinstance(body, dict) else body
     if isinstance(error, dict):
         message = error.get("message") or json.dumps(error)[:200]
-        return str(message)[:1000], _code(error.get("code") or error.get("type"))
+        return str(message)[:1000], _code(error)
     return str(error)[:200], None
 
 
-def _code(value: Any) -> str | None:
-    return None if value is None else str(value)[:100]
+def _code(error: dict[str, Any]) -> str | None:
+    """What kind of error: its ``code``, unless that only repeats the HTTP status (LiteLLM's ``"429"``,
+    OpenRouter's ``402``, Google's ``400``): then its ``type`` or Google's ``status`` says more."""
+    code = error.get("code")
+    if code is None or isinstance(code, (int, float)) or (isinstance(code, str) and code.isdigit()):
+        metadata = error.get("metadata")
+        if isinstance(metadata, dict) and ("flagged_input" in metadata or "reasons" in metadata):
+            return FLAGGED  # OpenRouter's moderation: this input was flagged, not the arm refused
+        code = error.get("type") or error.get("status") or code
+    return None if code is None else str(code)[:100]
 
 
 def too_large(limit: int, status: int) -> ProviderError:
@@ -141,7 +169,7 @@ class OpenAICompatProvider(Provider):
             base_url=arm.base_url,
             model=arm.model,
             params=arm.params,
-            api_key=api_key_for(name, arm.api_key_env),
+            api_key=api_key_for(name, arm.api_key_env or cls.default_api_key_env),
             headers=arm.headers,
             stream=arm.stream,
             max_connections=arm.limits.concurrency,
@@ -214,12 +242,16 @@ class OpenAICompatProvider(Provider):
         except ProviderError as exc:
             raise self._scrubbed(exc) from None
         completion = self.scrubber.completion(completion)
+        if GATEWAY_COST in response.headers and completion.cost_usd is None:
+            completion = replace(completion, cost_usd=header_cost(response.headers[GATEWAY_COST]))
         wait = self._ratelimit_wait(response.headers)
         return replace(completion, ratelimit_wait_s=wait) if wait else completion
 
     def _ratelimit_wait(self, headers: dict[str, str]) -> float | None:
-        """How long the arm should wait after this answer: its rate-limit headers say a limit is spent."""
-        return ratelimit_reset(headers)
+        """How long the arm should wait after this answer: its rate-limit headers say a limit is spent
+        (at most :data:`~replay.retry.MAX_HINT_S`, as for a retry's hint)."""
+        wait = ratelimit_reset(headers)
+        return None if wait is None else min(wait, MAX_HINT_S)
 
     def _text(self, raw: bytes) -> str:
         """What an endpoint sent, as text without the arm's secrets."""
@@ -238,16 +270,20 @@ class OpenAICompatProvider(Provider):
     async def _read(self, response: Response, body: dict[str, Any], started: float) -> Completion:
         status, headers = response.status, response.headers
         if status >= 400:
-            message, code = _error_details(self._text(await self._body(response, ERROR_BODY_BYTES, cut=True)))
-            raise ProviderError(
-                message, status=status, code=code, headers=headers, latency_ms=(time.perf_counter() - started) * 1000
-            )  # fmt: skip
+            text = self._text(await self._body(response, ERROR_BODY_BYTES, cut=True))
+            raise self.http_error(status, headers, text, (time.perf_counter() - started) * 1000)
         if 300 <= status < 400:
             raise self._redirect(status, headers)
         self._check_answer(status, headers)
         if body.get("stream"):  # whatever the content type says: a server may label a stream as JSON, or answer JSON
             return await self._read_stream(response, started)
         return self._whole(await self._body(response, self.max_response_bytes), status, headers, started)
+
+    def http_error(self, status: int, headers: dict[str, str], text: str, latency_ms: float) -> ProviderError:
+        """The failed attempt an error answer (``text``, already scrubbed) stands for; a provider
+        whose API says more in its error bodies (Gemini's retry delay) reads it here."""
+        message, code = _error_details(text)
+        return ProviderError(message, status=status, code=code, headers=headers, latency_ms=latency_ms)
 
     def _redirect(self, status: int, headers: dict[str, str]) -> ProviderError:
         location = headers.get("location")
@@ -380,7 +416,7 @@ class OpenAIEmbeddingsProvider(OpenAICompatProvider):
             embedded = self._vectors(raw, len(body["input"]), status, (time.perf_counter() - started) * 1000)
         except ProviderError as exc:
             raise self._scrubbed(exc) from None
-        wait = ratelimit_reset(headers)
+        wait = self._ratelimit_wait(headers)
         return replace(embedded, ratelimit_wait_s=wait) if wait else embedded
 
     async def _embedding_body(self, response: Response, started: float) -> bytes:

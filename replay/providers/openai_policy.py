@@ -5,9 +5,10 @@ Modelled on the official OpenAI and Anthropic SDKs; pure, no I/O. Retried: conne
 errors, timeouts, 408, 409, 429 and 5xx, after :func:`replay.retry.backoff_delay`. A server
 hint (``retry-after-ms``, ``retry-after`` in seconds or as an HTTP date,
 ``x-ratelimit-reset-*`` when the remaining count is 0) wins over the backoff, and
-``x-should-retry`` overrides everything. Fatal answers stop the whole arm: 401, 403, a 429
-whose code is ``insufficient_quota``, and a redirect (3xx: replay follows none, so every
-request to that ``base_url`` would meet it).
+``x-should-retry`` overrides everything. Fatal answers stop the whole arm: 401, 402 (a
+gateway's "insufficient credits", OpenRouter's), 403 (except a gateway's moderation flag on one
+input), an error whose code is ``insufficient_quota`` or LiteLLM's ``budget_exceeded``, and a
+redirect (3xx: replay follows none, so every request to that ``base_url`` would meet it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from replay.retry import MAX_HINT_S, RetryPlan, backoff_delay
 DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0, "seed": 1234}
 """Sent unless an arm's ``params`` say otherwise: as deterministic as the API allows."""
 RETRYABLE_STATUS = frozenset({408, 409, 429})
-FATAL_STATUS = frozenset({401, 403})
+FATAL_STATUS = frozenset({401, 402, 403})
+FATAL_CODES = frozenset({"insufficient_quota", "budget_exceeded"})
+"""Error codes every further request would meet too: OpenAI's spent quota (a 429), a LiteLLM
+proxy's spent budget (a 400 of type ``budget_exceeded``)."""
+FLAGGED = "moderation_flagged"
+"""The code given to a 403 that flags one input (OpenRouter's moderation, with the reasons in its
+``metadata``): that request's error, not the arm's."""
+EPOCH_AFTER_S = 1e9
+"""A reset "duration" this large (31 years) is a Unix time, as some gateways send it."""
 PROMPT_KEYS = frozenset({"messages", "tools", "functions", "response_format", "prediction", "system"})
 """What a chat request says besides its parameters: everything else in a body is a parameter sent
 (``system`` is an Anthropic Messages request's system prompt, when the log holds one).""" 
@@ -70,7 +79,8 @@ def retry_hint(headers: Mapping[str, str], now: float | None = None) -> float | 
 
 
 def ratelimit_reset(headers: Mapping[str, str]) -> float | None:
-    """When a ``x-ratelimit-remaining-*`` count is 0, the matching reset duration."""
+    """When a ``x-ratelimit-remaining-*`` count is 0, the matching reset duration (a Unix time, as
+    some gateways send it, counted from now)."""
     waits = []
     for kind in ("requests", "tokens"):
         remaining = headers.get(f"x-ratelimit-remaining-{kind}")
@@ -83,6 +93,8 @@ def ratelimit_reset(headers: Mapping[str, str]) -> float | None:
         except ValueError:
             continue
         seconds = parse_duration(reset)
+        if seconds is not None and seconds >= EPOCH_AFTER_S:
+            seconds = max(0.0, seconds - time.time())
         if seconds is not None:
             waits.append(seconds)
     return max(waits) if waits else None
@@ -91,7 +103,9 @@ def ratelimit_reset(headers: Mapping[str, str]) -> float | None:
 def is_fatal(status: int | None, error_code: str | None) -> bool:
     if status is None:
         return False
-    return status in FATAL_STATUS or 300 <= status < 400 or (status == 429 and error_code == "insufficient_quota")
+    if status == 403 and error_code == FLAGGED:
+        return False
+    return status in FATAL_STATUS or 300 <= status < 400 or (400 <= status < 500 and error_code in FATAL_CODES)
 
 
 def plan_retry(

@@ -2,7 +2,8 @@
 
 Pure: feed it decoded ``data:`` payloads with their arrival times. Content is
 concatenated, tool-call fragments are joined by ``index``, the finish reason and the
-usage chunk (``choices: []``, or ``null`` from vLLM-style servers) are kept. TTFT is
+usage chunk (``choices: []``, or ``null`` from vLLM-style servers; with a ``cost`` from
+OpenRouter) are kept. Comment lines (``: OPENROUTER PROCESSING``, keep-alives) are skipped. TTFT is
 the first chunk carrying non-empty content, a tool call or a refusal.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from replay import fastjson
 from replay.types import Completion, ToolCall
-from replay.wire.openai import usage_from
+from replay.wire.openai import reported_cost, usage_from
 
 
 class StreamError(Exception):
@@ -122,4 +123,5 @@ class StreamAssembler:
             ttft_ms=None if self.first_token_at is None else (self.first_token_at - self.started_at) * 1000,
             latency_ms=(ended_at - self.started_at) * 1000,
             response_id=self.response_id,
+            cost_usd=reported_cost(self.usage),
         )

@@ -231,7 +231,16 @@ def summary_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> 
     if fields and fields.n:
         worst = sorted(fields.extra["fields"].items(), key=lambda kv: kv[1].value if kv[1].value is not None else 1)[:3]
         lines.append("Key fields: " + ", ".join(f"{quote(path)} {value('rate', est.value)}" for path, est in worst))
-    return lines + lossy_lines(evaluation, quote)
+    return lines + lossy_lines(evaluation, quote) + estimated_lines(evaluation)
+
+
+def estimated_lines(evaluation: Evaluation) -> list[str]:
+    """Per arm whose endpoint sent no usage for some answers: how many, and what that means."""
+    lines = []
+    for arm, n in evaluation.tokens_estimated.items():
+        answered = evaluation.counts.get(arm, {}).get("ok", n)
+        lines.append(f"Tokens estimated for {arm}: {n:,} of {answered:,} answers had no usage (counted locally)")
+    return lines
 
 
 def review_line(evaluation: Evaluation) -> str:

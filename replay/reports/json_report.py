@@ -111,6 +111,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         **_noise_and_drift(evaluation),
         **_embeddings(evaluation),
         **({"lossy": evaluation.lossy} if evaluation.lossy else {}),
+        **({"tokens_estimated": evaluation.tokens_estimated} if evaluation.tokens_estimated else {}),
         **({"judge": _judge(evaluation.judge)} if evaluation.judge is not None else {}),
         **({"sessions": _sessions(evaluation.sessions)} if evaluation.sessions is not None else {}),
     }  # fmt: skip
