@@ -255,3 +255,26 @@ def test_a_local_server_refusing_stream_options_gets_the_hint_and_the_patch_make
     assert patched.exit_code == 0, patched.output
     [row] = rows(str(tmp_path / "p.db"))
     assert (row["status"], row["tokens_estimated"]) == ("ok", 1)
+
+
+def test_a_gemini_arm_without_its_key_stops_before_anything_is_sent(serve, tmp_path, store_path, monkeypatch):
+    endpoint = serve(GeminiEndpoint)
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    result = run(tmp_path, store_path, gemini_arm(endpoint))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == ("Error: candidate.api_key_env: the environment variable GEMINI_API_KEY is not set"
+                                              " (provider gemini reads it unless api_key_env says otherwise)")  # fmt: skip
+    assert endpoint.requests == []
+
+
+def test_a_logged_answer_whose_usage_has_a_cost_costs_that(serve, tmp_path, store_path, monkeypatch):
+    router = serve(OpenRouter)
+    monkeypatch.setenv("OPENROUTER_API_KEY", OpenRouter.key)
+    logged = record("r0", "Where is parcel 7?")
+    logged["response"]["usage"]["cost"] = 0.0031  # an OpenRouter log keeps what each answer cost
+    log = write_log(tmp_path / "log.jsonl", [logged])
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: t\nlogs: {log}\ncandidate: {openrouter_arm(router)}\n")
+    result = CliRunner().invoke(cli, ["run", str(scenario), "--store", store_path, "--gates", NO_GATES])
+    assert result.exit_code == 0, result.output
+    assert (rows(store_path, "logged")[0]["cost_usd"], rows(store_path)[0]["cost_usd"]) == (0.0031, OpenRouter.COST)
