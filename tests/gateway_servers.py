@@ -145,9 +145,15 @@ class OpenRouter(DialectServer):
 
     async def _answer(self, writer, body, prompt, directive):
         match = _DIRECTIVE.search(prompt)
-        if body.get("stream") and match and match.group(2) == "midstream" and self._scripted.get(prompt, 0) < int(match.group(3)):
+        if match and match.group(2) == "midstream" and self._scripted.get(prompt, 0) < int(match.group(3)):
             self._scripted[prompt] = self._scripted.get(prompt, 0) + 1
-            await self._midstream_error(writer, body)
+            if body.get("stream"):
+                await self._midstream_error(writer, body)
+            else:  # a whole answer carries the error in its body, with a 200
+                await self._send_json(writer, 200, {
+                    "id": "gen-1", "object": "chat.completion", "model": body["model"], "provider": "OpenAI",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "error"}],
+                    "error": {"code": 502, "message": "Provider returned error", "metadata": {"provider_name": "OpenAI"}}})  # fmt: skip
             return True
         return await super()._answer(writer, body, prompt, directive)
 

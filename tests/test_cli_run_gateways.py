@@ -150,15 +150,17 @@ def test_openrouters_402_stops_the_arm_and_a_flagged_input_is_that_requests_erro
     assert "candidate endpoint answered 402: This request requires more credits" in broke.stderr
 
 
-def test_an_error_openrouter_streams_after_its_200_is_a_failed_attempt_retried(serve, tmp_path, store_path, monkeypatch):
+@pytest.mark.parametrize("stream, said", [(True, "Provider disconnected unexpectedly"), (False, "Provider returned error")])
+def test_an_error_openrouter_sends_after_its_200_is_a_failed_attempt_retried(serve, tmp_path, store_path, monkeypatch, stream, said):
     router = serve(OpenRouter)
     monkeypatch.setenv("OPENROUTER_API_KEY", OpenRouter.key)
-    result = run(tmp_path, store_path, openrouter_arm(router), texts=("Where is parcel 7? [openrouter:midstream*1]",))
+    arm = openrouter_arm(router)[:-1] + f", stream: {str(stream).lower()}}}"
+    result = run(tmp_path, store_path, arm, texts=("Where is parcel 7? [openrouter:midstream*1]",))
     assert result.exit_code == 0, result.output
     [row] = rows(store_path)
-    assert (row["status"], row["attempts"]) == ("ok", 2)
+    assert (row["status"], row["attempts"], row["finish_reason"]) == ("ok", 2, "stop")
     first = json.loads(row["attempts_json"])[0]
-    assert (first["error_class"], first["error_message"]) == ("stream_error", "Provider disconnected unexpectedly")
+    assert (first["error_class"], first["error_message"]) == ("stream_error", said)
     assert not row["text"].startswith("Parcel ")  # the cut-short answer is not kept
 
 

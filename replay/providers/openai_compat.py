@@ -327,6 +327,9 @@ class OpenAICompatProvider(Provider):
         if not isinstance(parsed, dict) or ("choices" not in parsed and "error" in parsed):
             message, code = _error_details(self._text(raw))
             raise ProviderError(f"not a chat completion: {message}", status=status, code=code, error_class="bad_response")
+        if parsed.get("error"):  # an error met after the 200, in the answer (OpenRouter's): a failed attempt, retried
+            message, code = _error_details(self._text(raw))
+            raise ProviderError(message, code=code, error_class="stream_error")
         latency = (time.perf_counter() - started) * 1000
         return completion_from_body(parsed, latency_ms=latency, ttft_ms=latency)
 
