@@ -76,6 +76,14 @@ def test_litellm_whole_answers_cost_what_the_proxy_says_and_streams_are_priced_a
     assert "no price" not in streamed.stderr
 
 
+def test_litellms_v1_path_is_served_as_its_root_is(serve, tmp_path, store_path, monkeypatch):
+    proxy = serve(LiteLLMProxy)
+    monkeypatch.setenv("LITELLM_KEY", LiteLLMProxy.key)
+    result = run(tmp_path, store_path, litellm_arm(proxy).replace(proxy.base_url, proxy.base_url + "/v1"))
+    assert result.exit_code == 0, result.output
+    assert proxy.requests[-1]["path"] == "/v1/chat/completions" and rows(store_path)[0]["status"] == "ok"
+
+
 def test_litellms_429_is_retried_and_its_spent_budget_stops_the_arm(serve, tmp_path, store_path, monkeypatch):
     proxy = serve(LiteLLMProxy)
     monkeypatch.setenv("LITELLM_KEY", LiteLLMProxy.key)
