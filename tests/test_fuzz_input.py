@@ -229,7 +229,7 @@ def test_any_gates_file_ends_in_gates_or_a_located_error(tmp_path_factory, text)
     except InputError as exc:
         assert str(exc).startswith(str(path)), str(exc)
         return
-    parsed = parse_gates(gates, lambda key, message: AssertionError(f"{key}: {message}"))
+    parsed = parse_gates(gates.gates, lambda key, message: AssertionError(f"{key}: {message}"))  # a GatesFile since 8c06bb8
     assert all(math.isfinite(gate.threshold) for gate in parsed)
 
 
