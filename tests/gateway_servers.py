@@ -80,7 +80,7 @@ class DialectServer(MockServer):
 class LiteLLMProxy(DialectServer):
     """A LiteLLM proxy: ``/chat/completions`` and ``/v1/chat/completions``, a virtual key, errors as
     ``{"error": {"message", "type", "param", "code": "429"}}`` (the code a string), and on every
-    answer its ``x-litellm-*`` headers (the cost on whole answers only, as the proxy sends them)."""
+    answer its ``x-litellm-*`` headers (a stream's cost header says 0: its headers leave first)."""
 
     key = "sk-" + "litellm-virtual-0123456789abcdef"  # built: no tracked file holds a key-shaped string
     paths = ("/chat/completions", "/v1/chat/completions")
@@ -101,6 +101,10 @@ class LiteLLMProxy(DialectServer):
         if status == 200 and "choices" in payload:  # a whole answer: its cost is known when its headers leave
             headers = {**(headers or {}), "x-litellm-response-cost": self.COST}
         await super()._send_json(writer, status, payload, headers)
+
+    async def _stream(self, writer, body, *args, **kwargs):
+        self.config.headers["x-litellm-response-cost"] = "0.0"  # a stream's headers leave before its cost is known
+        return await super()._stream(writer, body, *args, **kwargs)
 
     def unauthorized(self, authorization):
         received = authorization.removeprefix("Bearer ")  # the proxy quotes the key it was given

@@ -49,8 +49,8 @@ ERROR_BODY_BYTES = 1 << 16
 
 
 GATEWAY_COST = "x-litellm-response-cost"
-"""A LiteLLM proxy's price of the answer in USD, by its own price map and the proxy's custom prices
-(sent on whole answers: a stream's headers leave before its cost is known)."""
+"""A LiteLLM proxy's price of the answer in USD, by its own price map and the proxy's custom prices;
+read on whole answers only: a stream's headers leave before its cost can be known."""
 
 
 def header_cost(value: str) -> float | None:
@@ -242,7 +242,7 @@ class OpenAICompatProvider(Provider):
         except ProviderError as exc:
             raise self._scrubbed(exc) from None
         completion = self.scrubber.completion(completion)
-        if GATEWAY_COST in response.headers and completion.cost_usd is None:
+        if GATEWAY_COST in response.headers and completion.cost_usd is None and not body.get("stream"):
             completion = replace(completion, cost_usd=header_cost(response.headers[GATEWAY_COST]))
         wait = self._ratelimit_wait(response.headers)
         return replace(completion, ratelimit_wait_s=wait) if wait else completion
