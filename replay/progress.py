@@ -10,7 +10,7 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING
 
-from replay.providers.openai_policy import rejected_parameter, rejected_parameter_hint
+from replay.providers.openai_policy import rejected_parameter_hint, rejected_parameters
 from replay.reports.escape import markup, visible
 from replay.runner import Reporter
 from replay.types import ARM_NOISE, ARM_PRODUCTION, Outcome
@@ -27,12 +27,13 @@ class ParameterHints:
         self.seen: set[tuple[str, str]] = set()
 
     def hint(self, outcome: Outcome) -> str | None:
-        param = rejected_parameter(outcome.http_status, outcome.error_message, outcome.params)
+        params = rejected_parameters(outcome.http_status, outcome.error_message, outcome.params)
         arm = ARM_PRODUCTION if outcome.arm == ARM_NOISE else outcome.arm  # the noise floor is production's
-        if param is None or (arm, param) in self.seen:
+        new = [param for param in params if (arm, param) not in self.seen]
+        if not new:
             return None
-        self.seen.add((arm, param))
-        return rejected_parameter_hint(arm, param, outcome.http_status, outcome.error_message or "")
+        self.seen.update((arm, param) for param in new)
+        return rejected_parameter_hint(arm, new, outcome.http_status, outcome.error_message or "")
 
 
 class PlainReporter(Reporter):

@@ -180,11 +180,12 @@ class OpenRouter(DialectServer):
 class GeminiEndpoint(DialectServer):
     """Gemini's OpenAI-compatible endpoint: ``/v1beta/openai/chat/completions``, a Bearer key, errors
     as Google's JSON list of one error, a 400 ``API_KEY_INVALID`` for a wrong key, ``Unknown name``
-    400s for the parameters it has not (``seed``, ``prompt_cache_key``, ``frequency_penalty``)."""
+    400s for the parameters it has not (``seed``, ``prompt_cache_key``, ``frequency_penalty``, ``top_k``),
+    every one a request carries named in one message."""
 
     key = "AIza" + "SyTest0123456789abcdefghijklmnopqr"
     paths = ("/v1beta/openai/chat/completions",)
-    REFUSED = ("seed", "prompt_cache_key", "frequency_penalty")
+    REFUSED = ("seed", "prompt_cache_key", "frequency_penalty", "top_k")
 
     @property
     def base_url(self) -> str:

@@ -207,15 +207,19 @@ def test_gemini_gets_bearer_requests_without_the_parameters_it_refuses(serve, tm
     assert secret_free(store_path, result, GeminiEndpoint.key)
 
 
-def test_a_parameter_gemini_refuses_gets_the_hint_and_its_patch_fixes_the_run(serve, tmp_path, store_path, monkeypatch):
+def test_the_parameters_gemini_refuses_get_one_hint_and_its_patch_fixes_the_run(serve, tmp_path, store_path, monkeypatch):
     endpoint = serve(GeminiEndpoint)
     monkeypatch.setenv("GEMINI_API_KEY", GeminiEndpoint.key)
-    refused = run(tmp_path, store_path, gemini_arm(endpoint, ", params: {temperature: 0, frequency_penalty: 0.5}"))
-    assert ("warning: candidate: the endpoint rejects the parameter 'frequency_penalty' (400: Invalid JSON payload received."
-            ' Unknown name "frequency_penalty": Cannot find field.); stop sending it with candidate.transform.patch:'
-            " [{op: remove, path: /frequency_penalty}]\n") in refused.stderr  # fmt: skip
-    patched = run(tmp_path, str(tmp_path / "patched.db"), gemini_arm(
-        endpoint, ", params: {temperature: 0, frequency_penalty: 0.5}, transform: {patch: [{op: remove, path: /frequency_penalty}]}"))
+    params = ", params: {temperature: 0, frequency_penalty: 0.5, top_k: 40}"
+    refused = run(tmp_path, store_path, gemini_arm(endpoint, params), texts=("Where is parcel 7?", "Where is parcel 8?"))
+    hints = [line for line in refused.stderr.splitlines() if "rejects" in line]
+    assert hints == [
+        "warning: candidate: the endpoint rejects the parameters 'frequency_penalty' and 'top_k' (400: Invalid JSON payload"
+        ' received. Unknown name "frequency_penalty": Cannot find field. Invalid JSON payload received. Un...);'
+        " stop sending them with candidate.transform.patch: [{op: remove, path: /frequency_penalty},"
+        " {op: remove, path: /top_k}]"]  # fmt: skip
+    patch = ", transform: {patch: [{op: remove, path: /frequency_penalty}, {op: remove, path: /top_k}]}"
+    patched = run(tmp_path, str(tmp_path / "patched.db"), gemini_arm(endpoint, params + patch))
     assert patched.exit_code == 0 and "candidate: 1 ok, 0 errors" in patched.output
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from replay.progress import ParameterHints
-from replay.providers.openai_policy import rejected_parameter, rejected_parameter_hint
+from replay.providers.openai_policy import rejected_parameter, rejected_parameter_hint, rejected_parameters
 from replay.types import Outcome
 
 SENT = {"model": "m", "temperature": 0, "seed": 1234, "max_tokens": 50, "stream": True, "stream_options": {"include_usage": True}}
@@ -48,3 +48,19 @@ def test_one_hint_per_arm_and_parameter_and_the_noise_floor_counts_as_production
     hints = ParameterHints()
     said = [hints.hint(outcome) for outcome in (refused("candidate"), refused("candidate", "r2"), refused("noise"), refused("production"))]
     assert [line.split(":")[0] if line else None for line in said] == ["candidate", None, "production", None]
+
+
+def test_every_refused_parameter_a_message_names_is_in_one_hint_in_the_messages_order():
+    gemini = ('Invalid JSON payload received. Unknown name "stream_options": Cannot find field.\n'
+              'Invalid JSON payload received. Unknown name "seed": Cannot find field.')  # fmt: skip
+    assert rejected_parameters(400, gemini, SENT) == ["stream_options", "seed"]
+    assert rejected_parameters(500, gemini, SENT) == []
+    assert rejected_parameter_hint("candidate", ["stream_options", "seed"], 400, gemini).endswith(
+        "stop sending them with candidate.transform.patch: [{op: remove, path: /stream_options}, {op: remove, path: /seed}]"
+        " (usage is then counted locally and marked estimated)")  # fmt: skip
+    hints = ParameterHints()
+    both = Outcome("r1", "candidate", "error", None, (), dict(SENT), http_status=400, error_message=gemini)
+    seed_only = Outcome("r2", "candidate", "error", None, (), dict(SENT), http_status=400,
+                        error_message='Invalid JSON payload received. Unknown name "seed": Cannot find field.')  # fmt: skip
+    assert "the parameters 'stream_options' and 'seed'" in hints.hint(both)
+    assert hints.hint(seed_only) is None  # already said

@@ -151,29 +151,42 @@ def rejected_parameter(status: int | None, message: str | None, params: Mapping[
     """The sent parameter an error answer says the server refuses (``Unrecognized request argument
     supplied: seed``, vLLM's ``extra_forbidden`` on ``stream_options``, Gemini's ``Unknown name
     "seed"``): the one the message names first. None for other errors (a value out of range...)."""
+    found = rejected_parameters(status, message, params)
+    return found[0] if found else None
+
+
+def rejected_parameters(status: int | None, message: str | None, params: Mapping[str, Any]) -> list[str]:
+    """Every sent parameter an error answer says the server refuses, in the order the message names
+    them (Gemini lists each ``Unknown name`` of a request in one 400)."""
     if status not in (400, 422) or not message or not _REJECTS.search(message):
-        return None
+        return []
     found: list[tuple[int, str]] = []
     for key in params:
         if key not in _NEVER_HINTED:
             match = re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message)
             if match:
                 found.append((match.start(), key))
-    return min(found)[1] if found else None
+    return [key for _, key in sorted(found)]
 
 
-def rejected_parameter_hint(arm: str, param: str, status: int | None, message: str) -> str:
-    """One line: what the endpoint refused, and the patch that stops sending it."""
-    pointer = "/" + param.replace("~", "~0").replace("/", "~1")
+def rejected_parameter_hint(arm: str, param: str | list[str], status: int | None, message: str) -> str:
+    """One line: what the endpoint refused, and the patch that stops sending it (them)."""
+    names = [param] if isinstance(param, str) else list(param)
     instead = _INSTEAD.search(message)
-    if instead and instead.group(1) != param:
-        fix = f"[{{op: move, from: {pointer}, path: /{instead.group(1)}}}]"
-    else:
-        fix = f"[{{op: remove, path: {pointer}}}]"
+    fixes = []
+    for name in names:
+        pointer = "/" + name.replace("~", "~0").replace("/", "~1")
+        if len(names) == 1 and instead and instead.group(1) != name:
+            fixes.append(f"{{op: move, from: {pointer}, path: /{instead.group(1)}}}")
+        else:
+            fixes.append(f"{{op: remove, path: {pointer}}}")
     said = " ".join(message.split())
     said = said if len(said) <= 120 else said[:117] + "..."
-    hint = f"{arm}: the endpoint rejects the parameter '{param}' ({status}: {said}); stop sending it with {arm}.transform.patch: {fix}"
-    if param == "stream_options":
+    quoted = " and ".join(f"'{name}'" for name in names)
+    what, it = ("the parameter", "it") if len(names) == 1 else ("the parameters", "them")
+    hint = (f"{arm}: the endpoint rejects {what} {quoted} ({status}: {said}); stop sending {it} with"
+            f" {arm}.transform.patch: [{', '.join(fixes)}]")  # fmt: skip
+    if "stream_options" in names:
         hint += " (usage is then counted locally and marked estimated)"
     return hint
 
