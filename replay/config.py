@@ -12,10 +12,13 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
 from replay.sampling import SampleSpec
+
+if TYPE_CHECKING:
+    from replay.privacy import Redaction
 
 TRANSPORTS = ("native", "aiohttp", "httpx")
 """HTTP clients an arm can use: replay's own HTTP/1.1 client (default), aiohttp or httpx."""
@@ -154,13 +157,16 @@ class Scenario:
     sessions: str = "open_loop"
     """``sessions``: ``open_loop`` (each turn with its logged history) or ``closed_loop`` (the
     candidate's own previous turns fed back; see :mod:`replay.conversations`)."""
+    redact: Redaction | None = None
+    """``redact``: what :mod:`replay.privacy` replaces by placeholders before anything is stored
+    (and, with ``before_send``, sent); None: nothing."""
 
     def snapshot(self) -> dict[str, Any]:
         """The scenario as stored with a run: enough to resume it, and no secret. An absent
         ``embeddings``, ``judge`` or ``log_mapping`` (or an arm's ``transform``) is left out, so a scenario
         without one keeps the digest it had."""
         snapshot = asdict(self)
-        for key in ("embeddings", "judge", "log_mapping"):
+        for key in ("embeddings", "judge", "log_mapping", "redact"):
             if snapshot[key] is None:
                 del snapshot[key]
         for key, default in (("session_key", "session_id"), ("sessions", "open_loop")):

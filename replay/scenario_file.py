@@ -100,6 +100,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "judge": ((dict,), "an endpoint mapping with the judge's settings"),
     "session": ((str,), "the metadata key naming a record's conversation (default session_id)"),
     "sessions": ((str,), "'open_loop' or 'closed_loop'"),
+    "redact": ((bool, dict), "true, or a mapping with rules, patterns and before_send"),
 }
 _NOISE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "sample": ((int,), RANGES["noise_floor.sample"].describe()),
@@ -269,6 +270,7 @@ def build_scenario(
         judge=judge,
         session_key=session_key,
         sessions=sessions,
+        redact=_redact(check, top.get("redact")),
     )
 
 
@@ -284,6 +286,18 @@ def _sessions(check: _Checker, top: dict[str, Any]) -> tuple[str, str]:
         raise check.fail("sessions", f"expected 'open_loop' or 'closed_loop', got {mode!r}"
                                      + (f" (did you mean '{hint[0]}'?)" if hint else ""))  # fmt: skip
     return key, mode
+
+
+def _redact(check: _Checker, data: Any) -> Any:
+    """``redact: true`` or ``{rules, patterns, before_send}`` (:func:`replay.privacy.parse_redaction`)."""
+    if data is None:
+        return None
+    from replay.privacy import RedactionError, parse_redaction
+
+    try:
+        return parse_redaction(data)
+    except RedactionError as exc:
+        raise check.fail(exc.key, str(exc)) from None
 
 
 def _noise_floor(check: _Checker, data: Any, production: Arm | None) -> int | None:
@@ -531,6 +545,8 @@ def load_scenario(path: str | None, overrides: dict[str, Any] | None = None) -> 
         source, search_dirs = path, (cwd, os.path.dirname(os.path.abspath(path)))
     if overrides.get("logs") is not None:
         overrides["logs"] = [os.path.abspath(p) for p in overrides["logs"]]
+    if overrides.get("redact") and isinstance(data.get("redact"), dict):
+        del overrides["redact"]  # --redact turns redaction on; the scenario's own choice of rules stands
     return build_scenario(apply_overrides(data, overrides), source=source, search_dirs=search_dirs)
 
 
@@ -558,6 +574,10 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
     snap["search_dirs"] = tuple(snap["search_dirs"])
     if snap.get("judge") is not None:
         snap["judge"] = Judge(**{**snap["judge"], "arm": arm(snap["judge"]["arm"])})
+    if snap.get("redact") is not None:
+        from replay.privacy import Redaction
+
+        snap["redact"] = Redaction.from_snapshot(snap["redact"])
     return Scenario(**snap)
 
 

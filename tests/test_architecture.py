@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "replay"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # name, module prefixes; lowest first. A module imports its own layer and the ones below.
     ("core", ("replay", "replay.types", "replay.errors", "replay.fastjson", "replay.yamlfile",
-              "replay.owners", "replay.secrets", "replay.wire", "replay.toolcalls")),  # fmt: skip
+              "replay.owners", "replay.secrets", "replay.wire", "replay.toolcalls", "replay.privacy")),  # fmt: skip
     ("readers", ("replay.readers", "replay.sampling", "replay.conversations")),
     # The runner writes what it gets into the store, so the store sits below it (and imports
     # nothing of it); everything later reads the store.
