@@ -37,6 +37,7 @@ from replay.providers import Provider, get_provider
 from replay.providers.openai_policy import PROMPT_KEYS
 from replay.owners import HEARTBEAT_S, Owner
 from replay.pipeline import PairKind, PairStage, PairTracker, StageServices
+from replay.privacy import Marks, redactor_for
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
 from replay.sampling import empty_sample_message, select_units, subsample
@@ -208,6 +209,10 @@ class Engine:
         self._rewriters: dict[str, Rewriter] = {}
         self._owner: Owner | None = None
         self._beat: asyncio.TimerHandle | None = None
+        self._redactor = redactor_for(scenario.redact)
+        """None without ``redact``: then nothing below looks at placeholders."""
+        self._marks: dict[str, tuple[Marks, int]] = {}
+        """With redaction: each dispatched record's placeholders, and how many arms' answers are still to come."""
 
     @property
     def _stop(self) -> RunIncomplete | None:
@@ -235,7 +240,8 @@ class Engine:
             self._owner = self.store.claim(self.run_id)  # a live run refuses a second process
         try:
             if self.resumed:
-                check_log(self.store, self.run_id, paths, self._records(paths, selected), selected, self.resend_changed)
+                check_log(self.store, self.run_id, paths, self._stored_records(paths, selected), selected,
+                          self.resend_changed)  # fmt: skip
                 self.store.set_status(self.run_id, "running", ended=False)
             else:
                 self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
@@ -443,6 +449,33 @@ class Engine:
             if record.id in selected:
                 yield record
 
+    def _stored_records(self, paths: list[str], selected: set[str]) -> Iterator[LogRecord]:
+        """The sampled records as the store holds them (redacted, with ``redact``)."""
+        if self._redactor is None:
+            return self._records(paths, selected)
+        redact = self._redactor.record
+        return (redact(record)[0] for record in self._records(paths, selected))
+
+    def _redacted(self, record: LogRecord, answers: int) -> tuple[LogRecord, LogRecord]:
+        """(the record as stored, the record as sent); with ``answers`` still to come, its
+        placeholders are kept for them until the last."""
+        assert self._redactor is not None
+        stored, marks = self._redactor.record(record)
+        if answers:
+            self._marks[record.id] = (marks, answers)
+        return stored, stored if self._redactor.redaction.before_send else record
+
+    def _redact_answer(self, outcome: Outcome, record: LogRecord) -> Outcome:
+        """An arm's outcome with the record's placeholders (numbered from the record alone, so
+        the same after a resume)."""
+        assert self._redactor is not None
+        marks, left = self._marks.pop(record.id, (None, 0))
+        if marks is None:
+            marks = self._redactor.record(record)[1]
+        elif left > 1:
+            self._marks[record.id] = (marks, left - 1)
+        return self._redactor.outcome(outcome, marks)
+
     async def _dispatch(
         self, paths: list[str], selected: set[str], states: list[_ArmState], done: set[tuple[str, str]]
     ) -> None:
@@ -457,9 +490,12 @@ class Engine:
                     break
                 # Cases and logged answers come from the log, so they are written in batches:
                 # after a crash, a resume derives them again.
-                cases.append((seq, record))
                 wanted = [state for state in states if state.wants(record.id)]
                 pending = [state for state in wanted if (record.id, state.name) not in done]
+                original = sent = record
+                if self._redactor is not None:
+                    record, sent = self._redacted(record, len(pending))
+                cases.append((seq, record))
                 logged_done = (record.id, ARM_LOGGED) in done
                 if not logged_done:  # with a fresh baseline too: the drift ledger compares them
                     logged.append(self._logged_outcome(record))
@@ -467,8 +503,8 @@ class Engine:
                     self._expect(record, pending, wanted, logged_done)
                 if len(cases) >= CASE_BATCH:
                     self._write_cases(cases, logged)
-                if conversations is not None:
-                    pending = self._gather_turn(record, pending, conversations)
+                if conversations is not None:  # the session read from the log: placeholders are per record
+                    pending = self._gather_turn(sent, pending, conversations, original.metadata)
                 if not pending:
                     continue
                 estimates = [self._estimate_cost(state, record) for state in pending]
@@ -476,7 +512,7 @@ class Engine:
                     break
                 for state, cost in zip(pending, estimates):
                     self._reserve(cost)
-                    await state.queue.put((record, cost))
+                    await state.queue.put((sent, cost))
             if conversations and self._stop is None:
                 self._write_cases(cases, logged)
                 await self._dispatch_sessions(conversations, states, done)
@@ -487,10 +523,11 @@ class Engine:
                     for _ in range(state.arm.limits.concurrency):
                         await state.queue.put(None)
 
-    def _gather_turn(self, record: LogRecord, pending: list[_ArmState],
-                     conversations: dict[str, list[LogRecord]]) -> list[_ArmState]:  # fmt: skip
-        """Hold a closed-loop session's turn for the candidate; the arms left to send it now."""
-        session = session_of(record.metadata, self.scenario.session_key)
+    def _gather_turn(self, record: LogRecord, pending: list[_ArmState], conversations: dict[str, list[LogRecord]],
+                     metadata: dict[str, Any] | None = None) -> list[_ArmState]:  # fmt: skip
+        """Hold a closed-loop session's turn for the candidate; the arms left to send it now
+        (``metadata``: where its session is read, when not the record's own)."""
+        session = session_of(record.metadata if metadata is None else metadata, self.scenario.session_key)
         if session is None:
             return pending
         conversations.setdefault(session, []).append(record)  # answered ones too: a resume goes on from them
@@ -570,7 +607,8 @@ class Engine:
                     if isinstance(work, ClosedLoop):
                         await self._converse(state, work)
                     else:
-                        self._record(state, await self._replay(state, work))
+                        outcome = await self._replay(state, work)
+                        self._record(state, outcome if self._redactor is None else self._redact_answer(outcome, work))
             except RunIncomplete as stop:
                 self._stop = self._stop or stop
             except NotSent:
@@ -655,7 +693,7 @@ class Engine:
                 if self._stop is not None:
                     return
                 outcome = await self._replay(state, with_request(record, request))
-                self._record(state, outcome)
+                self._record(state, outcome if self._redactor is None else self._redact_answer(outcome, record))
                 completion = outcome.completion
                 answer = Answer(completion.text, completion.tool_calls) if completion is not None else None
             if answer is None:  # the candidate failed this turn: nothing to go on from

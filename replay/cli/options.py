@@ -89,6 +89,7 @@ OVERRIDES = {
     "budget": "limits.budget_usd",
     "max_record_mb": "max_record_mb",
     "noise_floor": "noise_floor.sample",
+    "redact": "redact",
 }
 """Flag name -> the dotted scenario key it overrides (``replay run`` and ``replay plan``)."""
 
@@ -121,6 +122,8 @@ def scenario_options(func: F) -> F:
                      help="Longest log line to read, in MB [default: 8]; a longer one is an error (or skipped)."),
         click.option("--noise-floor", type=number_type("noise_floor.sample"), metavar="N",
                      help="Ask production a second time for N of the sampled requests, to measure its own noise."),
+        click.option("--redact", is_flag=True, default=None,
+                     help="Redact personal data and keys before storing anything (as 'redact: true'; a scenario's own 'redact:' mapping stands)."),
     ]  # fmt: skip
     for option in reversed(options):  # decorators apply bottom-up: keep the listed order in --help
         func = option(func)

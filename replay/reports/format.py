@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from replay.gates import Gate, GateResult
 from replay.metrics import METRICS, MetricValue
@@ -131,7 +131,16 @@ def header_items(evaluation: Evaluation) -> list[tuple[str, str]]:
         ("Pairs", f"{evaluation.pairs:,} compared of {run.planned or 0:,} sampled"),
         ("Candidate", candidate),
         ("Baseline", baseline),
+        *privacy_items(scenario),
     ]
+
+
+def privacy_items(scenario: dict[str, Any]) -> list[tuple[str, str]]:
+    """A ``Privacy`` row for a run that redacted (what, and that the comparisons ran on redacted text)."""
+    from replay.privacy import describe
+
+    redaction = scenario.get("redact")
+    return [("Privacy", describe(redaction))] if redaction else []
 
 
 def _arm_text(arm: dict[str, object]) -> str:

@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from replay import __version__
+from replay.privacy import report_fields
 from replay.reports import register_renderer
 from replay.gates import required_n
 from replay.stats import Estimate
@@ -112,6 +113,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         **_embeddings(evaluation),
         **({"lossy": evaluation.lossy} if evaluation.lossy else {}),
         **({"tokens_estimated": evaluation.tokens_estimated} if evaluation.tokens_estimated else {}),
+        **({"redaction": report_fields(scenario.get("redact"))} if scenario.get("redact") else {}),
         **({"judge": _judge(evaluation.judge)} if evaluation.judge is not None else {}),
         **({"sessions": _sessions(evaluation.sessions)} if evaluation.sessions is not None else {}),
     }  # fmt: skip

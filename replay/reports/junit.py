@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
+from replay.privacy import describe
 from replay.reports import format as fmt
 from replay.reports import register_renderer
 from replay.reports.escape import xml
@@ -47,7 +48,10 @@ def render_junit(evaluation: Evaluation) -> str:
     suite.set("errors", "0")
     suite.set("skipped", str(skipped))
     properties = ET.Element("properties")
-    for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict), *_judge_properties(evaluation)):
+    redaction = evaluation.run.scenario.get("redact")
+    privacy = [("redaction", describe(redaction))] if redaction else []
+    for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict), *_judge_properties(evaluation),
+                        *privacy):  # fmt: skip
         ET.SubElement(properties, "property", name=name, value=xml(value))
     suite.insert(0, properties)
     ET.indent(suite)
