@@ -357,12 +357,16 @@ class Store:
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
 
     def _open(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        make_private_folders(os.path.dirname(os.path.abspath(path)))
+        make_private_file(path)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
+        for companion in (f"{path}-wal", f"{path}-shm"):  # SQLite gives them the store's mode; older ones may differ
+            if os.path.exists(companion):
+                make_private_file(companion)
 
     def _open_read_only(self, path: str) -> None:
         """Read-only; where SQLite cannot even keep its shared-memory file next to the store
@@ -851,6 +855,80 @@ class Store:
         return dict(rows.fetchall())
 
 
+    # --- deleting runs -------------------------------------------------------------------
+
+    def run_tables(self) -> list[str]:
+        """Every table holding rows of a run (a ``run_id`` column): those of later migrations too."""
+        names = [row[0] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return [name for name in names
+                if any(column[1] == "run_id" for column in self.db.execute(f"PRAGMA table_info({_quoted(name)})"))]  # fmt: skip
+
+    def run_rows(self, run_ids: list[str]) -> dict[str, int]:
+        """Table -> how many rows the runs hold there (``runs`` itself included), for what a deletion would remove."""
+        marks = ", ".join("?" for _ in run_ids)
+        counts = {"runs": len(run_ids)}
+        for table in self.run_tables():
+            (n,) = self.db.execute(f"SELECT COUNT(*) FROM {_quoted(table)} WHERE run_id IN ({marks})", run_ids).fetchone()
+            counts[table] = int(n)
+        for table, n in self._orphans(run_ids).items():
+            counts[table] = n
+        return counts
+
+    def _orphans(self, run_ids: list[str]) -> dict[str, int]:
+        """Cached rows only these runs use: judge verdicts no other run's pairs point to, vectors of
+        texts no other run's pairs were embedded from."""
+        marks = ", ".join("?" for _ in run_ids)
+        counts: dict[str, int] = {}
+        if self._has_table("judge_verdicts"):
+            (counts["judge_verdicts"],) = self.db.execute(
+                f"SELECT COUNT(*) FROM judge_verdicts WHERE verdict_key NOT IN (SELECT verdict_key FROM judge_pairs"
+                f" WHERE verdict_key IS NOT NULL AND run_id NOT IN ({marks}))", run_ids).fetchone()  # fmt: skip
+        if self._has_table("embeddings"):
+            (counts["embeddings"],) = self.db.execute(
+                f"SELECT COUNT(*) FROM embeddings e WHERE NOT EXISTS (SELECT 1 FROM pair_similarities p WHERE"
+                f" p.run_id NOT IN ({marks}) AND p.model = e.model AND e.text_digest IN (p.baseline_digest, p.candidate_digest))",
+                run_ids).fetchone()  # fmt: skip
+        return counts
+
+    @_writes
+    def delete_runs(self, run_ids: list[str]) -> dict[str, int]:
+        """Remove the runs and every row of theirs (and the cached verdicts and vectors only they
+        used), in one transaction; a run a live process owns is refused (:class:`RunInUse`).
+        Returns table -> rows removed. The freed pages still hold the text until :meth:`compact`."""
+        marks = ", ".join("?" for _ in run_ids)
+        self.db.execute("PRAGMA secure_delete = ON")  # freed cells are zeroed, even before the VACUUM
+        with self.transaction() as db:  # the write lock: no process can claim one of them meanwhile
+            for run_id in run_ids:
+                owner = self.owner(run_id)
+                if owner is not None:
+                    raise RunInUse(f"run {run_id} is being run by another process ({owner.describe()}): stop it first")
+            removed = self.run_rows(run_ids)
+            if "judge_verdicts" in removed:
+                db.execute(f"DELETE FROM judge_verdicts WHERE verdict_key NOT IN (SELECT verdict_key FROM judge_pairs"
+                           f" WHERE verdict_key IS NOT NULL AND run_id NOT IN ({marks}))", run_ids)  # fmt: skip
+            if "embeddings" in removed:
+                db.execute(f"DELETE FROM embeddings WHERE NOT EXISTS (SELECT 1 FROM pair_similarities p WHERE"
+                           f" p.run_id NOT IN ({marks}) AND p.model = embeddings.model"
+                           " AND embeddings.text_digest IN (p.baseline_digest, p.candidate_digest))", run_ids)  # fmt: skip
+            for table in self.run_tables():
+                db.execute(f"DELETE FROM {_quoted(table)} WHERE run_id IN ({marks})", run_ids)
+            db.execute(f"DELETE FROM runs WHERE id IN ({marks})", run_ids)
+        return removed
+
+    @_writes
+    def compact(self) -> bool:
+        """Rewrite the file without the freed pages (``VACUUM``), then copy the WAL into it and
+        truncate the WAL to nothing: the deleted text is in neither file's bytes. False when another
+        process was reading, so the WAL could not be truncated (its next checkpoint does it)."""
+        self.db.execute("VACUUM")
+        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
+
+    def runs_started_before(self, cutoff: float) -> list[RunRow]:
+        rows = self.db.execute("SELECT * FROM runs WHERE started_at < ? ORDER BY started_at, id", (cutoff,)).fetchall()
+        return [self._run_row(row) for row in rows]
+
+
 class _Tx:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -871,6 +949,45 @@ class _Tx:
     def _rollback(self) -> None:
         if self.db.in_transaction:  # SQLite rolls back by itself after some errors
             self.db.execute("ROLLBACK")
+
+
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+
+
+def make_private_folders(directory: str) -> None:
+    """Create the store's folder and any missing parent, each readable by its owner only; a folder
+    that exists is the user's and is left as it is."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, PRIVATE_FOLDER)
+        except FileExistsError:  # another process made it meanwhile
+            continue
+
+
+def make_private_file(path: str) -> None:
+    """Create the file readable and writable by its owner only, or take group and other access
+    away from one that exists (a store holds production traffic); a file owned by another user
+    is left alone (only its owner may change it)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
+    except FileExistsError:
+        stat = os.stat(path)
+        if stat.st_mode & 0o077 and stat.st_uid == os.getuid():
+            os.chmod(path, PRIVATE_FILE)
+        return
+    os.close(fd)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _writable(path: str) -> bool:

@@ -58,9 +58,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from replay.cli import decide, demo, export, judge, logs, plan, review, run, runs
+    from replay.cli import decide, demo, export, judge, logs, plan, purge, review, run, runs
 
-    for module in (run, plan, runs, decide, judge, review, export, logs, demo):
+    for module in (run, plan, runs, decide, judge, review, export, logs, demo, purge):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,4 +1,4 @@
-"""``replay runs``: list the runs in the store."""
+"""``replay runs``: list the runs in the store (``replay runs delete RUN`` removes one: :mod:`replay.cli.purge`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import click
 from replay.cli.options import open_store, store_option
 
 
-@click.command(name="runs")
+@click.group(name="runs", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON Lines instead of a table.")
 @store_option
-def runs_command(as_json: bool, store_path: str) -> None:
+@click.pass_context
+def runs_command(ctx: click.Context, as_json: bool, store_path: str) -> None:
     """List the runs in the store, newest first.
 
     The table fits the terminal (or COLUMNS) and never cuts a run id: the name folds, and
@@ -26,9 +27,12 @@ def runs_command(as_json: bool, store_path: str) -> None:
     with 'replay run --resume RUN_ID'.
 
     \b
-    Example:
+    Examples:
       replay runs --store .replay/replay.db
+      replay runs delete 20261123-101500-ab12cd
     """
+    if ctx.invoked_subcommand is not None:
+        return
     store = open_store(store_path)
     rows = []
     for run in store.runs():
@@ -108,4 +112,11 @@ def _console(width: int | None = None) -> Any:
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
+def _add_subcommands() -> None:
+    from replay.cli.purge import delete_command
+
+    runs_command.add_command(delete_command)
+
+
+_add_subcommands()
 COMMANDS = [runs_command]
