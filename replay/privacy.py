@@ -7,8 +7,8 @@ placeholder naming the kind of value: ``<EMAIL_1>``, ``<PHONE_2>``, ``<CARD_1>``
 ``<IBAN_1>``, ``<API_KEY_1>``, ``<TOKEN_1>``, ``<IP_1>``, or a custom pattern's upper-cased
 name (``<CUSTOMER_ID_1>``).
 
-Placeholders are numbered per request, by order of first appearance in the record: its
-request, then its metadata, then its logged answer and error. So the same value gets the
+Placeholders are numbered per request and per kind, by order of first appearance in the
+record: its request, then its metadata and error, then its logged answer. So the same value gets the
 same placeholder in the logged request, the logged answer and every arm's answer of that
 request, and comparisons still line up. The numbering depends on the record alone, never on
 which arm answered first, so a ``--resume`` (which reads the record again) numbers it the
@@ -31,9 +31,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from replay.types import Attempt, Completion, LogRecord, Outcome, ToolCall
+from replay.types import Completion, LogRecord, Outcome, ToolCall
 
 RULES = ("email", "phone", "card", "iban", "api_key", "token", "ip")
 """The built-in rules, in the order ``redact: true`` lists them."""
@@ -302,6 +302,9 @@ class Redactor:
         alone), then the built-ins."""
         for kind, pattern in self._custom:
             text = _outside_placeholders(text, lambda part: pattern.sub(lambda m: marks.mark(kind, m.group()), part))
+        return self._builtins(text, marks)
+
+    def _builtins(self, text: str, marks: Marks) -> str:
         if len(text) < MIN_LENGTH:
             return text
         for pattern, groups, gate in self._passes:
@@ -325,49 +328,119 @@ class Redactor:
         placeholder = marks.mark(KINDS[rule], _canonical(rule, value[:end]))
         return whole[:start] + placeholder + whole[start + end:]
 
+    def strings(self, strings: list[str], marks: Marks) -> list[str]:
+        """Many strings in document order, as :meth:`text` would each, in one pass of each built-in
+        over them joined by NUL (which no built-in matches or looks past: a match never spans two,
+        and each starts and ends as a string does). The same list when nothing changed."""
+        if self._custom:
+            strings = [self.text(text, marks) for text in strings]  # a custom pattern may match a NUL
+            if not self._passes:
+                return strings
+        joined = SEPARATOR.join(strings)
+        redacted = self._builtins(joined, marks)
+        if redacted == joined:
+            return strings
+        parts = redacted.split(SEPARATOR)
+        if len(parts) != len(strings):  # a string held a NUL itself: each on its own (same numbering)
+            return [self._builtins(text, marks) for text in strings]
+        return parts
+
     def optional(self, text: str | None, marks: Marks) -> str | None:
         return None if text is None else self.text(text, marks)
 
     def data(self, value: Any, marks: Marks) -> Any:
         """A JSON value with every string (keys too) redacted, in document order."""
-        if isinstance(value, str):
-            return self.text(value, marks)
-        if isinstance(value, dict):
-            return {self.text(key, marks) if isinstance(key, str) else key: self.data(item, marks)
-                    for key, item in value.items()}  # fmt: skip
-        if isinstance(value, list):
-            return [self.data(item, marks) for item in value]
-        return value
+        found: list[str] = []
+        _collect(value, found)
+        redacted = self.strings(found, marks)
+        return value if redacted is found else _rebuild(value, iter(redacted))
 
     # --- records and outcomes -----------------------------------------------------------------
 
     def record(self, record: LogRecord) -> tuple[LogRecord, Marks]:
-        """The record as it may be stored (and sent, with ``before_send``), and its placeholders."""
+        """The record as it may be stored (and sent, with ``before_send``), and its placeholders:
+        request, metadata, logged answer and error in one pass (document order)."""
         marks = Marks()
-        request = self.data(record.request, marks)
-        metadata = self.data(record.metadata, marks)
-        answer = self.completion(record.answer, marks) if record.answer is not None else None
-        error = self.data(record.error, marks)
-        redacted = replace(record, request=request, metadata=metadata, error=error, read_answer=lambda: answer)
-        return redacted, marks
+        answer = record.answer
+        parts: list[str] = []
+        for value in (record.request, record.metadata, record.error):
+            _collect(value, parts)
+        if answer is not None:
+            parts += _completion_strings(answer)
+        redacted = self.strings(parts, marks)
+        if redacted is parts:
+            return record, marks
+        texts = iter(redacted)
+        request, metadata, error = (_rebuild(value, texts) for value in (record.request, record.metadata, record.error))
+        stored = _with_strings(answer, texts) if answer is not None else None
+        return replace(record, request=request, metadata=metadata, error=error, read_answer=lambda: stored), marks
 
     def completion(self, completion: Completion, marks: Marks) -> Completion:
-        calls = tuple(ToolCall(call.id, call.name, self.text(call.arguments, marks)) for call in completion.tool_calls)
-        return replace(completion, text=self.optional(completion.text, marks), tool_calls=calls,
-                       refusal=self.optional(completion.refusal, marks))  # fmt: skip
+        found = _completion_strings(completion)
+        redacted = self.strings(found, marks)
+        return completion if redacted is found else _with_strings(completion, iter(redacted))
 
     def outcome(self, outcome: Outcome, marks: Marks) -> Outcome:
-        """An arm's outcome as it may be stored: its answer, error, attempts and parameters."""
+        """An arm's outcome as it may be stored: its answer, parameters, error and attempts' errors,
+        in one pass (answers it alone holds numbered for it alone)."""
         marks = marks.fork()
-        completion = self.completion(outcome.completion, marks) if outcome.completion is not None else None
-        attempts = tuple(self._attempt(attempt, marks) for attempt in outcome.attempts)
-        return replace(outcome, completion=completion, attempts=attempts, params=self.data(outcome.params, marks),
-                       error_message=self.optional(outcome.error_message, marks))  # fmt: skip
+        completion = outcome.completion
+        parts = _completion_strings(completion) if completion is not None else []
+        _collect(outcome.params, parts)
+        errors = [outcome.error_message, *(attempt.error_message for attempt in outcome.attempts)]
+        parts += [error for error in errors if error is not None]
+        redacted = self.strings(parts, marks)
+        if redacted is parts:
+            return outcome
+        texts = iter(redacted)
+        if completion is not None:
+            completion = _with_strings(completion, texts)
+        params = _rebuild(outcome.params, texts)
+        error_message = next(texts) if outcome.error_message is not None else None
+        attempts = tuple(attempt if attempt.error_message is None else replace(attempt, error_message=next(texts))
+                         for attempt in outcome.attempts)  # fmt: skip
+        return replace(outcome, completion=completion, attempts=attempts, params=params, error_message=error_message)
 
-    def _attempt(self, attempt: Attempt, marks: Marks) -> Attempt:
-        if attempt.error_message is None:
-            return attempt
-        return replace(attempt, error_message=self.text(attempt.error_message, marks))
+
+SEPARATOR = "\x00"
+
+
+def _collect(value: Any, into: list[str]) -> None:
+    """Every string of a JSON value (each key before its value) in document order."""
+    if isinstance(value, str):
+        into.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                into.append(key)
+            _collect(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, into)
+
+
+def _rebuild(value: Any, texts: Iterator[str]) -> Any:
+    """``value`` with its strings taken in :func:`_collect`'s order from ``texts``."""
+    if isinstance(value, str):
+        return next(texts)
+    if isinstance(value, dict):  # the key is evaluated before its value
+        return {(next(texts) if isinstance(key, str) else key): _rebuild(item, texts) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rebuild(item, texts) for item in value]
+    return value
+
+
+def _completion_strings(completion: Completion) -> list[str]:
+    """What an answer says: its text, its refusal, its tool calls' arguments."""
+    found = [text for text in (completion.text, completion.refusal) if text is not None]
+    return found + [call.arguments for call in completion.tool_calls]
+
+
+def _with_strings(completion: Completion, texts: Iterator[str]) -> Completion:
+    text = next(texts) if completion.text is not None else None
+    refusal = next(texts) if completion.refusal is not None else None
+    calls = tuple(ToolCall(call.id, call.name, next(texts)) for call in completion.tool_calls)
+    return replace(completion, text=text, refusal=refusal, tool_calls=calls)
 
 
 def _outside_placeholders(text: str, substitute: Callable[[str], str]) -> str:
