@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
+from replay.errors import InputError, LogFormatError
 from replay.types import Completion, LogRecord, Outcome, ToolCall
 
 RULES = ("email", "phone", "card", "iban", "api_key", "token", "ip")
@@ -400,6 +401,21 @@ class Redactor:
         attempts = tuple(attempt if attempt.error_message is None else replace(attempt, error_message=next(texts))
                          for attempt in outcome.attempts)  # fmt: skip
         return replace(outcome, completion=completion, attempts=attempts, params=params, error_message=error_message)
+
+
+    def error(self, error: InputError) -> InputError:
+        """A log's error as it may be printed: a malformed record's message may quote its values."""
+        marks = Marks()
+        if isinstance(error, LogFormatError):
+            reason = self.text(error.reason, marks)
+            return error if reason == error.reason else LogFormatError(error.location, reason)
+        said = self.text(str(error), marks)
+        if said == str(error):
+            return error
+        try:
+            return type(error)(said)
+        except TypeError:  # a subclass built from other arguments
+            return InputError(said)
 
 
 SEPARATOR = "\x00"

@@ -231,7 +231,12 @@ class Engine:
 
     def run(self) -> RunSummary:
         """Run (or resume) to the end; raise a :class:`RunIncomplete` if it stopped early."""
-        paths, selected, stats = scan(self.scenario, self.skip_invalid, self.observer)
+        try:
+            paths, selected, stats = scan(self.scenario, self.skip_invalid, self.observer)
+        except InputError as exc:  # a malformed record's message may quote it
+            if self._redactor is None:
+                raise
+            raise self._redactor.error(exc) from None
         arms = self._arms()
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
             check_arm(name, arm)

@@ -204,3 +204,38 @@ def test_an_existing_folder_is_left_alone_and_an_existing_store_made_private(mak
     run(tmp_path, str(store_path), scenario(tmp_path, server))
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o755
     assert [stat.S_IMODE(os.stat(path).st_mode) for path in stored_files(str(store_path))] == [0o600] * 3
+
+
+def test_every_arm_the_judge_and_the_embeddings_see_and_store_only_placeholders(make_server, tmp_path, store_path):
+    """A fresh baseline, a noise floor, a judge whose reasons quote its prompt, and embeddings: every
+    answer and verdict is stored with the record's placeholders, and the judge never sees an original."""
+    server = make_server(latency_ms=5, respond=echo)
+    production = make_server(latency_ms=5, respond=lambda body: f"Production heard: {last_user_text(body)}")
+    judge = make_server(latency_ms=1, respond=lambda body: json.dumps({"winner": "A", "reason": last_user_text(body)[-300:]}))
+    arm = f"{{base_url: '{production.base_url}', model: prod-1}}"
+    path = scenario(tmp_path, server, baseline="fresh", production=arm, noise_floor="{sample: 3}",
+                    judge=f"{{base_url: '{judge.base_url}', model: judge-1}}",
+                    embeddings=f"{{base_url: '{server.base_url}', model: mock-embed}}")  # fmt: skip
+    result, reports = run(tmp_path, store_path, path)
+    db = sqlite3.connect(store_path)
+    answers = db.execute("SELECT arm, text FROM results WHERE request_id = 'r2' ORDER BY arm").fetchall()
+    echoed = "I am <EMAIL_1>, card <CARD_1>, IBAN <IBAN_1>, call <PHONE_1> from <IP_1> (key [REDACTED]); order 1002"
+    texts = dict(answers)
+    assert texts["candidate"] == f"Noted: {echoed}" and texts["production"] == f"Production heard: {echoed}"
+    noise = db.execute("SELECT text FROM results WHERE arm = 'noise'").fetchall()
+    assert len(noise) == 3 and all(text.startswith("Production heard: I am <EMAIL_1>, card <CARD_1>") for (text,) in noise)
+    reasons = [reason for (reason,) in db.execute("SELECT reason FROM judge_verdicts")]
+    assert reasons and all("<EMAIL_1>" in reason for reason in reasons)
+    assert db.execute("SELECT COUNT(*) FROM pair_similarities WHERE cosine IS NOT NULL").fetchone()[0] >= 6
+    assert [text for text in ORIGINALS if text in json.dumps(judge.stats.bodies)] == []
+    assert leaks(stored_files(store_path) + reports) == []
+
+
+def test_a_malformed_record_is_named_without_quoting_its_personal_data(make_server, tmp_path, store_path):
+    server = make_server(latency_ms=5)
+    log = write_log(tmp_path / "log.jsonl", [{**pii_record(0), "timestamp": EMAIL}])
+    path = tmp_path / "s.yaml"
+    path.write_text(f"logs: {log}\ncandidate: {{base_url: '{server.base_url}', model: c}}\nredact: true\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["run", str(path), "--store", store_path, "--quiet"])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {log}:1: 'timestamp' must be an ISO 8601 string, got '<EMAIL_1>'\n"

@@ -173,3 +173,15 @@ def test_a_bad_key_names_itself(value, key, message):
     with pytest.raises(RedactionError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")) as caught:
         parse_redaction(value)
     assert caught.value.key == key
+
+
+def test_an_input_errors_message_is_redacted_and_keeps_its_class_and_location():
+    from replay.errors import InputError, LogFormatError, ScenarioError
+    from replay.types import Location
+
+    located = EVERY.error(LogFormatError(Location("log.jsonl", 3), "got 'a@x.io'"))
+    assert isinstance(located, LogFormatError) and str(located) == "log.jsonl:3: got '<EMAIL_1>'" and located.line == 3
+    plain = EVERY.error(ScenarioError("bad 10.0.0.1"))
+    assert type(plain) is ScenarioError and str(plain) == "bad <IP_1>"
+    untouched = InputError("nothing here")
+    assert EVERY.error(untouched) is untouched
