@@ -287,7 +287,7 @@ class Marks:
 
 
 class Redactor:
-    """Applies one scenario's rules; patterns compiled once, every built-in in one regex pass."""
+    """Applies one scenario's rules: patterns compiled once, the built-ins in as few passes as they allow."""
 
     def __init__(self, redaction: Redaction) -> None:
         self.redaction = redaction

@@ -475,7 +475,7 @@ class Engine:
         the same after a resume)."""
         assert self._redactor is not None
         marks, left = self._marks.pop(record.id, (None, 0))
-        if marks is None:
+        if marks is None:  # never (one entry per answer queued); still, nothing unredacted is stored
             marks = self._redactor.record(record)[1]
         elif left > 1:
             self._marks[record.id] = (marks, left - 1)

@@ -8,6 +8,7 @@ snapshot, which names environment variables, never their values.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -357,8 +358,9 @@ class Store:
             raise StoreError(f"{path}: cannot open the store ({exc})") from None
 
     def _open(self, path: str) -> None:
-        make_private_folders(os.path.dirname(os.path.abspath(path)))
-        make_private_file(path)
+        if path != ":memory:":  # SQLite's own name for a database in memory (tests, notebooks)
+            make_private_folders(os.path.dirname(os.path.abspath(path)))
+            make_private_file(path)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -980,8 +982,10 @@ def make_private_file(path: str) -> None:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE)
     except FileExistsError:
         stat = os.stat(path)
-        if stat.st_mode & 0o077 and stat.st_uid == os.getuid():
-            os.chmod(path, PRIVATE_FILE)
+        mine = stat.st_uid == os.getuid() if hasattr(os, "getuid") else True
+        if stat.st_mode & 0o077 and mine:
+            with contextlib.suppress(OSError):  # a filesystem without modes: the store still opens
+                os.chmod(path, PRIVATE_FILE)
         return
     os.close(fd)
 
