@@ -175,3 +175,31 @@ def test_a_golden_store_deleted_to_empty_lists_no_runs(tmp_path):
     result = invoke("runs", "--store", path)
     assert result.exit_code == 0 and result.stderr == f"no runs in {path}\n"
     assert Store(str(path), create=False).comparisons_with_digest("golden-run", "d", PAIR_CANDIDATE) == 0
+
+
+def test_a_table_of_a_later_migration_is_cleaned_too(store_path):
+    """Whatever table holds a run_id column (sampling weights, sessions...) loses the run's rows."""
+    db = sqlite3.connect(store_path)
+    db.execute("CREATE TABLE later_rows (run_id TEXT NOT NULL, note TEXT)")
+    db.executemany("INSERT INTO later_rows VALUES (?, ?)", [(OLD, marker(OLD, "later")), (NEW, marker(NEW, "later"))])
+    db.commit()
+    db.close()
+    result = invoke("runs", "delete", OLD, "--store", store_path)
+    assert result.exit_code == 0 and ", 1 later_rows," in result.stderr
+    assert rows(store_path, OLD) == {} and rows(store_path, NEW)["later_rows"] == 1
+    assert b"MARKER-aaaaaa-later" not in raw(store_path)
+
+
+def test_a_reader_holding_the_wal_is_said_to_keep_it(store_path):
+    reader = sqlite3.connect(store_path)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM results").fetchone()  # a read transaction: the WAL cannot be reset
+    try:
+        result = invoke("runs", "delete", OLD, "--store", store_path)
+    finally:
+        reader.close()
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[-1].endswith(
+        "; another process has it open, so its WAL (which may still hold removed text) could not be truncated:"
+        " run this again once that process is done")  # fmt: skip
+    assert rows(store_path, OLD) == {}
