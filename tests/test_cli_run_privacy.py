@@ -239,3 +239,27 @@ def test_a_malformed_record_is_named_without_quoting_its_personal_data(make_serv
     result = CliRunner().invoke(cli, ["run", str(path), "--store", store_path, "--quiet"])
     assert result.exit_code == 2
     assert result.stderr == f"Error: {log}:1: 'timestamp' must be an ISO 8601 string, got '<EMAIL_1>'\n"
+
+
+def test_a_closed_loop_session_stores_the_candidates_turns_redacted(make_server, tmp_path, store_path):
+    """The closed loop sends each turn itself (not through the arm's queue): its answers are redacted
+    too, and its sessions are grouped by the log's own session ids (an email here), not by placeholders."""
+    server = make_server(latency_ms=5, respond=echo)
+    first = {"role": "user", "content": f"I am {EMAIL}"}
+    records = []
+    for session, other in (("s-a", PHONE), ("s-b", IP)):
+        second = [first, {"role": "assistant", "content": f"Noted: I am {EMAIL}"}, {"role": "user", "content": f"reach me at {other}"}]
+        for turn, messages in enumerate(([first], second), 1):
+            records.append({"id": f"{session}-{turn}", "request": {"model": "gpt-4o", "messages": messages},
+                            "response": {"choices": [{"index": 0, "finish_reason": "stop",
+                                                      "message": {"role": "assistant", "content": "ok"}}]},
+                            "metadata": {"session_id": f"{session}@{EMAIL}"}})  # fmt: skip
+    log = write_log(tmp_path / "log.jsonl", records)
+    path = tmp_path / "s.yaml"
+    path.write_text(f"logs: {log}\ncandidate: {{base_url: '{server.base_url}', model: c}}\nsessions: closed_loop\n"
+                    "redact: true\n", encoding="utf-8")  # fmt: skip
+    result = invoke("run", path, "--store", store_path, "--quiet", "--gates", NO_GATES)
+    assert result.exit_code == 0, result.output
+    assert candidate_texts(store_path) == {"s-a-1": "Noted: I am <EMAIL_1>", "s-a-2": "Noted: reach me at <PHONE_1>",
+                                           "s-b-1": "Noted: I am <EMAIL_1>", "s-b-2": "Noted: reach me at <IP_1>"}
+    assert leaks(stored_files(store_path)) == []
