@@ -53,6 +53,11 @@ MIN_LENGTH = 6
 """No built-in finds anything in a shorter string (``a@b.io``, ``1.1.1.1``): roles, names and
 enum values are skipped without a regex."""
 
+CLEAN_MIN = 64
+CLEAN_CACHE = 4096
+"""Strings of at least CLEAN_MIN characters found clean are remembered, up to CLEAN_CACHE of them
+(a few MB at most): system prompts and tool schemas repeat in every record of a log."""
+
 
 @dataclass(frozen=True)
 class Redaction:
@@ -190,7 +195,8 @@ class _Pass:
     pattern: str
     groups: dict[str, tuple[str, Callable[[str], int], bool]]
     """Named group -> (rule, where the value ends in its text (0: no value), whether the group is
-    an empty marker at the start of its branch, the value being the whole match)."""
+    an empty marker at the start of its branch, the value being the whole match); none for the
+    email pass, whose pattern finds the domain from the ``@`` (:func:`_emails`)."""
     gate: Callable[[str], bool] | None = None
     """A test cheaper than the pattern that a text must pass for the pattern to be tried."""
 
@@ -232,8 +238,7 @@ _PASSES = (
     _Pass(frozenset({"api_key"}),
           r"(?i:api[_-]?key|secret|password|passwd)[\"']?[ \t]*[:=][ \t]*[\"']?(?P<api_key_assigned>[A-Za-z0-9_\-./+]{12,})",
           {"api_key_assigned": ("api_key", _whole, False)}, _may_assign_key),
-    _Pass(frozenset({"email"}), r"(?<![\w.%+-])(?P<email>[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,})(?![\w-])",
-          {"email": ("email", _whole, False)}, lambda text: "@" in text),
+    _Pass(frozenset({"email"}), r"@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])", {}, lambda text: "@" in text),
     _Pass(frozenset({"iban"}), r"[A-Z](?<![\w][A-Z])(?P<iban>)[A-Z][0-9]{2}(?: ?[A-Z0-9]){11,30}(?![a-z])",
           {"iban": ("iban", _iban_end, True)}),
     _Pass(frozenset({"ip"}), r"(?<![\w:.])(?P<ipv6>(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:))(?![\w:])",
@@ -248,6 +253,25 @@ _PASSES = (
           r"|(?<=0)[0-9]{1,4}(?:[ .-][0-9]{2,8}){1,4})(?![\w]|[.-][0-9]))",
           {"card": ("card", _card_end, True), "ipv4": ("ip", _ipv4_end, True), "phone": ("phone", _phone_end, True)}),
 )
+
+
+def _emails(domains: re.Pattern[str], text: str, marks: Marks) -> str:
+    """Emails found from their ``@`` (which the regex engine finds fast), the local part read
+    back from it: a pattern starting with the local part is tried at every word of the text."""
+    out: list[str] = []
+    last = 0
+    for match in domains.finditer(text):
+        at = start = match.start()
+        while start > last and (text[start - 1].isalnum() or text[start - 1] in "_.%+-"):
+            start -= 1
+        if start == at:
+            continue
+        out += [text[last:start], marks.mark("EMAIL", text[start:match.end()].lower())]
+        last = match.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _canonical(rule: str, value: str) -> str:
@@ -295,6 +319,8 @@ class Redactor:
         self._passes = [(re.compile(p.pattern), p.groups, p.gate) for p in _PASSES if p.rules & chosen]
         self._chosen = frozenset(chosen)
         self._custom = [(name.upper(), re.compile(pattern)) for name, pattern in redaction.patterns.items()]
+        self._clean: set[str] = set()
+        """Long strings the built-ins found nothing in (see :meth:`strings`)."""
 
     # --- text ------------------------------------------------------------------------------
 
@@ -310,7 +336,10 @@ class Redactor:
             return text
         for pattern, groups, gate in self._passes:
             if gate is None or gate(text):
-                text = pattern.sub(lambda match: self._replace(match, groups, marks), text)
+                if groups:
+                    text = pattern.sub(lambda match: self._replace(match, groups, marks), text)
+                else:
+                    text = _emails(pattern, text, marks)
         return text
 
     def _replace(self, match: re.Match[str], groups: dict[str, tuple[str, Callable[[str], int], bool]],
@@ -332,19 +361,39 @@ class Redactor:
     def strings(self, strings: list[str], marks: Marks) -> list[str]:
         """Many strings in document order, as :meth:`text` would each, in one pass of each built-in
         over them joined by NUL (which no built-in matches or looks past: a match never spans two,
-        and each starts and ends as a string does). The same list when nothing changed."""
+        and each starts and ends as a string does). The same list when nothing changed.
+
+        Long strings found clean are remembered (a system prompt, the tools' schemas: the same in
+        every record) and not scanned again; what is remembered holds nothing to redact."""
         if self._custom:
             strings = [self.text(text, marks) for text in strings]  # a custom pattern may match a NUL
             if not self._passes:
                 return strings
-        joined = SEPARATOR.join(strings)
+        clean = self._clean
+        todo = [index for index, text in enumerate(strings) if len(text) >= MIN_LENGTH and text not in clean]
+        if not todo:
+            return strings
+        scanned = strings if len(todo) == len(strings) else [strings[index] for index in todo]
+        joined = SEPARATOR.join(scanned)
         redacted = self._builtins(joined, marks)
         if redacted == joined:
+            self._remember(scanned, scanned)
             return strings
         parts = redacted.split(SEPARATOR)
-        if len(parts) != len(strings):  # a string held a NUL itself: each on its own (same numbering)
-            return [self._builtins(text, marks) for text in strings]
-        return parts
+        if len(parts) != len(scanned):  # a string held a NUL itself: each on its own (same numbering)
+            parts = [self._builtins(text, marks) for text in scanned]
+        self._remember(scanned, parts)
+        out = list(strings)
+        for index, part in zip(todo, parts):
+            out[index] = part
+        return out
+
+    def _remember(self, scanned: list[str], redacted: list[str]) -> None:
+        if len(self._clean) >= CLEAN_CACHE:
+            return
+        for before, after in zip(scanned, redacted):
+            if len(before) >= CLEAN_MIN and before == after:
+                self._clean.add(before)
 
     def optional(self, text: str | None, marks: Marks) -> str | None:
         return None if text is None else self.text(text, marks)

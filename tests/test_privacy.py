@@ -185,3 +185,13 @@ def test_an_input_errors_message_is_redacted_and_keeps_its_class_and_location():
     assert type(plain) is ScenarioError and str(plain) == "bad <IP_1>"
     untouched = InputError("nothing here")
     assert EVERY.error(untouched) is untouched
+
+
+def test_long_strings_found_clean_are_remembered_and_those_with_data_never():
+    redactor = Redactor(Redaction())
+    prompt = "You are the support assistant of a shop; answer politely in two sentences. " * 3
+    personal = "Please write to jane@shop.example about order 1234, the parcel has not arrived at all."
+    for _ in range(3):  # the same strings in every record, as a system prompt is
+        stored, _ = redactor.record(record(personal, "ok"))
+        assert stored.request["messages"][0]["content"] == personal.replace("jane@shop.example", "<EMAIL_1>")
+        assert redactor.strings([prompt, personal], Marks()) == [prompt, personal.replace("jane@shop.example", "<EMAIL_1>")]
