@@ -23,7 +23,7 @@ IBANs must have their country's length and pass mod-97; phone numbers need a ``+
 trunk ``0`` or the ``(555) 123-4567`` shape, never a bare run of digits (order numbers,
 epoch timestamps).
 
-With redaction off nothing here is imported or called: the run's hot path is unchanged.
+With redaction off nothing here is called: the run's hot path is unchanged.
 """
 
 from __future__ import annotations
