@@ -89,6 +89,9 @@ OVERRIDES = {
     "budget": "limits.budget_usd",
     "max_record_mb": "max_record_mb",
     "noise_floor": "noise_floor.sample",
+    "since": "sample.since",
+    "until": "sample.until",
+    "dedupe": "sample.dedupe",
 }
 """Flag name -> the dotted scenario key it overrides (``replay run`` and ``replay plan``)."""
 
@@ -121,6 +124,10 @@ def scenario_options(func: F) -> F:
                      help="Longest log line to read, in MB [default: 8]; a longer one is an error (or skipped)."),
         click.option("--noise-floor", type=number_type("noise_floor.sample"), metavar="N",
                      help="Ask production a second time for N of the sampled requests, to measure its own noise."),
+        click.option("--since", metavar="TIME", help="Sample records from this time on: ISO 8601 (no zone: UTC) or 7d, 12h, 30m, 2w ago."),
+        click.option("--until", metavar="TIME", help="Sample records before this time (as --since)."),
+        click.option("--dedupe/--no-dedupe", default=None,
+                     help="Replay identical requests once, weighted by their copies in every metric."),
     ]  # fmt: skip
     for option in reversed(options):  # decorators apply bottom-up: keep the listed order in --help
         func = option(func)
