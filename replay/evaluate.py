@@ -208,6 +208,9 @@ class Evaluation:
     """The run's judge, when it has one."""
     sessions: Sessions | None = None
     """How whole conversations fared, when the run's records name them."""
+    mix: dict[str, Any] | None = None
+    """The sample's traffic mix next to the whole log's (:meth:`replay.sampling.Selector.mix`), for a
+    run sampled by time, strata or dedupe."""
 
     @property
     def baseline_arm(self) -> str:
@@ -249,7 +252,7 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     judge = judge_report(store, run, evaluation, verdicts)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id),
                    judge=judge, sessions=sessions_of(store, run.id, run.scenario, baseline_arm(run)),
-                   tokens_estimated=store.estimated_counts(run.id))
+                   tokens_estimated=store.estimated_counts(run.id), mix=store.mix(run.id))
 
 
 def drift_of(store: Store, run: RunRow) -> Drift | None:

@@ -110,8 +110,8 @@ def empty_window_message(spec: SampleSpec, selection: "Selection", records: int)
     if not (spec.since or spec.until) or selection.in_window:
         return None
     window = f"from {spec.since or 'the start'} until {spec.until or 'now'}"
-    missing = f", {selection.without_timestamp} of them without a timestamp" if selection.without_timestamp else ""
-    return (f"sample.since/sample.until: no record of the {records} read{missing} falls in the window {window};"
+    missing = f" ({selection.without_timestamp} have no timestamp)" if selection.without_timestamp else ""
+    return (f"sample.since/sample.until: none of the {records} records read falls in the window {window}{missing};"
             " widen it (--since, --until) to replay something")  # fmt: skip
 
 

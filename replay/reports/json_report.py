@@ -114,6 +114,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         **({"tokens_estimated": evaluation.tokens_estimated} if evaluation.tokens_estimated else {}),
         **({"judge": _judge(evaluation.judge)} if evaluation.judge is not None else {}),
         **({"sessions": _sessions(evaluation.sessions)} if evaluation.sessions is not None else {}),
+        **({"mix": evaluation.mix} if evaluation.mix is not None else {}),
     }  # fmt: skip
 
 
