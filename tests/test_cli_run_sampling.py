@@ -6,6 +6,8 @@ import json
 import os
 import sqlite3
 
+import pytest
+
 from click.testing import CliRunner
 
 from conftest import NO_GATES, record, write_log
@@ -108,3 +110,20 @@ def test_a_key_too_fine_to_stratify_by_is_one_line(server, tmp_path, store_path)
     assert result.stderr == (f"Error: {scenario}: sample.stratify_by: user has more than 100 distinct values in the log;"
                              " stratify by a coarser key\n")  # fmt: skip
     assert server.stats.requests == 0
+
+
+def test_dedupe_counts_each_replayed_request_with_its_weight_in_the_report(server, tmp_path, store_path):
+    # production failed on a request sent 6 times; 6 other requests answered: 12 records, 7 distinct requests
+    stuck = [record(f"s{i}", "stuck prompt", status=500, error="upstream failed") for i in range(6)]
+    log = write_log(tmp_path / "log.jsonl", stuck + [record(f"r{i}", f"question {i}") for i in range(6)])
+    result = adhoc(server, log, store_path, "--dedupe")
+    assert result.exit_code == 0, result.output
+    assert server.stats.requests == 7
+    report = json.loads(invoke("report", "latest", "--store", store_path, "--format", "json").stdout)
+    error_rate = report["metrics"]["error_rate"]
+    assert error_rate["n"] == 7 and error_rate["baseline"]["value"] == pytest.approx(6 / 12)  # unweighted: 1 / 7
+    assert error_rate["candidate"]["value"] == 0.0 and error_rate["flips"]["fail_to_pass"] == 6
+    assert (report["mix"]["sampled"], report["mix"]["replayed"], report["mix"]["dedupe"]) == (12, 7, True)
+    terminal = invoke("report", "latest", "--store", store_path).stdout
+    assert ("Dedupe: 7 distinct requests replayed stood for 12 sampled records, each counted with its weight (its"
+            " copies) in every metric Top disagreements") in " ".join(terminal.split())  # however the terminal wraps it
