@@ -242,7 +242,7 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     notes: list[str] = []
     pairs = measure_table(store, run, settings, notes)
     add_semantic_similarity(store, run, pairs, notes)
-    weights = store.case_weights(run.id)
+    weights = run_weights(store, run)
     add_weights(pairs, weights)
     noise = measure_table(store, run, settings, notes, PAIR_NOISE) if run.scenario.get("noise_floor") else None
     if noise is not None:
@@ -273,8 +273,13 @@ def noise_limit(store: Store, run: RunRow, settings: DecisionSettings) -> float 
     if not run.scenario.get("noise_floor"):
         return None
     noise = measure_table(store, run, settings, kind=PAIR_NOISE)
-    add_weights(noise, store.case_weights(run.id))
+    add_weights(noise, run_weights(store, run))
     return _divergence_limit(noise)
+
+
+def run_weights(store: Store, run: RunRow) -> dict[str, int]:
+    """request id -> weight, for a run sampled with ``dedupe`` (other runs have none to read)."""
+    return store.case_weights(run.id) if (run.scenario.get("sample") or {}).get("dedupe") else {}
 
 
 def add_weights(pairs: Pairs, weights: dict[str, int]) -> None:
