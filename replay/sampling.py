@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, NamedTuple
 
 from replay.types import LogRecord
 
@@ -36,6 +36,7 @@ def draw(seed: int | str, record_id: str) -> float:
 TIME_STRATA = ("hour_of_day", "weekday")
 """Strata read from the record's timestamp (UTC), not its metadata."""
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_HOURS = tuple(f"{hour:02d}" for hour in range(24))
 NONE = "(none)"
 """The stratum of a record without the key (or, for a time stratum, without a timestamp)."""
 MAX_STRATA = 100
@@ -172,7 +173,7 @@ def resolve_moment(value: str, now: datetime) -> str:
 
 def epoch(timestamp: str) -> float:
     """Epoch seconds of a record's ISO 8601 timestamp (no zone: UTC, as the readers read it)."""
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(timestamp[:-1] + "+00:00" if timestamp[-1:] in ("Z", "z") else timestamp)
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
@@ -187,9 +188,10 @@ def stratum_of(record: LogRecord, keys: tuple[str, ...], moment: float | None) -
         if key in TIME_STRATA:
             if moment is None:
                 parts.append(NONE)
-            else:
-                when = datetime.fromtimestamp(moment, tz=timezone.utc)
-                parts.append(f"{when.hour:02d}" if key == "hour_of_day" else WEEKDAYS[when.weekday()])
+            elif key == "hour_of_day":
+                parts.append(_HOURS[int(moment // 3600) % 24])
+            else:  # 1970-01-01 was a Thursday
+                parts.append(WEEKDAYS[(int(moment // 86400) + 3) % 7])
         else:
             value = (record.metadata or {}).get(key)
             parts.append(NONE if value is None else str(value))
@@ -239,9 +241,9 @@ def allocate(available: dict[str, int], total: int, floor: int) -> dict[str, int
 # --- the selector ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Facts:
-    """What the selection keeps of a sampled record: enough for its stratum, the mix and dedupe."""
+class _Facts(NamedTuple):
+    """What the selection keeps of a sampled record: enough for its stratum, the mix and dedupe
+    (a tuple: a frozen dataclass costs a microsecond more to build, and the pass builds many)."""
 
     id: str
     u: float
@@ -289,7 +291,6 @@ class Selector:
         self.mix_keys = () if spec.stratify_by else mix_keys
         self._since = epoch(spec.since) if spec.since else None
         self._until = epoch(spec.until) if spec.until else None
-        self._timed = self._since is not None or self._until is not None or any(k in TIME_STRATA for k in spec.stratify_by)
         self._cap = spec.max
         self._floor = spec.min_per_stratum if spec.stratify_by else 0
         self._heaps: dict[str, list[tuple[float, str]]] = {}
@@ -304,21 +305,35 @@ class Selector:
         self.outside = 0
         self.without_timestamp = 0
         self._log_span: list[float] = []
-        self._log_tally: dict[str, Counter[str]] = {}
+        self._log_tally: dict[str, Counter[str]] = {key: Counter() for key in self._tallied()}
+        self._windowed = self._since is not None or self._until is not None
+        self._prefix = f"{spec.seed}\x00".encode()
 
     # --- the pass ------------------------------------------------------------------------
 
+    def _tallied(self) -> list[str]:
+        """The keys of the whole log's mix: the strata (one key), else the mix keys."""
+        return [_joined(self.spec.stratify_by)] if self.spec.stratify_by else list(self.mix_keys)
+
     def offer(self, record: LogRecord, unit: str | None = None) -> None:
         self.records += 1
-        moment = _moment(record.timestamp) if self._timed or record.timestamp else None
+        timestamp = record.timestamp
+        moment = epoch(timestamp) if timestamp else None
         if moment is not None:
-            self._span(self._log_span, moment)
+            span = self._log_span
+            if not span:
+                span.extend((moment, moment))
+            elif moment < span[0]:
+                span[0] = moment
+            elif moment > span[1]:
+                span[1] = moment
         stratum = stratum_of(record, self.spec.stratify_by, moment) if self.spec.stratify_by else ""
-        self._tally(record, stratum)
-        if not self._in_window(moment):
+        if self._log_tally:
+            self._tally(record, stratum)
+        if self._windowed and not self._in_window(moment):
             return
         key = record.id if unit is None else unit
-        u = draw(self.spec.seed, key)
+        u = int.from_bytes(hashlib.blake2b(self._prefix + key.encode(), digest_size=8).digest(), "big") / 2**64  # draw()
         below = u < self.spec.rate
         if self._cap is None or below:
             self.available[stratum] += 1
@@ -333,12 +348,6 @@ class Selector:
             self._keep_uncapped(key, record, u, moment, stratum, below)
         elif below:
             self._keep_capped(key, record, u, moment, stratum)
-
-    def offered(self, records: Iterable[LogRecord]) -> Iterator[LogRecord]:
-        """The records, offered as they pass (for a caller that reads them on)."""
-        for record in records:
-            self.offer(record)
-            yield record
 
     def _in_window(self, moment: float | None) -> bool:
         if self._since is None and self._until is None:
@@ -391,10 +400,13 @@ class Selector:
 
     def _tally(self, record: LogRecord, stratum: str) -> None:
         if self.spec.stratify_by:
-            _count(self._log_tally.setdefault(_joined(self.spec.stratify_by), Counter()), stratum)
+            for counter in self._log_tally.values():
+                _count(counter, stratum)
             return
-        for key in self.mix_keys:
-            _count(self._log_tally.setdefault(key, Counter()), _label((record.metadata or {}).get(key)))
+        if self.mix_keys:
+            metadata = record.metadata or {}
+            for key, counter in self._log_tally.items():
+                _count(counter, _label(metadata.get(key)))
 
     @staticmethod
     def _span(span: list[float], moment: float) -> None:
@@ -483,10 +495,6 @@ def request_digest(request: dict[str, Any]) -> bytes:
     import orjson
 
     return hashlib.blake2b(orjson.dumps(request, default=str, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-
-
-def _moment(timestamp: str | None) -> float | None:
-    return epoch(timestamp) if timestamp else None
 
 
 def _label(value: Any) -> str:

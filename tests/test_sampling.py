@@ -1,6 +1,11 @@
 import random
+from collections import Counter
+from datetime import datetime, timezone
 
-from replay.sampling import SampleSpec, draw, select_ids
+import pytest
+
+from replay.sampling import NONE, AllocationError, SampleSpec, Selector, allocate, draw, resolve_moment, select_ids, stratum_of
+from replay.types import LogRecord
 
 
 def test_draw_is_deterministic_and_seeded():
@@ -36,13 +41,6 @@ def test_max_keeps_the_smallest_draws():
 
 # --- time windows, strata, dedupe (the Selector) ------------------------------------------------
 
-from collections import Counter
-from datetime import datetime, timezone
-
-import pytest
-
-from replay.sampling import (NONE, AllocationError, Selector, allocate, resolve_moment, stratum_of)
-from replay.types import LogRecord
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
 
