@@ -280,11 +280,13 @@ class Selection:
 class Selector:
     """Picks the sample from records offered one by one, in one pass.
 
-    ``offer(record, unit)`` draws on ``unit`` (default: the record's id): records sharing a
-    unit (a session's turns) are in or out together, and ``max`` counts units. Within a
-    stratum the units with the smallest draws win, so the sample is the same whatever the
-    order the records come in. ``mix_keys``: metadata keys whose shares the mix compares
-    when the sample has no strata (the scenario's segment keys)."""
+    ``offer(record, unit)``: a record of a unit (a conversation's session id) is drawn on the
+    unit, as :func:`select_units` draws it, so a unit's records are in or out together (one
+    crossing the limit, or a stratum's allocation, is left out whole); ``max`` counts records.
+    Within a stratum the smallest draws win, so the sample is the same whatever the order the
+    records come in. ``mix_keys``: metadata keys whose shares the mix compares when the sample
+    has no strata (the scenario's segment keys). A unit whose records fall in different strata
+    (a conversation across an hour) is taken per stratum, and may be cut at the border."""
 
     def __init__(self, spec: SampleSpec, mix_keys: tuple[str, ...] = ()) -> None:
         self.spec = spec
@@ -294,11 +296,14 @@ class Selector:
         self._cap = spec.max
         self._floor = spec.min_per_stratum if spec.stratify_by else 0
         self._heaps: dict[str, list[tuple[float, str]]] = {}
-        """Per stratum, the kept units by draw (a max-heap via negation; without ``max`` unbounded)."""
+        """Per stratum, the kept records by draw (a max-heap via negation; without ``max`` unbounded)."""
         self._spare: dict[str, list[tuple[float, str]]] = {}
         """Without ``max``, per stratum the ``floor`` smallest draws above the rate, to top a stratum up."""
         self._units: dict[str, list[_Facts]] = {}
-        self._stratum: dict[str, str] = {}
+        """Kept record id -> what is kept of it (a list: a log may repeat an id)."""
+        self._cut: dict[str, float] = {}
+        self._spare_cut: dict[str, float] = {}
+        """Per stratum, the smallest draw the heap (or the spare heap) left out."""
         self.available: Counter[str] = Counter()
         """Records per stratum in the window (and under the rate, with ``max``)."""
         self.records = 0
@@ -332,8 +337,9 @@ class Selector:
             self._tally(record, stratum)
         if self._windowed and not self._in_window(moment):
             return
-        key = record.id if unit is None else unit
-        u = int.from_bytes(hashlib.blake2b(self._prefix + key.encode(), digest_size=8).digest(), "big") / 2**64  # draw()
+        key = record.id
+        drawn = key if unit is None else f"session\x00{unit}"  # as select_units draws a conversation
+        u = int.from_bytes(hashlib.blake2b(self._prefix + drawn.encode(), digest_size=8).digest(), "big") / 2**64  # draw()
         below = u < self.spec.rate
         if self._cap is None or below:
             self.available[stratum] += 1
@@ -364,35 +370,31 @@ class Selector:
                        below: bool) -> None:  # fmt: skip
         if below:
             self._heaps.setdefault(stratum, []).append((-u, key))
+            self._add(key, record, u, moment)
         elif self._floor:
-            spare = self._spare.setdefault(stratum, [])
-            if len(spare) < self._floor:
-                heapq.heappush(spare, (-u, key))
-            elif -spare[0][0] > u:
-                self._drop(heapq.heapreplace(spare, (-u, key))[1])
-            else:
-                return
-        else:
-            return
-        self._add(key, record, u, moment, stratum)
+            self._bounded(self._spare.setdefault(stratum, []), self._floor, self._spare_cut, stratum, key, record, u, moment)
 
     def _keep_capped(self, key: str, record: LogRecord, u: float, moment: float | None, stratum: str) -> None:
-        heap = self._heaps.setdefault(stratum, [])
         assert self._cap is not None
-        if len(heap) < self._cap:
+        self._bounded(self._heaps.setdefault(stratum, []), self._cap, self._cut, stratum, key, record, u, moment)
+
+    def _bounded(self, heap: list[tuple[float, str]], size: int, cuts: dict[str, float], stratum: str, key: str,
+                 record: LogRecord, u: float, moment: float | None) -> None:  # fmt: skip
+        """Keep the ``size`` smallest draws in ``heap``; the smallest draw left out is the stratum's
+        cut in ``cuts``: a unit with records on both sides of it is left out whole (:func:`select_units`)."""
+        if len(heap) < size:
             heapq.heappush(heap, (-u, key))
         elif -heap[0][0] > u:
-            self._drop(heapq.heapreplace(heap, (-u, key))[1])
+            negated, dropped = heapq.heapreplace(heap, (-u, key))
+            del self._units[dropped]
+            cuts[stratum] = min(cuts.get(stratum, 2.0), -negated)
         else:
+            cuts[stratum] = min(cuts.get(stratum, 2.0), u)
             return
-        self._add(key, record, u, moment, stratum)
+        self._add(key, record, u, moment)
 
-    def _add(self, key: str, record: LogRecord, u: float, moment: float | None, stratum: str) -> None:
+    def _add(self, key: str, record: LogRecord, u: float, moment: float | None) -> None:
         self._units[key] = [self._facts(record, u, moment)]
-        self._stratum[key] = stratum
-
-    def _drop(self, key: str) -> None:
-        del self._units[key], self._stratum[key]
 
     def _facts(self, record: LogRecord, u: float, moment: float | None) -> _Facts:
         segments = tuple(_label((record.metadata or {}).get(key)) for key in self.mix_keys)
@@ -426,9 +428,12 @@ class Selector:
         for stratum, count in allocation.items():
             kept = sorted((-negated, key) for negated, key in self._heaps.get(stratum, []))
             kept += sorted((-negated, key) for negated, key in self._spare.get(stratum, []))
-            for _, key in kept[:count]:
-                chosen.extend(self._units[key])
-                strata[stratum] += len(self._units[key])
+            # a unit (a conversation) with records left out, by a heap or by the allocation, is left out whole
+            cuts = {self._cut.get(stratum), self._spare_cut.get(stratum), kept[count][0] if count < len(kept) else None}
+            for u, key in kept[:count]:
+                if u not in cuts:
+                    chosen.extend(self._units[key])
+                    strata[stratum] += len(self._units[key])
         ids, weights = _deduped(chosen) if self.spec.dedupe else ({facts.id for facts in chosen}, {})
         in_window = self.records - self.outside - self.without_timestamp
         selection = Selection(ids, weights, None, len(chosen), self.without_timestamp, in_window)
@@ -436,19 +441,19 @@ class Selector:
         return selection
 
     def _allocation(self) -> dict[str, int]:
-        """Units to take per stratum."""
+        """Records to take per stratum (fewer where a unit would cross the count)."""
         if not self.spec.stratify_by:
             return {"": self._cap if self._cap is not None else len(self._heaps.get("", []))}
         if self._cap is None:  # the rate's own share, topped up to the floor
             strata = set(self._heaps) | set(self._spare)
             return {s: max(len(self._heaps.get(s, [])), min(self._floor, self.available[s])) for s in sorted(strata)}
-        units = {stratum: len(heap) for stratum, heap in self._heaps.items()}
+        kept = {stratum: len(heap) for stratum, heap in self._heaps.items()}
         try:
             shares = allocate(dict(sorted(self.available.items())), self._cap, self._floor)
         except AllocationError as exc:
             raise AllocationError(f"sample.min_per_stratum: {exc}, more than sample.max ({self._cap}):"
                                   " lower the floor or raise the max") from None  # fmt: skip
-        return {stratum: min(shares[stratum], units.get(stratum, 0)) for stratum in shares}
+        return {stratum: min(shares[stratum], kept.get(stratum, 0)) for stratum in shares}
 
     def mix(self, chosen: list[_Facts], strata: Counter[str], selection: Selection) -> dict[str, Any]:
         """The sample's traffic mix next to the whole log's, as stored with the run (plain data)."""

@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from replay.sampling import NONE, AllocationError, SampleSpec, Selector, allocate, draw, resolve_moment, select_ids, stratum_of
+from replay.sampling import (NONE, AllocationError, SampleSpec, Selector, allocate, draw, resolve_moment, select_ids, select_units,
+                             stratum_of)
 from replay.types import LogRecord
 
 
@@ -173,15 +174,18 @@ def test_dedupe_replays_identical_requests_once_weighted_by_their_copies():
     assert chosen.mix["sampled"] == 5 and chosen.mix["replayed"] == 3
 
 
-def test_a_unit_key_samples_whole_units_together():
-    records = [rec(f"s{s}-t{t}") for s in range(50) for t in range(4)]
-    selector = Selector(SampleSpec(max=10, seed=3))
-    for record in reversed(records):
-        selector.offer(record, unit=record.id.split("-")[0])
-    chosen = selector.result()
-    sessions = Counter(record_id.split("-")[0] for record_id in chosen.ids)
-    assert len(sessions) == 10 and set(sessions.values()) == {4}
-    assert set(sessions) == set(sorted({f"s{s}" for s in range(50)}, key=lambda u: draw(3, u))[:10])
+def test_a_unit_key_samples_whole_conversations_as_select_units_does():
+    records = [rec(f"s{s}-t{t}", timestamp=f"2026-11-02T10:{t:02d}:00Z") for s in range(50) for t in range(4)]
+    sessions = {r.id: r.id.split("-")[0] for r in records}
+    for spec in (SampleSpec(max=10, seed=3), SampleSpec(max=10, seed=4), SampleSpec(rate=0.3, seed=3)):
+        selector = Selector(SampleSpec(**{**spec.__dict__, "since": "2026-11-01T00:00:00Z"}))
+        for record in reversed(records):
+            selector.offer(record, unit=sessions[record.id])
+        chosen = selector.result().ids
+        # the same conversations as the plain sampler picks (with max, the one crossing it left out whole)
+        assert chosen == select_units([(r.id, sessions[r.id]) for r in records], spec)
+        assert set(Counter(sessions[i] for i in chosen).values()) <= {4}
+    assert len(chosen) == 4 * len({sessions[i] for i in chosen}) > 0
 
 
 def test_too_many_strata_is_refused():
