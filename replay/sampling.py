@@ -259,7 +259,7 @@ MIX_SHOWN = 50
 OTHER = "(other)"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Selection:
     """The sample, and what the report says of it."""
 
@@ -436,9 +436,7 @@ class Selector:
                     strata[stratum] += len(self._units[key])
         ids, weights = _deduped(chosen) if self.spec.dedupe else ({facts.id for facts in chosen}, {})
         in_window = self.records - self.outside - self.without_timestamp
-        selection = Selection(ids, weights, None, len(chosen), self.without_timestamp, in_window)
-        selection.mix = self.mix(chosen, strata, selection)
-        return selection
+        return Selection(ids, weights, self.mix(chosen, strata, len(ids)), len(chosen), self.without_timestamp, in_window)
 
     def _allocation(self) -> dict[str, int]:
         """Records to take per stratum (fewer where a unit would cross the count)."""
@@ -455,7 +453,7 @@ class Selector:
                                   " lower the floor or raise the max") from None  # fmt: skip
         return {stratum: min(shares[stratum], kept.get(stratum, 0)) for stratum in shares}
 
-    def mix(self, chosen: list[_Facts], strata: Counter[str], selection: Selection) -> dict[str, Any]:
+    def mix(self, chosen: list[_Facts], strata: Counter[str], replayed: int) -> dict[str, Any]:
         """The sample's traffic mix next to the whole log's, as stored with the run (plain data)."""
         spec = self.spec
         sample_span: list[float] = []
@@ -469,7 +467,7 @@ class Selector:
         for index, key in enumerate(self.mix_keys):
             tables.append(_table(key, self._log_tally.get(key, Counter()), Counter(f.segments[index] for f in chosen)))
         return {
-            "records": self.records, "sampled": len(chosen), "replayed": len(selection.ids),
+            "records": self.records, "sampled": len(chosen), "replayed": replayed,
             "log_range": _range(self._log_span), "sample_range": _range(sample_span),
             "since": spec.since, "until": spec.until, "outside_window": self.outside,
             "without_timestamp": self.without_timestamp,
