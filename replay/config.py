@@ -166,6 +166,7 @@ class Scenario:
         ``embeddings``, ``judge`` or ``log_mapping`` (or an arm's ``transform``) is left out, so a scenario
         without one keeps the digest it had."""
         snapshot = asdict(self)
+        snapshot["sample"] = self.sample.snapshot()  # new sampling keys only when set: old digests hold
         for key in ("embeddings", "judge", "log_mapping", "redact"):
             if snapshot[key] is None:
                 del snapshot[key]
@@ -242,6 +243,7 @@ RANGES: dict[str, NumberRange] = {
     "sample.rate": NumberRange(0, 1, low_open=True),
     "sample.max": NumberRange(1, INT64, integer=True),
     "sample.seed": NumberRange(-INT64 - 1, INT64, integer=True),
+    "sample.min_per_stratum": NumberRange(0, INT64, integer=True),
     "max_record_mb": NumberRange(0, 1024, low_open=True),
     "noise_floor.sample": NumberRange(1, INT64, integer=True),
     "embeddings.batch_size": NumberRange(1, 2048, integer=True),  # OpenAI takes at most 2,048 inputs a call

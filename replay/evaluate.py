@@ -208,6 +208,9 @@ class Evaluation:
     """The run's judge, when it has one."""
     sessions: Sessions | None = None
     """How whole conversations fared, when the run's records name them."""
+    mix: dict[str, Any] | None = None
+    """The sample's traffic mix next to the whole log's (:meth:`replay.sampling.Selector.mix`), for a
+    run sampled by time, strata or dedupe."""
 
     @property
     def baseline_arm(self) -> str:
@@ -239,9 +242,12 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     notes: list[str] = []
     pairs = measure_table(store, run, settings, notes)
     add_semantic_similarity(store, run, pairs, notes)
+    weights = run_weights(store, run)
+    add_weights(pairs, weights)
     noise = measure_table(store, run, settings, notes, PAIR_NOISE) if run.scenario.get("noise_floor") else None
     if noise is not None:
         add_semantic_similarity(store, run, noise, notes, PAIR_NOISE)
+        add_weights(noise, weights)
     verdicts = attach_judge(store, run, pairs)
     if noise is not None:
         attach_judge(store, run, noise, PAIR_NOISE)  # the judge's own noise floor: production against itself
@@ -249,7 +255,7 @@ def _evaluate(store: Store, run_ref: str, gates_override: Any, top: int, on_inco
     judge = judge_report(store, run, evaluation, verdicts)
     return replace(evaluation, notes=tuple(notes), drift=drift_of(store, run), lossy=store.lossy_counts(run.id),
                    judge=judge, sessions=sessions_of(store, run.id, run.scenario, baseline_arm(run)),
-                   tokens_estimated=store.estimated_counts(run.id))
+                   tokens_estimated=store.estimated_counts(run.id), mix=store.mix(run.id))
 
 
 def drift_of(store: Store, run: RunRow) -> Drift | None:
@@ -266,12 +272,34 @@ def noise_limit(store: Store, run: RunRow, settings: DecisionSettings) -> float 
     without a noise floor)."""
     if not run.scenario.get("noise_floor"):
         return None
-    return _divergence_limit(measure_table(store, run, settings, kind=PAIR_NOISE))
+    noise = measure_table(store, run, settings, kind=PAIR_NOISE)
+    add_weights(noise, run_weights(store, run))
+    return _divergence_limit(noise)
+
+
+def run_weights(store: Store, run: RunRow) -> dict[str, int]:
+    """request id -> weight, for a run sampled with ``dedupe`` (other runs have none to read)."""
+    return store.case_weights(run.id) if (run.scenario.get("sample") or {}).get("dedupe") else {}
+
+
+def add_weights(pairs: Pairs, weights: dict[str, int]) -> None:
+    """Weigh a deduplicated run's pairs (``weights``: request id -> its copies, where more than 1):
+    every metric then counts each pair as often as its request was sampled. A run without
+    weights keeps its table, and its figures, as they were."""
+    if weights and len(pairs):
+        pairs.set_weights([weights.get(request_id, 1) for request_id in pairs.values("request_id")])
 
 
 def _divergence_limit(noise: Pairs) -> float | None:
     divergences = noise.numbers("divergence") if len(noise) else np.array([])
-    return float(np.quantile(divergences, NOISE_QUANTILE)) if divergences.size else None
+    if not divergences.size:
+        return None
+    w = noise.weights()
+    if w is not None:
+        from replay.stats.weighted import percentile_one
+
+        return percentile_one(divergences, w, NOISE_QUANTILE * 100).value
+    return float(np.quantile(divergences, NOISE_QUANTILE))
 
 
 def noise_floor_of(noise: Pairs, run: RunRow) -> NoiseFloor:

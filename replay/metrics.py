@@ -20,6 +20,7 @@ import numpy as np
 
 from replay import stats
 from replay.stats import Estimate
+from replay.stats import weighted
 
 T = TypeVar("T")
 
@@ -59,6 +60,8 @@ class MetricDef:
 
 
 METRICS: dict[str, MetricDef] = {}
+WEIGHT = "weight"
+"""The column of each pair's weight, in a table of a deduplicated sample."""
 
 
 RATE_MIN_N = 10
@@ -107,6 +110,7 @@ class Pairs:
             self._rows = rows
             self._table: dict[str, Any] | None = None
             self._n = len(rows or ())
+            self._weighted = False
 
     @classmethod
     def from_columns(cls, columns: dict[str, Any], n: int) -> "Pairs":
@@ -145,6 +149,20 @@ class Pairs:
 
     def __len__(self) -> int:
         return self._root._n if self._mask is None else int(self._mask.sum())
+
+    def set_weights(self, weights: Sequence[int]) -> None:
+        """Each pair's weight (``sample.dedupe``: the sampled records its request stands for), in
+        the table's order; from then on every metric of the table and its subsets is weighted."""
+        self.add_column(WEIGHT, weights)
+        self._root._weighted = True
+
+    def weights(self, population: np.ndarray | None = None) -> np.ndarray | None:
+        """The pairs' weights (within ``population``, a mask over these pairs), None for a table
+        without weights: the unweighted figures, computed as before."""
+        if not self._root._weighted:
+            return None
+        weights = self.numbers(WEIGHT)
+        return weights if population is None else weights[population]
 
     def add_column(self, key: str, values: Sequence[Any]) -> None:
         """Join a column measured elsewhere (one value per pair, None where a pair has none, in
@@ -254,6 +272,12 @@ def _side_rate(pairs: Pairs, name: str, key: str, population: np.ndarray, *, pas
     cand = pairs.truthy(f"c_{key}")[population]
     n = int(population.sum())
     good_b, good_c = (base, cand) if passing else (~base, ~cand)
+    w = pairs.weights(population)
+    if w is not None:
+        return MetricValue(name=name, n=n, baseline=weighted.rate(base, w), candidate=weighted.rate(cand, w),
+                           delta=weighted.paired_rate_delta(base, cand, w),
+                           delta_pct=_percent_of(weighted.paired_rate_ratio(base, cand, w)),
+                           flips=weighted.mcnemar(good_b, good_c, w))  # fmt: skip
     return MetricValue(
         name=name,
         n=n,
@@ -263,6 +287,16 @@ def _side_rate(pairs: Pairs, name: str, key: str, population: np.ndarray, *, pas
         delta_pct=_rate_delta_pct(base, cand),
         flips=stats.mcnemar(good_b, good_c),
     )
+
+
+def _wilson(yes: np.ndarray, w: np.ndarray | None, among: np.ndarray | None = None) -> Estimate:
+    """The share of ``yes`` (among the pairs ``among`` marks, default all): Wilson's interval,
+    weighted where the pairs have weights."""
+    if among is not None:
+        yes, w = yes[among], (None if w is None else w[among])
+    if w is None:
+        return stats.wilson(int(yes.sum()), int(yes.size))
+    return weighted.rate(yes, w)
 
 
 def _rate_delta_pct(base: np.ndarray, cand: np.ndarray) -> Estimate:
@@ -312,7 +346,7 @@ def tool_call_agreement(pairs: Pairs) -> MetricValue:
     population = pairs.comparable & pairs.present("tools_agree")
     agree = pairs.truthy("tools_agree")[population]
     n = int(population.sum())
-    return MetricValue("tool_call_agreement", n, stats.wilson(int(agree.sum()), n))
+    return MetricValue("tool_call_agreement", n, _wilson(agree, pairs.weights(population)))
 
 
 @register_metric("key_field_accuracy", "Key-field accuracy", "rate", higher_is_better=True, paired=False,
@@ -320,10 +354,12 @@ def tool_call_agreement(pairs: Pairs) -> MetricValue:
 def key_field_accuracy(pairs: Pairs) -> MetricValue:
     matched, compared, per_field = pairs.field_tallies()
     keep = pairs.comparable & (compared > 0)
-    estimate = stats.bootstrap_ratio(matched[keep], compared[keep], bounded=True)
-    fields_out = {
-        path: stats.wilson(int((ok[keep] == 1).sum()), int((ok[keep] >= 0).sum())) for path, ok in sorted(per_field.items())
-    }
+    w = pairs.weights(keep)
+    if w is None:
+        estimate = stats.bootstrap_ratio(matched[keep], compared[keep], bounded=True)
+    else:
+        estimate = weighted.ratio_of_sums(matched[keep].astype(float), compared[keep].astype(float), w, bounded=True)
+    fields_out = {path: _wilson(ok[keep] == 1, w, ok[keep] >= 0) for path, ok in sorted(per_field.items())}
     fields_out = {path: value for path, value in fields_out.items() if value.n}
     return MetricValue("key_field_accuracy", int(keep.sum()), estimate, extra={"fields": fields_out})
 
@@ -332,17 +368,19 @@ def key_field_accuracy(pairs: Pairs) -> MetricValue:
                  min_n=MEAN_MIN_N, min_n_reason=MEAN_MIN_N_REASON)  # fmt: skip
 def similarity(pairs: Pairs) -> MetricValue:
     values = pairs.numbers("similarity")[pairs.both_ok]
-    values = values[~np.isnan(values)]
+    known = ~np.isnan(values)
+    values = values[known]
     if values.size == 0:
         return MetricValue("similarity", 0, Estimate.empty())
-    mean_est = stats.bounded_mean(values)
-    p10 = stats.percentile_one(values, 10)
+    w_all = pairs.weights(pairs.both_ok)
+    w = None if w_all is None else w_all[known]
+    mean_est = stats.bounded_mean(values) if w is None else weighted.bounded_mean(values, w)
+    p10 = stats.percentile_one(values, 10) if w is None else weighted.percentile_one(values, w, 10)
     exact = pairs.truthy("exact_match")[pairs.both_ok]
     normalised = pairs.truthy("normalized_match")[pairs.both_ok]
     return MetricValue(
         "similarity", int(values.size), mean_est,
-        extra={"p10": p10, "exact_match": stats.wilson(int(exact.sum()), int(exact.size)),
-               "normalized_match": stats.wilson(int(normalised.sum()), int(normalised.size))},
+        extra={"p10": p10, "exact_match": _wilson(exact, w_all), "normalized_match": _wilson(normalised, w_all)},
     )  # fmt: skip
 
 
@@ -370,7 +408,13 @@ def semantic_similarity(pairs: Pairs) -> MetricValue:
     if values.size == 0:
         return MetricValue("semantic_similarity", 0, Estimate.empty(), extra={"missing": missing})
     p10 = semantic_similarity_p10(pairs).candidate
-    estimate = _mean_allowing_missing(_cosine_mean(values), int(values.size), missing)
+    w = pairs.weights()
+    if w is None:
+        estimate = _mean_allowing_missing(_cosine_mean(values), int(values.size), missing)
+    else:  # the weights of the embedded pairs and of the missing ones: their mass in the traffic
+        embedded, unknown = _weighted_cosines(pairs, w)
+        mean = _from_unit(weighted.bounded_mean((values + 1) / 2, embedded))
+        estimate = _mean_allowing_missing(mean, int(embedded.sum()), int(unknown.sum()))
     return MetricValue("semantic_similarity", int(values.size), estimate, extra={"p10": p10, "missing": missing})
 
 
@@ -380,8 +424,33 @@ def semantic_similarity(pairs: Pairs) -> MetricValue:
 def semantic_similarity_p10(pairs: Pairs) -> MetricValue:
     """The 10th percentile of the cosines: how far the worst tenth of the answers drift in meaning."""
     values = _cosines(pairs)
-    estimate = _allowing_missing(lambda x: _within_cosines(stats.percentile_one(x, 10)), values, _missing_cosines(pairs))
+    w = pairs.weights()
+    if w is None:
+        estimate = _allowing_missing(lambda x: _within_cosines(stats.percentile_one(x, 10)), values, _missing_cosines(pairs))
+    else:
+        embedded, unknown = _weighted_cosines(pairs, w)
+        estimate = _weighted_allowing_missing(values, embedded, unknown)
     return MetricValue("semantic_similarity_p10", int(values.size), estimate)
+
+
+def _weighted_cosines(pairs: Pairs, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weights of the embedded pairs (in :func:`_cosines`' order) and of the pairs never embedded."""
+    known = pairs.present("semantic_similarity") & ~np.isnan(pairs.numbers("semantic_similarity"))
+    return w[pairs.both_ok & known], w[pairs.both_ok & ~known]
+
+
+def _weighted_allowing_missing(values: np.ndarray, w: np.ndarray, missing: np.ndarray) -> Estimate:
+    """:func:`_allowing_missing` of the weighted p10, the missing pairs filled with their weights."""
+    def p10(x: np.ndarray, weights: np.ndarray) -> Estimate:
+        return _within_cosines(weighted.percentile_one(x, weights, 10))
+
+    observed = p10(values, w)
+    if not missing.size or values.size == 0:
+        return observed
+    weights = np.concatenate([w, missing])
+    worst = p10(np.concatenate([values, np.full(missing.size, -1.0)]), weights)
+    best = p10(np.concatenate([values, np.full(missing.size, 1.0)]), weights)
+    return _stretched(observed, worst, best)
 
 
 def _within_cosines(estimate: Estimate) -> Estimate:
@@ -447,16 +516,18 @@ def _from_unit(estimate: Estimate) -> Estimate:
     return Estimate(2 * estimate.value - 1, 2 * estimate.low - 1, 2 * estimate.high - 1, estimate.n, widen, estimate.min_n)
 
 
-def _paired_numbers(pairs: Pairs, key: str) -> tuple[np.ndarray, np.ndarray]:
+def _paired_numbers(pairs: Pairs, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Both arms' values where both answered and measured it, and those pairs' weights (None: unweighted)."""
     base, cand = pairs.numbers(f"b_{key}"), pairs.numbers(f"c_{key}")
     keep = pairs.both_ok & ~np.isnan(base) & ~np.isnan(cand)
-    return base[keep], cand[keep]
+    return base[keep], cand[keep], pairs.weights(keep)
 
 
 def _quantile_metrics(pairs: Pairs, key: str, prefix: str) -> dict[str, MetricValue]:
     def build() -> dict[str, MetricValue]:
-        base, cand = _paired_numbers(pairs, key)
-        results = stats.paired_percentiles(base, cand, QUANTILES)
+        base, cand, w = _paired_numbers(pairs, key)
+        results = stats.paired_percentiles(base, cand, QUANTILES) if w is None else \
+            weighted.paired_percentiles(base, cand, w, QUANTILES)  # fmt: skip
         out = {}
         for q, (b, c, d, pct) in zip((50, 95, 99), results):
             name = f"{prefix}_p{q}_ms"
@@ -487,9 +558,13 @@ _register_quantiles("ttft_ms", "ttft", "Time to first token")
 
 
 def _mean_metric(pairs: Pairs, name: str, key: str) -> MetricValue:
-    base, cand = _paired_numbers(pairs, key)
-    b, c, d, pct = stats.paired_mean(base, cand)
-    extra = {"total_baseline": float(base.sum()), "total_candidate": float(cand.sum())}
+    base, cand, w = _paired_numbers(pairs, key)
+    if w is None:
+        b, c, d, pct = stats.paired_mean(base, cand)
+        extra = {"total_baseline": float(base.sum()), "total_candidate": float(cand.sum())}
+    else:
+        b, c, d, pct = weighted.paired_mean(base, cand, w)
+        extra = {"total_baseline": float(np.sum(w * base)), "total_candidate": float(np.sum(w * cand))}
     return MetricValue(name, int(base.size), c, b, d, pct, extra=extra)
 
 
@@ -528,6 +603,10 @@ def judge_win_rate(pairs: Pairs) -> MetricValue:
     known = pairs.present("judge_consistent")
     length = pairs.numbers("length_delta")
 
+    w = pairs.weights()
+    if w is not None:
+        return _weighted_judge(pairs, w, wins, ties, losses, judged, known, consistent, length)
+
     def rate_where(mask: np.ndarray) -> Estimate:
         return stats.win_rate(int((wins & mask).sum()), int((ties & mask).sum()), int((judged & mask).sum()))
 
@@ -540,3 +619,21 @@ def judge_win_rate(pairs: Pairs) -> MetricValue:
         "when_longer": rate_where(length > 0), "when_shorter": rate_where(length < 0),
     }  # fmt: skip
     return MetricValue("judge_win_rate", n, stats.win_rate(int(wins.sum()), int(ties.sum()), n), extra=extra)
+
+
+def _weighted_judge(pairs: Pairs, w: np.ndarray, wins: np.ndarray, ties: np.ndarray, losses: np.ndarray,
+                    judged: np.ndarray, known: np.ndarray, consistent: np.ndarray, length: np.ndarray) -> MetricValue:  # fmt: skip
+    """:func:`judge_win_rate` with every verdict counted with its pair's weight."""
+    def rate_where(mask: np.ndarray) -> Estimate:
+        keep = judged & mask
+        return weighted.judge_rate(wins[keep].astype(float), ties[keep].astype(float), w[keep])
+
+    picks, decisive = (np.nan_to_num(pairs.numbers(key)) for key in ("judge_first_picks", "judge_decisive"))
+    extra: dict[str, Any] = {
+        "wins": int(w[wins].sum()), "ties": int(w[ties].sum()), "losses": int(w[losses].sum()),
+        "errors": int(w[pairs.column("judge") == "error"].sum()),
+        "position_consistency": _wilson(consistent == True, w, known),  # noqa: E712
+        "first_position": weighted.rate(picks, w, decisive),
+        "when_longer": rate_where(length > 0), "when_shorter": rate_where(length < 0),
+    }  # fmt: skip
+    return MetricValue("judge_win_rate", int(judged.sum()), rate_where(np.ones_like(judged)), extra=extra)

@@ -40,7 +40,8 @@ from replay.pipeline import PairKind, PairStage, PairTracker, StageServices
 from replay.privacy import Marks, redactor_for
 from replay.readers import ReadStats, check_not_empty, check_segment_keys, iter_records, resolve_log_paths
 from replay.resume import check_log
-from replay.sampling import empty_sample_message, select_units, subsample
+from replay.sampling import (AllocationError, Selection, Selector, empty_sample_message, empty_window_message, select_units,
+                             subsample)
 from replay.store import Store, new_run_id
 from replay.tokens import count_text_tokens, estimate_prompt_tokens
 from replay.transforms import Rewriter, SpecError, TransformFailed
@@ -139,25 +140,55 @@ class ScanObserver(Protocol):
 def scan(scenario: Scenario, skip_invalid: bool,
          observer: ScanObserver | None = None) -> tuple[list[str], set[str], ReadStats]:  # fmt: skip
     """First pass over the logs: validate every line and pick the sample, before sending anything."""
+    paths, selection, stats = scan_sample(scenario, skip_invalid, observer)
+    return paths, selection.ids, stats
+
+
+def scan_sample(scenario: Scenario, skip_invalid: bool,
+                observer: ScanObserver | None = None) -> tuple[list[str], Selection, ReadStats]:  # fmt: skip
+    """:func:`scan`, with the whole :class:`Selection`: the dedupe weights and the traffic mix."""
     paths = resolve_log_paths(scenario.logs, scenario.search_dirs)
     stats = ReadStats()
     watched = scenario.segment_keys()
     records = iter_records(paths, fmt=scenario.log_format, skip_invalid=skip_invalid, stats=stats,
                            max_record_bytes=scenario.max_record_bytes, watch_keys=watched)  # fmt: skip
     key = scenario.session_key
-    if observer is None:
-        selected = select_units(((record.id, session_of(record.metadata, key)) for record in records), scenario.sample)
+    if scenario.sample.extended:
+        selection = _select(scenario, records, tuple(watched), observer)
+    elif observer is None:
+        selection = Selection(select_units(((record.id, session_of(record.metadata, key)) for record in records),
+                                           scenario.sample))  # fmt: skip
     else:
         see = observer.see
-        selected = select_units(((see(record) or record.id, session_of(record.metadata, key)) for record in records),
-                                scenario.sample)  # fmt: skip
+        selection = Selection(select_units(((see(record) or record.id, session_of(record.metadata, key))
+                                            for record in records), scenario.sample))  # fmt: skip
     check_not_empty(paths, stats)
     check_segment_keys(watched, stats, scenario.source)
-    if not selected:
-        raise InputError(empty_sample_message(scenario.sample, stats.records))
+    if not selection.ids:
+        raise InputError(empty_window_message(scenario.sample, selection, stats.records)
+                         or empty_sample_message(scenario.sample, stats.records))  # fmt: skip
     if observer is not None:
-        observer.scanned(selected)
-    return paths, selected, stats
+        observer.scanned(selection.ids)
+    return paths, selection, stats
+
+
+def _select(scenario: Scenario, records: Iterator[LogRecord], mix_keys: tuple[str, ...],
+            observer: ScanObserver | None) -> Selection:  # fmt: skip
+    """A time window, strata or dedupe: the :class:`Selector`, which also tallies the log's mix."""
+    selector = Selector(scenario.sample, mix_keys)
+    key = scenario.session_key
+    try:
+        for record in records if observer is None else _seen(records, observer):
+            selector.offer(record, session_of(record.metadata, key))
+        return selector.result()
+    except AllocationError as exc:
+        raise InputError(f"{scenario.source}: {exc}") from None
+
+
+def _seen(records: Iterator[LogRecord], observer: ScanObserver) -> Iterator[LogRecord]:
+    for record in records:
+        observer.see(record)
+        yield record
 
 
 class Engine:
@@ -208,6 +239,8 @@ class Engine:
         self._states: list[_ArmState] = []
         self._rewriters: dict[str, Rewriter] = {}
         self._owner: Owner | None = None
+        self._weights: dict[str, int] = {}
+        """With ``sample.dedupe``: request id -> the sampled records it stands for (more than 1)."""
         self._beat: asyncio.TimerHandle | None = None
         self._redactor = redactor_for(scenario.redact)
         """None without ``redact``: then nothing below looks at placeholders."""
@@ -232,11 +265,15 @@ class Engine:
     def run(self) -> RunSummary:
         """Run (or resume) to the end; raise a :class:`RunIncomplete` if it stopped early."""
         try:
-            paths, selected, stats = scan(self.scenario, self.skip_invalid, self.observer)
+            paths, selection, stats = scan_sample(self.scenario, self.skip_invalid, self.observer)
         except InputError as exc:  # a malformed record's message may quote it
             if self._redactor is None:
                 raise
             raise self._redactor.error(exc) from None
+        selected, self._weights = selection.ids, selection.weights
+        if selection.without_timestamp:
+            self.reporter.warn(f"sample.since/sample.until: {selection.without_timestamp} record(s) without a timestamp"
+                               " left out of the sample")  # fmt: skip
         arms = self._arms()
         for name, arm in arms:  # before the run exists: a missing key leaves nothing behind
             check_arm(name, arm)
@@ -252,6 +289,8 @@ class Engine:
                 self.store.create_run(self.run_id, self.scenario.name, self.scenario.snapshot(), self.scenario.digest())
                 self._owner = self.store.claim(self.run_id)
             self.store.set_planned(self.run_id, len(selected))
+            if selection.mix is not None:
+                self.store.set_mix(self.run_id, selection.mix)
             self._spent = self.store.spent(self.run_id)
             try:
                 with _fewer_gc_pauses():
@@ -590,7 +629,7 @@ class Engine:
         """Cases and logged answers come from the log: if the store refuses them, a resume derives them again."""
         try:
             if cases:
-                self.store.add_cases(self.run_id, cases)
+                self.store.add_cases(self.run_id, cases, self._weights)
             if logged:
                 self.store.add_outcomes(self.run_id, logged)
                 for outcome in logged:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 from dataclasses import asdict, replace
+from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from replay.config import (BASELINE_MODES, EMBEDDINGS_BATCH_SIZE, INT64, PROMPT_
                            Judge, Limits, Scenario, Transform)
 from replay.errors import InputError, ScenarioError
 from replay.readers.base import DEFAULT_MAX_RECORD_MB
-from replay.sampling import SampleSpec
+from replay.sampling import DEFAULT_MIN_PER_STRATUM, SampleSpec, resolve_moment
 from replay.settings import check_decision
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ _SAMPLE_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "rate": (_NUM, RANGES["sample.rate"].describe()),
     "max": ((int,), "a positive integer"),
     "seed": ((int,), "an integer"),
+    "since": ((str, date), "an ISO 8601 time or a span before now such as 7d"),
+    "until": ((str, date), "an ISO 8601 time or a span before now such as 12h"),
+    "stratify_by": ((str, list), "a metadata key, hour_of_day, weekday, or a list of them"),
+    "min_per_stratum": ((int,), RANGES["sample.min_per_stratum"].describe()),
+    "dedupe": ((bool,), "true or false"),
 }
 _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a string"),
@@ -84,7 +90,7 @@ _TOP_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "format": ((str,), "a log format name"),
     "mapping": ((dict,), "a mapping of target: source field (format csv or jsonl)"),
     "max_record_mb": (_NUM, RANGES["max_record_mb"].describe()),
-    "sample": ((dict,), "a mapping with rate, max and seed"),
+    "sample": ((dict,), "a mapping with rate, max, seed, since, until, stratify_by, min_per_stratum and dedupe"),
     "baseline": ((str,), "'logged' or 'fresh'"),
     "production": ((dict,), "an endpoint mapping"),
     "candidate": ((dict,), "an endpoint mapping"),
@@ -482,7 +488,44 @@ def _sample(check: _Checker, data: Any) -> SampleSpec:
     rate = float(sample.get("rate", 1.0))
     if not 0 < rate <= 1:
         raise check.fail("sample.rate", f"expected a number in (0, 1], got {rate!r}")
-    return SampleSpec(rate=rate, max=sample.get("max"), seed=int(sample.get("seed", 0)))
+    now = datetime.now(timezone.utc)
+    since, until = (_moment(check, sample, key, now) for key in ("since", "until"))
+    if since and until and since >= until:
+        raise check.fail("sample.until", f"expected a time after sample.since ({since}), got {until}")
+    if "min_per_stratum" in sample and "stratify_by" not in sample:
+        raise check.fail("sample.min_per_stratum", "needs sample.stratify_by (the strata it is the floor of)")
+    return SampleSpec(rate=rate, max=sample.get("max"), seed=int(sample.get("seed", 0)), since=since, until=until,
+                      stratify_by=_strata(check, sample.get("stratify_by")),
+                      min_per_stratum=int(sample.get("min_per_stratum", DEFAULT_MIN_PER_STRATUM)),
+                      dedupe=bool(sample.get("dedupe", False)))  # fmt: skip
+
+
+def _moment(check: _Checker, sample: dict[str, Any], key: str, now: datetime) -> str | None:
+    """``sample.since`` / ``sample.until`` as ISO 8601 UTC, a span such as ``7d`` counted back from
+    now: resolved once, here, so that the run stores (and a resume reuses) the same window."""
+    value = sample.get(key)
+    if value is None:
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = value.isoformat()
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    try:
+        return resolve_moment(value, now)
+    except ValueError as exc:
+        raise check.fail(f"sample.{key}", str(exc)) from None
+
+
+def _strata(check: _Checker, value: Any) -> tuple[str, ...]:
+    keys = [value] if isinstance(value, str) else list(value or ())
+    if isinstance(value, list) and not keys:
+        raise check.fail("sample.stratify_by", "expected at least one key")
+    for key in keys:
+        if not isinstance(key, str) or not key.strip():
+            raise check.fail("sample.stratify_by", f"expected metadata key names, hour_of_day or weekday, got {_got(key)}")
+    if len(set(keys)) < len(keys):
+        raise check.fail("sample.stratify_by", "a key is listed twice")
+    return tuple(keys)
 
 
 PRICE_KEYS = frozenset({"input", "output", "cache_write", "cache_read"})
@@ -565,7 +608,7 @@ def scenario_from_snapshot(snapshot: dict[str, Any]) -> Scenario:
     if snap.get("embeddings"):
         embeddings = snap["embeddings"]
         snap["embeddings"] = Embeddings(arm(embeddings["endpoint"]), embeddings["batch_size"])  # type: ignore[arg-type]
-    snap["sample"] = SampleSpec(**snap["sample"])
+    snap["sample"] = SampleSpec.from_snapshot(snap["sample"])
     snap["logs"] = tuple(snap["logs"])
     if snap.get("log_mapping"):
         from replay.readers.mapped import mapped_format

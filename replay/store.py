@@ -276,6 +276,17 @@ COMPARISON_TABLES = {PAIR_CANDIDATE: "comparisons", PAIR_NOISE: "noise_compariso
 """Where each kind of pair's comparisons are stored."""
 
 
+@migration
+def m012_sample_weights_and_mix(db: sqlite3.Connection) -> None:
+    """Each case's weight (with ``sample.dedupe``, the sampled records its request stands for; 1
+    otherwise), and the sample's traffic mix next to the whole log's, gathered by the run's first
+    pass, so that a report prints it without the log."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(cases)")}
+    if "weight" not in columns:
+        db.execute("ALTER TABLE cases ADD COLUMN weight INTEGER NOT NULL DEFAULT 1")
+    db.execute("CREATE TABLE IF NOT EXISTS run_mix (run_id TEXT PRIMARY KEY REFERENCES runs(id), mix_json TEXT NOT NULL)")
+
+
 def request_digest(request: dict[str, Any]) -> str:
     """The request body as JSON with sorted keys, hashed: the same request whatever the key
     order or spacing of the log line it was read from."""
@@ -352,6 +363,7 @@ class Store:
                 self._open_read_only(path)
             self._has_owners = self._has_table("run_owners")
             self._has_embeddings = self._has_table("pair_similarities")  # a read-only store of an older version has none
+            self._has_weights = self._has_table("run_mix")  # m012 added both
             self._lossy_index = " INDEXED BY results_lossy" if self.db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'results_lossy'").fetchone() else ""
         except (sqlite3.Error, OSError) as exc:
@@ -499,7 +511,8 @@ class Store:
     # --- cases and results --------------------------------------------------------
 
     @_writes
-    def add_cases(self, run_id: str, cases: list[tuple[int, LogRecord]]) -> None:
+    def add_cases(self, run_id: str, cases: list[tuple[int, LogRecord]], weights: dict[str, int] | None = None) -> None:
+        """``weights``: request id -> the sampled records the case stands for (``sample.dedupe``); 1 if unlisted."""
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO cases (run_id, request_id, seq, request_json, metadata_json, request_digest)"
@@ -507,6 +520,27 @@ class Store:
                 [(run_id, r.id, seq, fastjson.dumps(r.request), fastjson.dumps(r.metadata), request_digest(r.request))
                  for seq, r in cases],
             )  # fmt: skip
+            if weights:
+                db.executemany("UPDATE cases SET weight = ? WHERE run_id = ? AND request_id = ?",
+                               [(weights[r.id], run_id, r.id) for _, r in cases if r.id in weights])  # fmt: skip
+
+    def case_weights(self, run_id: str) -> dict[str, int]:
+        """request id -> weight, for the cases weighing more than 1 (none in a store without weights)."""
+        if not self._has_weights:
+            return {}
+        rows = self.db.execute("SELECT request_id, weight FROM cases WHERE run_id = ? AND weight != 1", (run_id,))
+        return dict(rows.fetchall())
+
+    @_writes
+    def set_mix(self, run_id: str, mix: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO run_mix VALUES (?, ?)", (run_id, json.dumps(mix, sort_keys=True)))
+
+    def mix(self, run_id: str) -> dict[str, Any] | None:
+        """The run's traffic mix (:meth:`replay.sampling.Selector.mix`), None if it stored none."""
+        if not self._has_table("run_mix"):
+            return None
+        row = self.db.execute("SELECT mix_json FROM run_mix WHERE run_id = ?", (run_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def case_digests(self, run_id: str) -> dict[str, str | None]:
         """request id -> digest of its stored request (None for cases stored before digests were)."""

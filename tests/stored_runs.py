@@ -141,3 +141,43 @@ def judged_golden_run(store_path, run_id="judged-run", n=120):
     store.add_judgements(run_id, verdicts, rows)
     store.add_reviews(reviews)
     return store
+
+
+SAMPLED = {"rate": 1.0, "seed": 7, "max": 120, "since": "2026-11-04T00:00:00Z", "stratify_by": ["category"],
+           "min_per_stratum": 5}  # fmt: skip
+"""The sampled golden run's ``sample``: a time window and strata (the mix report's golden files)."""
+
+
+def sampled_log(n=360):
+    """The golden run's requests as log records, one an hour from 2026-11-01 (every 50th without a timestamp)."""
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    return [LogRecord(f"req-{i:03d}", {"model": "gpt-4o", "messages": [{"role": "user", "content": f"Question {i}"}]},
+                      timestamp=None if i % 50 == 49 else (start + timedelta(hours=i)).isoformat().replace("+00:00", "Z"),
+                      metadata={"category": CATEGORIES[i % 3]})
+            for i in range(n)]  # fmt: skip
+
+
+def sampled_golden_run(store_path, run_id="sampled-run", sample=None, **decision_keys):
+    """The golden run's pairs, sampled from a 360-record log as ``replay run`` samples it (the
+    :class:`~replay.sampling.Selector`), with the traffic mix the run's first pass stores."""
+    from replay.sampling import SampleSpec, Selector
+
+    sample = dict(SAMPLED if sample is None else sample)
+    store = golden_run(store_path, run_id, 360, sample=sample, **decision_keys)
+    spec = SampleSpec.from_snapshot(build_scenario({**_BASE, "sample": sample}, source="golden.yaml").snapshot()["sample"])
+    selector = Selector(spec, mix_keys=("category",))
+    for record in sampled_log():
+        selector.offer(record)
+    chosen = selector.result()
+    store.forget(run_id, [f"req-{i:03d}" for i in range(360) if f"req-{i:03d}" not in chosen.ids])
+    store.db.execute("UPDATE runs SET planned = ? WHERE id = ?", (len(chosen.ids), run_id))
+    if chosen.weights:
+        store.db.executemany("UPDATE cases SET weight = ? WHERE run_id = ? AND request_id = ?",
+                             [(weight, run_id, rid) for rid, weight in chosen.weights.items()])  # fmt: skip
+    store.set_mix(run_id, chosen.mix)
+    return store
+
+
+_BASE = {"name": "golden", "logs": "fixtures/logs/support.jsonl", "candidate": {"base_url": "http://127.0.0.1:9/v1", "model": "cand-mini"}}

@@ -58,8 +58,8 @@ def test_the_terminal_report_is_its_sections_in_order(evaluation, monkeypatch):
     from replay.reports.terminal import SECTIONS
 
     monkeypatch.setenv("NO_COLOR", "1")
-    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "noise", "summary", "judge", "sessions", "segments",
-                              "disagreements", "review"]  # fmt: skip
+    assert list(SECTIONS) == ["header", "verdict", "gates", "metrics", "noise", "summary", "judge", "sessions", "mix",
+                              "segments", "disagreements", "review"]  # fmt: skip
     parts = {name: terminal_text(evaluation, sections=[name]) for name in SECTIONS}
     assert terminal_text(evaluation) == "".join(parts.values())
     assert parts["verdict"] == "\nVerdict: FAIL (1 pass, 1 fail, 2 inconclusive)\n"
@@ -83,7 +83,7 @@ def test_an_unknown_terminal_section_is_a_programming_error(evaluation):
     with pytest.raises(ValueError) as raised:
         render("terminal", evaluation, sections=["header", "gate"])
     assert str(raised.value) == ("no terminal report section 'gate' (there are: header, verdict, gates, metrics, noise, summary, judge, sessions,"
-                                 " segments, disagreements, review)")  # fmt: skip
+                                 " mix, segments, disagreements, review)")  # fmt: skip
 
 
 def test_markdown_report_matches_golden(evaluation):
@@ -248,3 +248,73 @@ def test_the_terminal_report_of_a_judged_run_matches_its_golden_file(judged, mon
     text = terminal_text(judged)
     assert max(len(line) for line in text.splitlines()) <= 80
     check_golden("report-judge-terminal.txt", text)
+
+
+# --- the traffic mix: a run sampled by time and strata -------------------------------------------------
+
+
+@pytest.fixture
+def sampled(tmp_path):
+    from replay.store import Store
+    from stored_runs import sampled_golden_run
+
+    sampled_golden_run(tmp_path / "sampled.db")
+    return evaluate(Store(str(tmp_path / "sampled.db")), "sampled-run")
+
+
+MIX_LINES = [
+    "Log: 360 records, 2026-11-01T00:00:00Z to 2026-11-15T23:00:00Z",
+    "Sample: 120 records, 2026-11-04T00:00:00Z to 2026-11-15T23:00:00Z",
+    "Window from 2026-11-04T00:00:00Z until now: 71 records outside it and 7 without a timestamp left out",
+    "Strata by category: the sample shared in proportion to the log's records (largest remainders), at least 5 per"
+    " stratum (or all it has); the floor over-represents the smallest strata",
+]
+
+
+def test_the_mix_is_in_every_report_of_a_sampled_run(sampled, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    mix = sampled.mix
+    assert [row["log"] for row in mix["tables"][0]["values"]] == [120, 120, 120]
+    assert sum(row["sample"] for row in mix["tables"][0]["values"]) == sampled.run.planned == 120
+    from replay.reports.format import mix_lines
+
+    assert mix_lines(mix) == MIX_LINES
+    terminal = terminal_text(sampled, sections=["mix"])
+    check_golden("report-sampled-terminal.txt", terminal_text(sampled))
+    assert terminal.startswith("Traffic mix by category (log vs sample)\n")
+    check_golden("report-sampled.md", render("markdown", sampled))
+    data = json.loads(render("json", sampled))
+    assert data["mix"] == mix and data["run"]["sample"]["stratify_by"] == ["category"]
+    data["tool"]["version"] = "VERSION"
+    check_golden("report-sampled.json", json.dumps(rounded(data), indent=2, ensure_ascii=False) + "\n")
+    junit = render("junit", sampled)
+    properties = {(p.get("name"), p.get("value")) for p in ET.fromstring(junit.split("\n", 1)[1]).iter("property")}
+    assert {("mix", line) for line in MIX_LINES} <= properties
+    check_golden("report-sampled-junit.xml", junit)
+
+
+def test_a_plain_run_has_no_mix_section(evaluation, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert evaluation.mix is None and terminal_text(evaluation, sections=["mix"]) == ""
+    assert "mix" not in json.loads(render("json", evaluation)) and "Traffic mix" not in render("markdown", evaluation)
+
+
+def test_mix_values_from_the_log_are_inert_in_every_format(tmp_path, monkeypatch):
+    from replay.store import Store
+    from stored_runs import HOSTILE_SEGMENT, sampled_golden_run
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    store = sampled_golden_run(tmp_path / "h.db")
+    mix = store.mix("sampled-run")
+    mix["tables"][0]["values"][0]["value"] = HOSTILE_SEGMENT
+    store.set_mix("sampled-run", mix)
+    hostile = evaluate(Store(str(tmp_path / "h.db")), "sampled-run")
+    terminal = terminal_text(hostile, sections=["mix"])
+    assert "[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*" in terminal.replace("\n", "")
+    markdown = render("markdown", hostile)
+    assert "| \\[blink\\]bill\\\\x1b\\]0;pwned\\\\x07\\|&lt;i&gt;ing&lt;/i&gt;\\\\n\\*x\\* | 120 |" in markdown
+    junit = render("junit", hostile)
+    names = [p.get("name") for p in ET.fromstring(junit.split("\n", 1)[1]).iter("property")]
+    assert "mix.category.[blink]bill\\x1b]0;pwned\\x07|<i>ing</i>\\n*x*" in names
+    for text in (terminal, markdown, junit, render("json", hostile)):
+        assert "\x1b" not in text and "\x07" not in text

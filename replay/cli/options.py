@@ -90,6 +90,9 @@ OVERRIDES = {
     "max_record_mb": "max_record_mb",
     "noise_floor": "noise_floor.sample",
     "redact": "redact",
+    "since": "sample.since",
+    "until": "sample.until",
+    "dedupe": "sample.dedupe",
 }
 """Flag name -> the dotted scenario key it overrides (``replay run`` and ``replay plan``)."""
 
@@ -124,6 +127,10 @@ def scenario_options(func: F) -> F:
                      help="Ask production a second time for N of the sampled requests, to measure its own noise."),
         click.option("--redact", is_flag=True, default=None,
                      help="Redact personal data and keys before storing anything (as 'redact: true'; a scenario's own 'redact:' mapping stands)."),
+        click.option("--since", metavar="TIME", help="Sample records from this time on: ISO 8601 (no zone: UTC) or 7d, 12h, 30m, 2w ago."),
+        click.option("--until", metavar="TIME", help="Sample records before this time (as --since)."),
+        click.option("--dedupe/--no-dedupe", default=None,
+                     help="Replay identical requests once, weighted by their copies in every metric."),
     ]  # fmt: skip
     for option in reversed(options):  # decorators apply bottom-up: keep the listed order in --help
         func = option(func)

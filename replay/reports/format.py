@@ -123,11 +123,10 @@ def header_items(evaluation: Evaluation) -> list[tuple[str, str]]:
         baseline = f"fresh: {_arm_text(scenario.get('production') or {})}"
     else:
         baseline = "logged production answers"
-    max_part = f", max {sample.get('max')}" if sample.get("max") else ""
     return [
         ("Run", f"{run.id} ({run.name}, {run.status})"),
         ("Logs", ", ".join(scenario.get("logs") or [])),
-        ("Sample", f"rate {sample.get('rate', 1)}{max_part}, seed {sample.get('seed', 0)}"),
+        ("Sample", sample_text(sample)),
         ("Pairs", f"{evaluation.pairs:,} compared of {run.planned or 0:,} sampled"),
         ("Candidate", candidate),
         ("Baseline", baseline),
@@ -410,3 +409,63 @@ def session_lines(evaluation: Evaluation, quote: Callable[[str], str] = str) -> 
         lines.append(f"Session {quote(clip(result.session, 80))} diverged at turn {result.diverged_at}:"
                      f" {quote(result.reason or '')}{how_far}")  # fmt: skip
     return lines
+
+
+# --- the sample's traffic mix (runs sampled by time, strata or dedupe) ------------------------------
+
+
+def sample_text(sample: dict[str, Any]) -> str:
+    """The header's ``Sample``: rate, max and seed, and the time window, strata and dedupe when set."""
+    max_part = f", max {sample.get('max')}" if sample.get("max") else ""
+    text = f"rate {sample.get('rate', 1)}{max_part}, seed {sample.get('seed', 0)}"
+    if sample.get("since"):
+        text += f", since {sample['since']}"
+    if sample.get("until"):
+        text += f", until {sample['until']}"
+    if sample.get("stratify_by"):
+        text += f", stratified by {', '.join(sample['stratify_by'])} (at least {sample.get('min_per_stratum', 1)} each)"
+    if sample.get("dedupe"):
+        text += ", deduplicated"
+    return text
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count / total * 100:.1f}%" if total else "—"
+
+
+def mix_lines(mix: dict[str, Any]) -> list[str]:
+    """The time ranges of the log and the sample, what the window left out, the floor per stratum
+    and the dedupe summary: one line each, as every report format prints them."""
+    def span(part: dict[str, Any]) -> str:
+        return f"{part['first']} to {part['last']}" if part.get("first") else "no timestamps"
+
+    lines = [f"Log: {mix['records']:,} records, {span(mix['log_range'])}",
+             f"Sample: {mix['sampled']:,} records, {span(mix['sample_range'])}"]  # fmt: skip
+    if mix.get("since") or mix.get("until"):
+        window = f"from {mix.get('since') or 'the start'} until {mix.get('until') or 'now'}"
+        lines.append(f"Window {window}: {mix['outside_window']:,} records outside it and {mix['without_timestamp']:,}"
+                     " without a timestamp left out")  # fmt: skip
+    if mix.get("stratify_by"):
+        lines.append(f"Strata by {', '.join(mix['stratify_by'])}: the sample shared in proportion to the log's"
+                     f" records (largest remainders), at least {mix['min_per_stratum']} per stratum"
+                     " (or all it has); the floor over-represents the smallest strata")  # fmt: skip
+    if mix.get("dedupe"):
+        lines.append(f"Dedupe: {mix['replayed']:,} distinct requests replayed stood for {mix['sampled']:,} sampled"
+                     " records, each counted with its weight (its copies) in every metric")  # fmt: skip
+    return lines
+
+
+def mix_tables(mix: dict[str, Any]) -> list[tuple[str, list[dict[str, str]]]]:
+    """Per key (the strata, else the segment keys): each value's count and share in the log and
+    in the sample (values and keys come from the log: the renderers escape them)."""
+    tables = []
+    for table in mix.get("tables", ()):
+        rows = [{"value": str(row["value"]), "log": f"{row['log']:,}", "log_share": _share(row["log"], table["log_total"]),
+                 "sample": f"{row['sample']:,}", "sample_share": _share(row["sample"], table["sample_total"])}
+                for row in table["values"]]  # fmt: skip
+        tables.append((str(table["key"]), rows))
+    return tables
+
+
+MIX_HEADERS = ("Log", "Log share", "Sample", "Sample share")
+MIX_CELLS = ("log", "log_share", "sample", "sample_share")

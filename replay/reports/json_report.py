@@ -116,6 +116,7 @@ def report_data(evaluation: Evaluation, top: int = 20) -> dict[str, Any]:
         **({"redaction": report_fields(scenario.get("redact"))} if scenario.get("redact") else {}),
         **({"judge": _judge(evaluation.judge)} if evaluation.judge is not None else {}),
         **({"sessions": _sessions(evaluation.sessions)} if evaluation.sessions is not None else {}),
+        **({"mix": evaluation.mix} if evaluation.mix is not None else {}),
     }  # fmt: skip
 
 

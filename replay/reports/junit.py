@@ -51,8 +51,8 @@ def render_junit(evaluation: Evaluation) -> str:
     redaction = evaluation.run.scenario.get("redact")
     privacy = [("redaction", describe(redaction))] if redaction else []
     for name, value in (("run_id", evaluation.run.id), ("verdict", decision.verdict), *_judge_properties(evaluation),
-                        *privacy):  # fmt: skip
-        ET.SubElement(properties, "property", name=name, value=xml(value))
+                        *_mix_properties(evaluation), *privacy):  # fmt: skip
+        ET.SubElement(properties, "property", name=xml(name), value=xml(value))
     suite.insert(0, properties)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
@@ -67,3 +67,16 @@ def _judge_properties(evaluation: Evaluation) -> list[tuple[str, str]]:
     rate = "" if win.value is None else f"{win.value:.4f}"
     return [("judge_model", judge.model), ("judge_win_rate", rate), ("judge_judged", str(judge.metric.n)),
             *[("judge_warning", warning) for warning in judge.warnings]]  # fmt: skip
+
+
+def _mix_properties(evaluation: Evaluation) -> list[tuple[str, str]]:
+    """The sample's traffic mix as suite properties: its summary lines, then one property per value
+    (``mix.category.billing`` = ``log 40.0% (400), sample 38.0% (38)``); none for a plain sample."""
+    mix = evaluation.mix
+    if mix is None:
+        return []
+    properties = [("mix", line) for line in fmt.mix_lines(mix)]
+    for key, rows in fmt.mix_tables(mix):
+        properties += [(f"mix.{key}.{row['value']}", f"log {row['log_share']} ({row['log']}), sample {row['sample_share']}"
+                        f" ({row['sample']})") for row in rows]  # fmt: skip
+    return properties

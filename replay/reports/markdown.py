@@ -6,7 +6,7 @@ cannot end a table row, open HTML, or turn into links or emphasis.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from replay.reports import format as fmt
 from replay.reports import register_renderer
@@ -67,6 +67,8 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
     sessions = fmt.session_lines(evaluation, quote=md)
     if sessions:
         lines += ["", "### Sessions", ""] + [f"- {line}" for line in sessions]
+    if evaluation.mix is not None:
+        lines += _mix(evaluation.mix)
     columns = fmt.segment_columns(evaluation)
     for key, values in evaluation.segments.items():
         lines += ["", f"### Segments by {md_code(key)}", ""]
@@ -85,3 +87,12 @@ def render_markdown(evaluation: Evaluation, top: int = 10) -> str:
     if evaluation.reviews is not None:
         lines += ["", fmt.review_line(evaluation)]
     return "\n".join(lines) + "\n"
+
+
+def _mix(mix: dict[str, Any]) -> list[str]:
+    """The sample's traffic mix next to the whole log's."""
+    lines = ["", "### Traffic mix (log vs sample)", ""]
+    for key, rows in fmt.mix_tables(mix):
+        cells = [[md(row["value"]), *[row[cell] for cell in fmt.MIX_CELLS]] for row in rows]
+        lines += _table([md(key), *fmt.MIX_HEADERS], cells, "lrrrr") + [""]
+    return lines + [f"- {md(line)}" for line in fmt.mix_lines(mix)]

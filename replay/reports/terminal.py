@@ -141,6 +141,27 @@ def _sessions(evaluation: Any, top: int) -> list[Any]:
     return [hanging("  ", line) for line in fmt.session_lines(evaluation)]
 
 
+@section("mix")
+def _mix(evaluation: Any, top: int) -> list[Any]:
+    """The sample's traffic mix next to the whole log's (a run sampled by time, strata or dedupe)."""
+    from rich import box
+    from rich.table import Table
+
+    if evaluation.mix is None:
+        return []
+    out: list[Any] = []
+    for key, rows in fmt.mix_tables(evaluation.mix):
+        table = Table(title=term(f"Traffic mix by {key} (log vs sample)"), box=box.SIMPLE_HEAD, title_justify="left",
+                      **TABLE)  # fmt: skip
+        table.add_column(term(key), overflow="fold")
+        for name in fmt.MIX_HEADERS:
+            table.add_column(name, justify="right")
+        for row in rows:
+            table.add_row(term(row["value"]), *[row[cell] for cell in fmt.MIX_CELLS])
+        out.append(table)
+    return out + [hanging("  ", line) for line in fmt.mix_lines(evaluation.mix)]
+
+
 @section("segments")
 def _segments(evaluation: Any, top: int) -> list[Any]:
     from rich import box

@@ -178,15 +178,15 @@ def _ratio_percent(num: np.ndarray, den: np.ndarray, s: np.ndarray, n: int) -> E
         return Estimate.empty(n)
     point, se, ratios, ses, residuals = _ratio_parts(num, den, s)
     ratio = _studentized(point, se, ratios, ses, n, skewness_min_n(residuals, float(np.mean(np.abs(num)))))
-    return _percent(ratio)
+    return percent_change(ratio)
 
 
-def _percent(ratio: Estimate, confidence: float = CONFIDENCE) -> Estimate:
+def percent_change(ratio: Estimate, confidence: float = CONFIDENCE) -> Estimate:
     at = ratio.at(confidence)
     assert at.value is not None
     low = (at.low - 1) * 100 if at.low is not None else None
     high = (at.high - 1) * 100 if at.high is not None else None
-    return Estimate((at.value - 1) * 100, low, high, at.n, partial(_percent, ratio), at.min_n)
+    return Estimate((at.value - 1) * 100, low, high, at.n, partial(percent_change, ratio), at.min_n)
 
 
 def mean_one(values: np.ndarray, seed: int = BOOTSTRAP_SEED) -> Estimate:

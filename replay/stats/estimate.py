@@ -58,7 +58,7 @@ def z_for(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
-def t_quantile(p: float, df: int) -> float:
+def t_quantile(p: float, df: float) -> float:
     """Student's t quantile by the Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5).
 
     Within 1e-5 relative of the exact value for df >= 19 down to p = 5e-5, and within
