@@ -1,9 +1,10 @@
 """Reader speed and peak memory, per format, on the same support-bot records.
 
-    python benchmarks/bench_readers.py [--records 100000] [--formats shadow,litellm,...]
+    python benchmarks/bench_readers.py [--records 100000 | --gigabytes 1] [--formats shadow,litellm,...]
 
 Each format's fixture lines (fixtures/logs/<format>/) are repeated with fresh ids into a temporary
-file until it holds ``--records`` requests; each file is then read in a fresh process (as
+file until it holds ``--records`` requests (or, with ``--gigabytes``, until its files hold that
+much: the issue's bar is set on 1 GB of each format); each file, generated once and deleted after, is then read in a fresh process (as
 ``replay logs validate`` reads it: every record checked, the answer not parsed) and the wall time
 and peak RSS printed, with the speed relative to ``shadow``. The issue's bar: at least half of
 shadow's records per second, peak memory under 200 MB.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -34,24 +36,36 @@ SOURCES = {
 }
 
 
-def _fresh(obj: dict, key: str | None, n: int) -> dict:
+_ID = "\u0000replay-bench-id\u0000"
+
+
+def _template(obj: dict, key: str | None) -> tuple[str, str]:
+    """The line as JSON text with a placeholder where each copy's fresh id goes, and the id's prefix."""
     if key is None:  # OTLP: every span gets a fresh id
-        text = json.dumps(obj)
-        return json.loads(text.replace('"spanId": "a1b2c3d4e5f6', f'"spanId": "{n:08x}-'))
-    return {**obj, key: f"{obj[key]}-{n}"}
+        return json.dumps(obj).replace('"spanId": "a1b2c3d4e5f6', '"spanId": "' + _ID), ""
+    return json.dumps({**obj, key: _ID}).replace(json.dumps(_ID), '"' + _ID + '"'), str(obj[key])
 
 
-def generate(fmt: str, records: int, folder: str) -> list[str]:
+def _fresh(template: tuple[str, str], n: int) -> str:
+    text, prefix = template
+    if not prefix:
+        return text.replace(_ID, f"{n:08x}-")
+    return text.replace(_ID, json.dumps(f"{prefix}-{n}")[1:-1])
+
+
+def generate(fmt: str, records: int, folder: str, size: float = 0) -> list[str]:
+    """The format's files holding ``records`` requests, or ``size`` bytes when given."""
     names, key = SOURCES[fmt]
-    sources = [[json.loads(line) for line in open(os.path.join(LOGS, name))] for name in names]
+    sources = [[_template(json.loads(line), key) for line in open(os.path.join(LOGS, name))] for name in names]
     per_copy = max(1, len(sources[0]))
+    copy_bytes = sum(len(_fresh(template, 0)) + 1 for lines in sources for template in lines)
+    copies = math.ceil(size / copy_bytes) if size else records // per_copy + 1
     paths = []
     for name, lines in zip(names, sources):
         path = os.path.join(folder, f"{fmt}-{os.path.basename(name)}")
         with open(path, "w") as handle:
-            for copy in range(records // per_copy + 1):
-                for obj in lines:
-                    handle.write(json.dumps(_fresh(obj, key, copy)) + "\n")
+            for copy in range(copies):
+                handle.writelines(_fresh(template, copy) + "\n" for template in lines)
         paths.append(path)
     return paths
 
@@ -70,6 +84,8 @@ def measure(fmt: str, paths: list[str]) -> tuple[float, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--gigabytes", type=float, default=0.0,
+                        help="generate this much of each format instead of --records (the issue's bar: 1)")
     parser.add_argument("--formats", default=",".join(SOURCES))
     args = parser.parse_args()
     formats = args.formats.split(",")
@@ -77,7 +93,7 @@ def main() -> None:
         shadow_rate = None
         print(f"{'format':18} {'records':>9} {'MB':>7} {'s':>6} {'rec/s':>9} {'vs shadow':>9} {'peak MB':>8}")
         for fmt in formats:
-            paths = generate(fmt, args.records, folder)
+            paths = generate(fmt, args.records, folder, args.gigabytes * 2**30)
             size = sum(os.path.getsize(path) for path in paths) / 2**20
             seconds, count, peak = measure(fmt, paths)
             rate = count / seconds

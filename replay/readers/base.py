@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Callable, Iterable, Iterator, Protocol
 
 from replay.errors import InputError, LogFormatError
+from replay.readers.ids import SeenIds
 from replay.readers.records import shown
 from replay.types import Location, LogRecord
 
@@ -193,7 +194,8 @@ def iter_records(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     watch_keys: Iterable[str] = (),
 ) -> Iterator[LogRecord]:
-    """Stream valid records from every path, in order, in constant memory but for the ids.
+    """Stream valid records from every path, in order, in constant memory but for the ids (about
+    20 bytes each: :class:`replay.readers.ids.SeenIds`).
 
     Ids must be unique across all the files; a repeat is an error naming both lines.
     ``watch_keys`` are metadata keys to note in ``stats.metadata_keys`` when a record has them.
@@ -204,15 +206,14 @@ def iter_records(
     watched = tuple(watch_keys)
     kept_stats = stats is not None
     stats = stats if stats is not None else ReadStats()
-    seen: dict[str, Location] = {}
+    seen = SeenIds()
     for path, items in _sources(paths, fmt, max_record_bytes, stats, say=kept_stats):
         read = 0
         for item in items:
             read += 1
             if isinstance(item, LogRecord):
-                first = seen.get(item.id)
+                first = seen.first(item.id, item.location)
                 if first is None:
-                    seen[item.id] = item.location
                     stats.records += 1
                     if watched and item.metadata:
                         _note_keys(stats.metadata_keys, item.metadata, watched)

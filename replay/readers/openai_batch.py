@@ -6,9 +6,8 @@ Output and error lines: ``{"id", "custom_id", "response": {"status_code", "reque
 ``status_code`` the status; a failure is kept with its error and no answer. Batch files carry no
 latency and no timestamp. Only ``/v1/chat/completions`` requests are read; others are skipped.
 
-The output and error files are indexed (each ``custom_id`` and the line's offset), then the input
-is streamed and each answer read back at its offset: memory grows with the ids only, like the
-duplicate check every reader already pays.
+The output and error files are indexed (each ``custom_id``'s hash and the line's offset, about
+16 bytes an answer), then the input is streamed and each answer read back at its offset.
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from replay.errors import LogFormatError
+from replay.errors import InputError, LogFormatError
 from replay.readers import records as checks
 from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, Skipped, register_reader
+from replay.readers.ids import HashIndex
 from replay.readers.objects import read_objects, record
 from replay.readers.shadow import open_log
 from replay.types import Location
@@ -40,36 +40,54 @@ def batch_role(path: str, is_request: Callable[[Any], bool]) -> str:
     return "input"
 
 
-def index_answers(path: str, cap: int) -> dict[str, tuple[str, int, int]]:
-    """``custom_id`` -> (path, line number, byte offset) of each answer line."""
-    found: dict[str, tuple[str, int, int]] = {}
-    with open_log(path) as handle:
-        offset, line_no = 0, 0
-        for raw in iter(lambda: handle.readline(cap + 1), b""):
-            line_no += 1
-            start, offset = offset, offset + len(raw)
-            key = raw.find(b'"custom_id"')
-            if key < 0:
-                continue
-            try:
-                custom_id = orjson.loads(raw).get("custom_id")
-            except (orjson.JSONDecodeError, AttributeError):
-                continue  # not an answer line: the join reports the input without its answer
-            if isinstance(custom_id, str):
-                found.setdefault(custom_id, (path, line_no, start))
-    return found
+_OFFSET_BITS = 40
+"""An answer's place packed in one int: the file's number above its byte offset (files up to 1 TB)."""
 
 
-def answer_at(where: tuple[str, int, int], handles: dict[str, Any], cap: int) -> dict[str, Any]:
-    path, line_no, offset = where
-    handle = handles.get(path)
-    if handle is None:
-        handle = handles[path] = open_log(path)
-    handle.seek(offset)
-    obj = orjson.loads(handle.readline(cap + 1))
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}:{line_no}: expected a JSON object")
-    return obj
+def index_answers(paths: list[str], cap: int) -> HashIndex:
+    """Each answer line's file and byte offset, by ``custom_id`` (the file's number in ``paths``
+    above the offset); in bounded memory per id (:class:`replay.readers.ids.HashIndex`)."""
+    index = HashIndex()
+    for number, path in enumerate(paths):
+        with open_log(path) as handle:
+            offset = 0
+            for raw in iter(lambda: handle.readline(cap + 1), b""):
+                start, offset = offset, offset + len(raw)
+                key = raw.find(b'"custom_id"')
+                if key < 0:
+                    continue
+                try:
+                    custom_id = orjson.loads(raw).get("custom_id")
+                except (orjson.JSONDecodeError, AttributeError):
+                    continue  # not an answer line: the join reports the input without its answer
+                if isinstance(custom_id, str):
+                    if start >> _OFFSET_BITS or number >> (63 - _OFFSET_BITS):
+                        raise InputError(f"{path}: an answer file over 1 TB (or over 8 million of them) cannot be indexed")
+                    index.add(custom_id, number << _OFFSET_BITS | start)
+    return index.freeze()
+
+
+def answer_for(custom_id: str, index: HashIndex, paths: list[str], handles: dict[str, Any], cap: int) -> dict[str, Any] | None:
+    """The first answer line with this ``custom_id`` (files in order), read back at its offset;
+    None when there is none. Entries of another id sharing its hash are read and passed over."""
+    for place in index.candidates(custom_id):
+        path, offset = paths[place >> _OFFSET_BITS], place & ((1 << _OFFSET_BITS) - 1)
+        handle = handles.get(path)
+        if handle is None:
+            handle = handles[path] = open_log(path)
+        handle.seek(offset)
+        obj = orjson.loads(handle.readline(cap + 1))
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{_line_at(handle, offset)}: expected a JSON object")
+        if obj.get("custom_id") == custom_id:
+            return obj
+    return None
+
+
+def _line_at(handle: Any, offset: int) -> int:
+    """The number of the line starting at ``offset`` (for a message: read from the start)."""
+    handle.seek(0)
+    return handle.read(offset).count(b"\n") + 1
 
 
 def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | None) -> Any:
@@ -135,10 +153,7 @@ def join_batch(paths: list[str], cap: int, is_request: Callable[[Any], bool], ch
     answers: list[str] = []
     for path in paths:
         (requests if batch_role(path, is_request) == "input" else answers).append(path)
-    index: dict[str, tuple[str, int, int]] = {}
-    for path in answers:
-        for custom_id, where in index_answers(path, cap).items():
-            index.setdefault(custom_id, where)
+    index = index_answers(answers, cap)
     if not requests:
         named = answers[0] if answers else "logs"
         yield named, iter([LogFormatError(Location(named), missing)])
@@ -146,13 +161,13 @@ def join_batch(paths: list[str], cap: int, is_request: Callable[[Any], bool], ch
     handles: dict[str, Any] = {}
     try:
         for path in requests:
-            yield path, _joined(path, index, handles, cap, check, convert)
+            yield path, _joined(path, index, answers, handles, cap, check, convert)
     finally:
         for handle in handles.values():
             handle.close()
 
 
-def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str, Any], cap: int,
+def _joined(path: str, index: HashIndex, answers: list[str], handles: dict[str, Any], cap: int,
             check: Callable[[Any], None], convert: Convert) -> Iterator[Any]:  # fmt: skip
     for item in read_objects(path, cap):
         if isinstance(item, LogFormatError):
@@ -162,8 +177,8 @@ def _joined(path: str, index: dict[str, tuple[str, int, int]], handles: dict[str
         try:
             check(obj)
             custom_id = obj.get("custom_id")
-            where = index.get(custom_id) if isinstance(custom_id, str) else None
-            yield convert(obj, location, answer_at(where, handles, cap) if where is not None else None)
+            answer = answer_for(custom_id, index, answers, handles, cap) if isinstance(custom_id, str) else None
+            yield convert(obj, location, answer)
         except ValueError as exc:
             yield LogFormatError(location, str(exc))
 

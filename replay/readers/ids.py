@@ -1,0 +1,166 @@
+"""Millions of ids in bounded memory: the duplicate check every read pays, and the batch readers'
+index of answers by ``custom_id``.
+
+A dict of id strings costs about 250 bytes an id once its value is a :class:`Location` or a tuple
+(the string, the object, the entry): 1 GB of small records (two million ids) would take half a
+gigabyte. Here the ids of the last :data:`WINDOW` records stay in a dict, exactly; older ones move,
+a window at a time, into sorted numpy arrays of their 64-bit hash and a packed int (about 20 bytes
+an id). numpy is imported only then: a log of fewer records never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from replay.types import Location
+
+if TYPE_CHECKING:
+    import numpy as np
+
+WINDOW = 1 << 15
+"""Ids kept as strings before they move into the arrays."""
+_MARKS = 1 << 23
+"""Bytes of the filter in front of the arrays: an id whose hash's low bits are unmarked was never
+moved there, and most new ids are answered without a search."""
+_NUMBER_BITS = 38
+_PATH_BITS = 23
+
+
+def _check(record_id: str) -> int:
+    """A second hash, independent of ``hash(record_id)``: two ids taken for one need both 64 and
+    these 32 bits to collide (odds about n² / 2⁹⁷: none in practice)."""
+    return hash(record_id + "\x00") & 0xFFFFFFFF
+
+
+class SeenIds:
+    """The ids read so far and where each was first read."""
+
+    def __init__(self, window: int | None = None) -> None:
+        self.window = window or WINDOW
+        self.recent: dict[str, Location] = {}
+        self.unpacked: dict[str, Location] = {}
+        """Locations the packed int cannot hold (a line and an index both, a huge number), kept whole."""
+        self.paths: dict[str, int] = {}
+        self.names: list[str] = []
+        self.marks: bytearray | None = None
+        self.hashes: np.ndarray | None = None
+        self.checks: np.ndarray | None = None
+        self.places: np.ndarray | None = None
+
+    def first(self, record_id: str, location: Location) -> Location | None:
+        """Where ``record_id`` was read before, or None: then it is remembered as read at ``location``."""
+        found = self.recent.get(record_id)
+        if found is not None:
+            return found
+        if self.marks is not None:
+            key = hash(record_id)
+            if self.marks[key & (_MARKS - 1)]:
+                found = self.unpacked.get(record_id) or self._moved(record_id, key)
+                if found is not None:
+                    return found
+        self.recent[record_id] = location
+        if len(self.recent) >= self.window:
+            self._move()
+        return None
+
+    def _moved(self, record_id: str, key: int) -> Location | None:
+        assert self.hashes is not None and self.checks is not None and self.places is not None
+        check = _check(record_id)
+        index = int(self.hashes.searchsorted(key))
+        while index < len(self.hashes) and self.hashes[index] == key:
+            if self.checks[index] == check:
+                return self._unpack(int(self.places[index]))
+            index += 1
+        return None
+
+    def _move(self) -> None:
+        import numpy as np
+
+        if self.marks is None:
+            self.marks = bytearray(_MARKS)
+        packed = {record_id: self._pack(location) for record_id, location in self.recent.items()}
+        for record_id, place in packed.items():
+            if place is None:
+                self.unpacked[record_id] = self.recent[record_id]
+        count = len(packed)
+        hashes = np.fromiter(map(hash, packed), np.int64, count)
+        np.frombuffer(self.marks, np.uint8)[hashes & (_MARKS - 1)] = 1
+        columns = (hashes, np.fromiter(map(_check, packed), np.uint32, count),
+                   np.fromiter((-1 if place is None else place for place in packed.values()), np.int64, count))  # fmt: skip
+        self.hashes, self.checks, self.places = merged((self.hashes, self.checks, self.places), columns)
+        self.recent = {}
+
+    def _pack(self, location: Location) -> int | None:
+        line, index = location.line, location.index
+        if line is not None and index is not None:
+            return None
+        kind, number = (1, line) if line is not None else (2, index) if index is not None else (0, 0)
+        if not isinstance(number, int) or not 0 <= number < 1 << _NUMBER_BITS:
+            return None
+        path = self.paths.get(location.path)
+        if path is None:
+            if len(self.names) >= 1 << _PATH_BITS:
+                return None
+            path = self.paths[location.path] = len(self.names)
+            self.names.append(location.path)
+        return path << (_NUMBER_BITS + 2) | kind << _NUMBER_BITS | number
+
+    def _unpack(self, place: int) -> Location | None:
+        if place < 0:
+            return None  # kept whole in ``unpacked``, looked up first
+        path = self.names[place >> (_NUMBER_BITS + 2)]
+        kind, number = place >> _NUMBER_BITS & 3, place & ((1 << _NUMBER_BITS) - 1)
+        return Location(path, number if kind == 1 else None, number if kind == 2 else None)
+
+
+def merged(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Columns sorted by the first (a hash), ``new`` merged into ``old``; among equal hashes the
+    older entries stay first."""
+    order = new[0].argsort(kind="stable")
+    new = tuple(column[order] for column in new)
+    if old[0] is None:
+        return new
+    import numpy as np
+
+    at = old[0].searchsorted(new[0], side="right")
+    return tuple(np.insert(before, at, after) for before, after in zip(old, new))
+
+
+class HashIndex:
+    """Ints by string key, found by the key's 64-bit hash: ``candidates`` may hold another key's
+    entry, which the caller tells apart (the batch readers read the line back and compare).
+    Built once (``add`` then ``freeze``), then only read."""
+
+    def __init__(self) -> None:
+        from array import array
+
+        self._hashes = array("q")
+        self._values = array("q")
+        self.hashes: np.ndarray | None = None
+        self.values: np.ndarray | None = None
+
+    def add(self, key: str, value: int) -> None:
+        self._hashes.append(hash(key))
+        self._values.append(value)
+
+    def freeze(self) -> HashIndex:
+        import numpy as np
+
+        columns = (np.frombuffer(self._hashes, np.int64), np.frombuffer(self._values, np.int64))
+        self.hashes, self.values = merged((None, None), columns)
+        del columns
+        self._hashes, self._values = type(self._hashes)("q"), type(self._values)("q")
+        return self
+
+    def __len__(self) -> int:
+        return 0 if self.hashes is None else len(self.hashes)
+
+    def candidates(self, key: str) -> Iterator[int]:
+        """The values added under ``key``'s hash, in the order they were added."""
+        if self.hashes is None or not len(self.hashes):
+            return
+        wanted = hash(key)
+        index = int(self.hashes.searchsorted(wanted))
+        while index < len(self.hashes) and self.hashes[index] == wanted:
+            yield int(self.values[index])  # type: ignore[index]
+            index += 1
