@@ -20,7 +20,7 @@ import orjson
 
 from replay.errors import InputError, LogFormatError
 from replay.readers.base import DEFAULT_MAX_RECORD_BYTES, Skipped, register_reader
-from replay.readers.objects import as_dict, chat_body, dig, label, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, chat_body, dig, durations, label, object_reader, record
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -97,6 +97,7 @@ def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
     start = run.get("start_time")
     failed = run.get("status") == "error" or run.get("error") is not None
     meta = as_dict(dig(run, "extra", "metadata"))
+    latency, ttft = durations(start, (run.get("end_time"), "end_time"), (run.get("first_token_time"), "first_token_time"))
     return record(
         location,
         id=run.get("id"),
@@ -104,8 +105,8 @@ def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
         messages_field="inputs.messages",
         response=None if failed else _answer(run),
         response_field="outputs",
-        latency_ms=seconds_between(start, run.get("end_time"), "end_time"),
-        ttft_ms=seconds_between(start, run.get("first_token_time"), "first_token_time"),
+        latency_ms=latency,
+        ttft_ms=ttft,
         error=run.get("error") if failed else None,
         timestamp=start + "Z" if isinstance(start, str) and start[-1:].isdigit() and "+" not in start[10:] else start,
         metadata={"trace": run.get("trace_id"), "name": run.get("name"), "provider": meta.get("ls_provider"),

@@ -143,6 +143,20 @@ def seconds_between(start: Any, end: Any, field: str) -> float | None:
     return round(max(0.0, (finish - begin) * 1000.0), 3)
 
 
+def durations(start: Any, *ends: tuple[Any, str]) -> list[float | None]:
+    """``seconds_between(start, end, field)`` for each ``(end, field)``, ``start`` parsed once."""
+    begin: float | None = None
+    found: list[float | None] = []
+    for end, field in ends:
+        if start is None or end is None:
+            found.append(None)
+            continue
+        if begin is None:
+            begin = instant(start, field)
+        found.append(round(max(0.0, (instant(end, field) - begin) * 1000.0), 3))
+    return found
+
+
 def instant(value: Any, field: str) -> float:
     """Epoch seconds from an ISO 8601 string or a number of seconds."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -12,18 +12,20 @@ TTFT ``gen_ai.response.time_to_first_chunk`` (seconds), tokens ``gen_ai.usage.*`
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
 from replay.readers.base import Skipped, register_reader
-from replay.readers.objects import chat_body, iso, label, object_reader, record
+from replay.readers.objects import chat_body, label, object_reader, record
 from replay.readers.records import shown
 from replay.types import Location
 
 INFERENCE = {"chat", "text_completion", "generate_content"}
 PARAMS = {"temperature": "temperature", "top_p": "top_p", "max_tokens": "max_tokens", "seed": "seed",
           "stop_sequences": "stop", "frequency_penalty": "frequency_penalty", "presence_penalty": "presence_penalty"}  # fmt: skip
+_PARAM_KEYS = tuple((f"gen_ai.request.{key}", name) for key, name in PARAMS.items())
 NO_CONTENT = ("the span has no prompt (capturing message content is opt-in:"
               " OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)")  # fmt: skip
 
@@ -45,6 +47,15 @@ def _value(value: Any) -> Any:
 
 
 def _attributes(items: Any) -> dict[str, Any]:
+    try:  # well-formed attributes, in one pass without exceptions (a try per item costs more)
+        return {item["key"]: value["stringValue"] if "stringValue" in value else _value(value)
+                for item in items or () for value in (item["value"],)}  # fmt: skip
+    except (KeyError, TypeError):
+        return _odd_attributes(items)
+
+
+def _odd_attributes(items: Any) -> dict[str, Any]:
+    """Attributes with an item that is not ``{"key", "value": {...}}``: read one by one."""
     attributes: dict[str, Any] = {}
     for item in items or ():
         try:
@@ -151,7 +162,7 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
     if messages is None:
         raise ValueError(f"span {label(span.get('spanId'), '(no spanId)')}: {NO_CONTENT}")
     request: dict[str, Any] = {"model": attrs.get("gen_ai.request.model"), "messages": messages}
-    request.update({name: attrs[f"gen_ai.request.{key}"] for key, name in PARAMS.items() if f"gen_ai.request.{key}" in attrs})
+    request.update({name: attrs[key] for key, name in _PARAM_KEYS if key in attrs})
     usage = {"prompt_tokens": attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens")),
              "completion_tokens": attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens"))}  # fmt: skip
     failed = (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR") or "error.type" in attrs
@@ -174,7 +185,7 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
         latency_ms=(end - start) / 1e6 if start is not None and end is not None and end >= start else None,
         ttft_ms=first_chunk * 1000.0 if isinstance(first_chunk, (int, float)) else None,
         error=(attrs.get("error.type") or (span.get("status") or {}).get("message") or "error") if failed else None,
-        timestamp=iso(start / 1e9, "startTimeUnixNano") if start is not None else None,
+        timestamp=_iso(start) if start is not None else None,
         metadata={
             "trace": span.get("traceId"),
             "provider": attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system")),
@@ -183,6 +194,11 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
             "span": span.get("name"),
         },
     )
+
+
+def _iso(nanos: int) -> str:
+    """``objects.iso(nanos / 1e9)`` without its dispatch on the value's type: an int is seconds."""
+    return datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _nanos(value: Any) -> int | None:
