@@ -82,7 +82,7 @@ def _parquet_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def write_parquet(rows: Iterator[dict[str, Any]], out: IO[bytes]) -> int:
     """The rows as one Parquet file, written :data:`PARQUET_BATCH_ROWS` at a time."""
-    import pyarrow as pa
+    import pyarrow as pa  # type: ignore[import-untyped, import-not-found, unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     count = 0

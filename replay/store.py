@@ -347,17 +347,18 @@ def new_run_id() -> str:
 
 
 class Store:
-    def __init__(self, path: str = DEFAULT_STORE, create: bool = True) -> None:
+    def __init__(self, path: str = DEFAULT_STORE, create: bool = True, read_only: bool = False) -> None:
         """Open the store at ``path``, creating it when ``create`` (``replay run``); commands that
         only read pass ``create=False``, so that a mistyped path says so instead of yielding an
-        empty store. A store that cannot be written (a read-only filesystem or file) opens read-only."""
+        empty store. A store that cannot be written (a read-only filesystem or file) opens read-only,
+        and so does any with ``read_only`` (the Python API: nothing migrated, nothing written)."""
         self.path = path
         self.read_only = False
         if not create and not os.path.isfile(path):
             what = "is a directory, not a store" if os.path.isdir(path) else "no store there"
             raise StoreError(f"{path}: {what} ('replay run' creates one; --store or REPLAY_STORE names another)")
         try:
-            if create or _writable(path):
+            if create or (_writable(path) and not read_only):
                 self._open(path)
             else:
                 self._open_read_only(path)

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # What drives the pure packages over a stored run: processes, threads, the store.
     ("stages", ("replay.stages",)),
     ("gates", ("replay.gates", "replay.settings", "replay.scenario_file", "replay.evaluate", "replay.plan")),
-    ("reports", ("replay.reports", "replay.review", "replay.export", "replay.progress")),
+    ("reports", ("replay.reports", "replay.review", "replay.export", "replay.progress", "replay.analysis")),
     ("cli", ("replay.cli", "replay.__main__")),
 )
 PURE = {

@@ -87,7 +87,7 @@ def answer_for(custom_id: str, index: HashIndex, paths: list[str], handles: dict
 def _line_at(handle: Any, offset: int) -> int:
     """The number of the line starting at ``offset`` (for a message: read from the start)."""
     handle.seek(0)
-    return handle.read(offset).count(b"\n") + 1
+    return int(handle.read(offset).count(b"\n")) + 1
 
 
 def _convert(obj: dict[str, Any], location: Location, answer: dict[str, Any] | None) -> Any:
