@@ -34,9 +34,12 @@ def _value(value: Any) -> Any:
     """An OTLP ``AnyValue`` as plain data."""
     if not isinstance(value, dict):
         return value
-    for key in ("stringValue", "boolValue", "doubleValue"):
-        if key in value:
-            return value[key]
+    if "stringValue" in value:  # spelled out, not a loop over the keys: every attribute goes through here
+        return value["stringValue"]
+    if "boolValue" in value:
+        return value["boolValue"]
+    if "doubleValue" in value:
+        return value["doubleValue"]
     if "intValue" in value:
         return int(value["intValue"])
     if "arrayValue" in value:
@@ -115,15 +118,18 @@ def _from_attributes(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]] | None
             message = _parts_message(first)
             answer = {"message": message, "finish_reason": first.get("finish_reason")}
         return messages, answer
-    flat = [(int(key.split(".")[2]), key.split(".", 3)[3], value) for key, value in attrs.items()
-            if key.startswith("gen_ai.prompt.") and key.count(".") >= 3 and key.split(".")[2].isdigit()]  # fmt: skip
-    if not flat:
-        return None, None
     prompt: dict[int, dict[str, Any]] = {}
-    for index, name, value in flat:
-        prompt.setdefault(index, {})[name] = value
+    completion: dict[str, Any] = {}
+    for key, value in attrs.items():  # one pass for both families of flat attributes
+        if key.startswith("gen_ai.prompt."):
+            parts = key.split(".", 3)
+            if len(parts) == 4 and parts[2].isdigit():
+                prompt.setdefault(int(parts[2]), {})[parts[3]] = value
+        elif key.startswith("gen_ai.completion.0."):
+            completion[key.split(".", 3)[3]] = value
+    if not prompt:
+        return None, None
     messages = [{"role": item.get("role", "user"), "content": item.get("content", "")} for _, item in sorted(prompt.items())]
-    completion = {key.split(".", 3)[3]: value for key, value in attrs.items() if key.startswith("gen_ai.completion.0.")}
     answer = {"message": {"role": "assistant", "content": completion.get("content")},
               "finish_reason": completion.get("finish_reason")} if completion else None  # fmt: skip
     return messages, answer
