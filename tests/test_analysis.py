@@ -132,3 +132,17 @@ def test_importing_replay_stays_light():
     assert callable(replay.open_store)
     with pytest.raises(AttributeError, match="module 'replay' has no attribute 'nope'"):
         replay.nope  # noqa: B018
+
+
+def test_the_noise_floor_pairs_are_production_against_itself(tmp_path):
+    from test_noise_floor import noisy_run
+
+    noisy_run(tmp_path / "s.db", n=40, noise=10).close()
+    with replay.open_store(str(tmp_path / "s.db")) as store:
+        noise = store.results("noisy", kind="noise")
+        candidate = store.results("noisy")
+    assert list(noise["request_id"]) == [f"req-{i:03d}" for i in range(10)] and len(candidate) == 40
+    assert noise.attrs["kind"] == "noise" and "noise_text" in noise and "candidate_text" not in noise
+    texts = dict(stored(str(tmp_path / "s.db"), "SELECT request_id, text FROM results WHERE arm = 'noise'"))
+    assert list(noise["noise_text"]) == [texts[rid] for rid in noise["request_id"]]
+    assert list(noise["similarity"] == 1.0) == list(noise["noise_text"] == noise["baseline_text"])
