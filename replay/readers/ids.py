@@ -78,17 +78,31 @@ class SeenIds:
 
         if self.marks is None:
             self.marks = bytearray(_MARKS)
-        packed = {record_id: self._pack(location) for record_id, location in self.recent.items()}
-        for record_id, place in packed.items():
-            if place is None:
-                self.unpacked[record_id] = self.recent[record_id]
-        count = len(packed)
-        hashes = np.fromiter(map(hash, packed), np.int64, count)
+        ids = list(self.recent)
+        places = self._packed(ids)
+        count = len(ids)
+        hashes = np.fromiter(map(hash, ids), np.int64, count)
         np.frombuffer(self.marks, np.uint8)[hashes & (_MARKS - 1)] = 1
-        columns = (hashes, np.fromiter(map(_check, packed), np.uint32, count),
-                   np.fromiter((-1 if place is None else place for place in packed.values()), np.int64, count))  # fmt: skip
+        checks = (np.fromiter((hash(record_id + "\x00") for record_id in ids), np.int64, count) & 0xFFFFFFFF).astype(np.uint32)
+        columns = (hashes, checks, np.array(places, np.int64))  # checks: _check's bits, computed in bulk
         self.hashes, self.checks, self.places = merged((self.hashes, self.checks, self.places), columns)
         self.recent = {}
+
+    def _packed(self, ids: list[str]) -> list[int]:
+        """The window's locations packed, the usual one (a line of a file already numbered) inline;
+        one the int cannot hold is kept whole in ``unpacked`` (packed as -1)."""
+        places: list[int] = []
+        add, numbers, line_kind = places.append, self.paths, 1 << _NUMBER_BITS
+        for record_id, location in self.recent.items():
+            line, path = location.line, numbers.get(location.path)
+            if path is not None and location.index is None and type(line) is int and 0 <= line < line_kind:
+                add(path << (_NUMBER_BITS + 2) | line_kind | line)
+                continue
+            place = self._pack(location)
+            if place is None:
+                self.unpacked[record_id] = location
+            add(-1 if place is None else place)
+        return places
 
     def _pack(self, location: Location) -> int | None:
         line, index = location.line, location.index
