@@ -9,6 +9,8 @@ after, is read in a fresh process (as ``replay logs validate`` reads it: every r
 the answer not parsed) and the wall time, CPU time and peak RSS printed, with the speed (records per CPU second: on a shared machine, what the read
 costs whatever else runs; ``--repeat`` keeps each format's fastest read) relative to ``shadow``.
 The issue's bar: at least half of shadow's records per second, peak memory under 200 MB.
+``--compare DIR`` reads each file with the package in DIR too (the previous code's worktree), in
+turn with this one, so both see the same file and the same load.
 """
 
 from __future__ import annotations
@@ -71,16 +73,16 @@ def generate(fmt: str, records: int, folder: str, size: float = 0) -> list[str]:
     return paths
 
 
-def measure(fmt: str, paths: list[str]) -> tuple[float, float, int, float]:
+def measure(fmt: str, paths: list[str], code: str = ROOT) -> tuple[float, float, int, float]:
     """Wall seconds, CPU seconds (user + system: what the read costs, whatever else the machine
-    runs), records and peak RSS in MB of one read in a fresh process."""
-    code = ("import resource, time; from replay.readers import ReadStats, iter_records;"
+    runs), records and peak RSS in MB of one read in a fresh process, with the package in ``code``."""
+    script = ("import resource, time; from replay.readers import ReadStats, iter_records;"
             "stats = ReadStats(); t = time.perf_counter(); c = time.process_time();"
             f"[None for _ in iter_records({paths!r}, fmt={fmt!r}, stats=stats, skip_invalid=True)];"
             "print(time.perf_counter() - t, time.process_time() - c, stats.records,"
             " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": ROOT})  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=code,
+                         env={**os.environ, "PYTHONPATH": code})  # fmt: skip
     seconds, cpu, count, peak_kb = out.stdout.split()
     return float(seconds), float(cpu), int(count), int(peak_kb) / 1024
 
@@ -92,19 +94,29 @@ def main() -> None:
                         help="generate this much of each format instead of --records (the issue's bar: 1)")
     parser.add_argument("--repeat", type=int, default=1, help="read each file this many times, keep the fastest")
     parser.add_argument("--formats", default=",".join(SOURCES))
+    parser.add_argument("--compare", metavar="DIR", help="also read each file with the replay package in DIR"
+                        " (a worktree of the previous code), alternating with this one")  # fmt: skip
     args = parser.parse_args()
     formats = args.formats.split(",")
+    trees = {"": ROOT, **({"old ": os.path.abspath(args.compare)} if args.compare else {})}
     with tempfile.TemporaryDirectory() as folder:
-        shadow_rate = None
-        print(f"{'format':18} {'records':>9} {'MB':>7} {'s':>6} {'cpu s':>6} {'rec/s':>9} {'vs shadow':>9} {'peak MB':>8}")
+        shadow_rates: dict[str, float] = {}
+        print(f"{'format':22} {'records':>9} {'MB':>7} {'s':>6} {'cpu s':>6} {'rec/s':>9} {'vs shadow':>9} {'peak MB':>8}")
         for fmt in formats:
             paths = generate(fmt, args.records, folder, args.gigabytes * 2**30)
             size = sum(os.path.getsize(path) for path in paths) / 2**20
-            seconds, cpu, count, peak = min(measure(fmt, paths) for _ in range(args.repeat))
-            rate = count / cpu  # per CPU second: another process on the machine does not count
-            shadow_rate = rate if fmt == "shadow" else shadow_rate
-            ratio = f"{rate / shadow_rate:.2f}" if shadow_rate else "-"
-            print(f"{fmt:18} {count:9,} {size:7.0f} {seconds:6.2f} {cpu:6.2f} {rate:9,.0f} {ratio:>9} {peak:8.0f}", flush=True)
+            runs: dict[str, list[tuple[float, float, int, float]]] = {tree: [] for tree in trees}
+            for _ in range(args.repeat):  # each tree in turn: the machine's drift spreads over both
+                for tree, code in trees.items():
+                    runs[tree].append(measure(fmt, paths, code))
+            for tree in trees:
+                seconds, cpu, count, peak = min(runs[tree], key=lambda run: run[1])  # the least CPU
+                rate = count / cpu  # per CPU second: another process on the machine does not count
+                if fmt == "shadow":
+                    shadow_rates[tree] = rate
+                ratio = f"{rate / shadow_rates[tree]:.2f}" if tree in shadow_rates else "-"
+                print(f"{tree + fmt:22} {count:9,} {size:7.0f} {seconds:6.2f} {cpu:6.2f} {rate:9,.0f} {ratio:>9} {peak:8.0f}",
+                      flush=True)  # fmt: skip
             for path in paths:
                 os.unlink(path)
 
