@@ -10,7 +10,7 @@ an id). numpy is imported only then: a log of fewer records never pays for it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from replay.types import Location
 
@@ -84,8 +84,15 @@ class SeenIds:
         hashes = np.fromiter(map(hash, ids), np.int64, count)
         np.frombuffer(self.marks, np.uint8)[hashes & (_MARKS - 1)] = 1
         checks = (np.fromiter((hash(record_id + "\x00") for record_id in ids), np.int64, count) & 0xFFFFFFFF).astype(np.uint32)
-        columns = (hashes, checks, np.array(places, np.int64))  # checks: _check's bits, computed in bulk
-        self.hashes, self.checks, self.places = merged((self.hashes, self.checks, self.places), columns)
+        order = hashes.argsort(kind="stable")  # checks: _check's bits, computed in bulk
+        hashes, checks, places_column = hashes[order], checks[order], np.array(places, np.int64)[order]
+        if self.hashes is None or self.checks is None or self.places is None:
+            self.hashes, self.checks, self.places = hashes, checks, places_column
+        else:  # a column at a time, each old one dropped as its successor is made: at most one extra column
+            at = self.hashes.searchsorted(hashes, side="right")  # after equal hashes: older entries first
+            self.hashes = np.insert(self.hashes, at, hashes)
+            self.checks = np.insert(self.checks, at, checks)
+            self.places = np.insert(self.places, at, places_column)
         self.recent = {}
 
     def _packed(self, ids: list[str]) -> list[int]:
@@ -127,19 +134,6 @@ class SeenIds:
         return Location(path, number if kind == 1 else None, number if kind == 2 else None)
 
 
-def merged(old: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Columns sorted by the first (a hash), ``new`` merged into ``old``; among equal hashes the
-    older entries stay first."""
-    order = new[0].argsort(kind="stable")
-    new = tuple(column[order] for column in new)
-    if old[0] is None:
-        return new
-    import numpy as np
-
-    at = old[0].searchsorted(new[0], side="right")
-    return tuple(np.insert(before, at, after) for before, after in zip(old, new))
-
-
 class HashIndex:
     """Ints by string key, found by the key's 64-bit hash: ``candidates`` may hold another key's
     entry, which the caller tells apart (the batch readers read the line back and compare).
@@ -160,9 +154,11 @@ class HashIndex:
     def freeze(self) -> HashIndex:
         import numpy as np
 
-        columns = (np.frombuffer(self._hashes, np.int64), np.frombuffer(self._values, np.int64))
-        self.hashes, self.values = merged((None, None), columns)
-        del columns
+        hashes = np.frombuffer(self._hashes, np.int64)
+        order = hashes.argsort(kind="stable")  # among equal hashes, the order added
+        self.hashes = hashes[order]
+        del hashes
+        self.values = np.frombuffer(self._values, np.int64)[order]
         self._hashes, self._values = type(self._hashes)("q"), type(self._values)("q")
         return self
 
