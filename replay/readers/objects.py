@@ -7,6 +7,7 @@ chat-completion ``response`` body (or an Anthropic message), so the run reads ev
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -87,9 +88,9 @@ def record(
 ) -> LogRecord:
     """A checked record: the same checks and messages as a shadow line; ``id_field``,
     ``messages_field`` and ``response_field`` name the source's own fields in messages."""
-    if isinstance(id, int) and not isinstance(id, bool):
-        id = str(id)
-    if not isinstance(id, str) or not id:
+    if type(id) is not str:  # the usual id is a str: one check
+        id = str(id) if isinstance(id, int) and not isinstance(id, bool) else id if isinstance(id, str) else None
+    if not id:
         raise ValueError(f"'{id_field}' is required and must be a non-empty string")
     try:
         request = checks.request(request)
@@ -99,8 +100,7 @@ def record(
         response = checks.response(response)
     except ValueError as exc:
         raise ValueError(str(exc).replace("'response", f"'{response_field}", 1)) from None
-    timing = {"latency_ms": latency_ms, "ttft_ms": ttft_ms}
-    latency, ttft = checks.number(timing, "latency_ms"), checks.number(timing, "ttft_ms")
+    latency, ttft = _milliseconds(latency_ms, "latency_ms"), _milliseconds(ttft_ms, "ttft_ms")
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
         raise ValueError(f"'status' must be an integer, got {checks.shown(status)}")
     return built(
@@ -116,6 +116,13 @@ def record(
         metadata={key: value for key, value in (metadata or {}).items() if value is not None},
         location=location,
     )
+
+
+def _milliseconds(value: Any, key: str) -> float | None:
+    """``checks.number`` of a duration, a float in range (the usual one) taken as it is."""
+    if value is None or (type(value) is float and 0.0 <= value < math.inf):
+        return value
+    return checks.number({key: value}, key)
 
 
 def chat_body(text: Any, *, model: Any = None, finish_reason: Any = None, usage: dict[str, Any] | None = None,
