@@ -325,13 +325,7 @@ class Selector:
         timestamp = record.timestamp
         moment = epoch(timestamp) if timestamp else None
         if moment is not None:
-            span = self._log_span
-            if not span:
-                span.extend((moment, moment))
-            elif moment < span[0]:
-                span[0] = moment
-            elif moment > span[1]:
-                span[1] = moment
+            self._span(self._log_span, moment)
         stratum = stratum_of(record, self.spec.stratify_by, moment) if self.spec.stratify_by else ""
         if self._log_tally:
             self._tally(record, stratum)
