@@ -12,6 +12,7 @@ TTFT ``gen_ai.response.time_to_first_chunk`` (seconds), tokens ``gen_ai.usage.*`
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,6 +82,11 @@ def _json(value: Any, field: str) -> Any:
 
 def _parts_message(message: dict[str, Any]) -> dict[str, Any]:
     """A semconv message (``role``, ``parts``) as a chat message."""
+    parts = message.get("parts")
+    if type(parts) is list and len(parts) == 1:  # the usual one text part, without the general loop
+        part = parts[0]
+        if type(part) is dict and part.get("type") == "text" and type(part.get("content")) is str:
+            return {"role": message.get("role"), "content": part["content"]}
     texts, calls, result = [], [], None
     for part in message.get("parts") or ():
         kind = part.get("type") if isinstance(part, dict) else None
@@ -106,21 +112,47 @@ def _text(value: Any) -> str:
 
 def _from_attributes(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
     if "gen_ai.input.messages" in attrs:
-        messages = [_parts_message(m) for m in _json(attrs["gen_ai.input.messages"], "gen_ai.input.messages") or ()]
-        system = _json(attrs.get("gen_ai.system_instructions"), "gen_ai.system_instructions")
-        if system:
-            text = "".join(str(p.get("content", "")) for p in system if isinstance(p, dict)) if isinstance(system, list) else str(system)
-            messages.insert(0, {"role": "system", "content": text})
-        outputs = _json(attrs.get("gen_ai.output.messages"), "gen_ai.output.messages") or []
-        answer = None
-        if outputs:
-            first = outputs[0]
-            message = _parts_message(first)
-            answer = {"message": message, "finish_reason": first.get("finish_reason")}
-        return messages, answer
+        return _from_messages(attrs)
+    return _from_flat(attrs)
+
+
+def _from_messages(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The JSON attributes: ``gen_ai.input.messages`` (with ``gen_ai.system_instructions``) and
+    ``gen_ai.output.messages``."""
+    messages = [_parts_message(m) for m in _json(attrs["gen_ai.input.messages"], "gen_ai.input.messages") or ()]
+    system = attrs.get("gen_ai.system_instructions")
+    if system is not None:
+        system = _json(system, "gen_ai.system_instructions")
+    if system:
+        messages.insert(0, {"role": "system", "content": _system_text(system)})
+    outputs = attrs.get("gen_ai.output.messages")
+    if outputs is None:
+        return messages, None
+    outputs = _json(outputs, "gen_ai.output.messages")
+    if not outputs:
+        return messages, None
+    first = outputs[0]
+    return messages, {"message": _parts_message(first), "finish_reason": first.get("finish_reason")}
+
+
+def _system_text(system: Any) -> str:
+    if not isinstance(system, list):
+        return str(system)
+    if len(system) == 1 and type(system[0]) is dict:  # the usual one text part
+        return str(system[0].get("content", ""))
+    return "".join(str(p.get("content", "")) for p in system if isinstance(p, dict))
+
+
+_FLAT = ("gen_ai.prompt.", "gen_ai.completion.0.")
+
+
+def _from_flat(attrs: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """The flat ``gen_ai.prompt.N.*`` / ``gen_ai.completion.0.*`` attributes."""
     prompt: dict[int, dict[str, Any]] = {}
     completion: dict[str, Any] = {}
     for key, value in attrs.items():  # one pass for both families of flat attributes
+        if not key.startswith(_FLAT):  # most keys: one test
+            continue
         if key.startswith("gen_ai.prompt."):
             parts = key.split(".", 3)
             if len(parts) == 4 and parts[2].isdigit():
@@ -156,10 +188,19 @@ def _from_events(events: Any) -> tuple[list[dict[str, Any]] | None, dict[str, An
     return (messages or None), answer
 
 
+def _flat_prompt(attrs: dict[str, Any]) -> bool:
+    """Whether a span has a ``gen_ai.prompt.*`` attribute (a loop: ``any()`` of a generator costs more)."""
+    for key in attrs:
+        if key.startswith("gen_ai.prompt."):
+            return True
+    return False
+
+
 def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) -> Any:
     attrs = _attributes(span.get("attributes"))
-    operation = attrs.get("gen_ai.operation.name")
-    if operation not in INFERENCE and not any(key.startswith("gen_ai.prompt.") for key in attrs):
+    get = attrs.get  # a span's attributes are looked up a score of times
+    operation = get("gen_ai.operation.name")
+    if operation not in INFERENCE and not _flat_prompt(attrs):
         return Skipped(location, "not a GenAI inference span" if operation is None
                        else f"gen_ai.operation.name {shown(operation)}")  # fmt: skip
     messages, answer = _from_attributes(attrs)
@@ -167,20 +208,29 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
         messages, answer = _from_events(span.get("events"))
     if messages is None:
         raise ValueError(f"span {label(span.get('spanId'), '(no spanId)')}: {NO_CONTENT}")
-    request: dict[str, Any] = {"model": attrs.get("gen_ai.request.model"), "messages": messages}
-    request.update({name: attrs[key] for key, name in _PARAM_KEYS if key in attrs})
-    usage = {"prompt_tokens": attrs.get("gen_ai.usage.input_tokens", attrs.get("gen_ai.usage.prompt_tokens")),
-             "completion_tokens": attrs.get("gen_ai.usage.output_tokens", attrs.get("gen_ai.usage.completion_tokens"))}  # fmt: skip
-    failed = (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR") or "error.type" in attrs
+    request: dict[str, Any] = {"model": get("gen_ai.request.model"), "messages": messages}
+    for key, name in _PARAM_KEYS:
+        if key in attrs:
+            request[name] = attrs[key]
+    status = span.get("status") or {}
+    failed = status.get("code") in (2, "STATUS_CODE_ERROR") or "error.type" in attrs
     response = None
     if answer is not None and not failed:
         message = answer["message"]
-        finish = answer.get("finish_reason") or (attrs.get("gen_ai.response.finish_reasons") or [None])[0]
-        response = chat_body(message.get("content"), model=attrs.get("gen_ai.response.model"), finish_reason=finish,
-                             usage=usage if any(v is not None for v in usage.values()) else None,
-                             tool_calls=message.get("tool_calls"), response_id=attrs.get("gen_ai.response.id"))  # fmt: skip
-    start, end = _nanos(span.get("startTimeUnixNano")), _nanos(span.get("endTimeUnixNano"))
-    first_chunk = attrs.get("gen_ai.response.time_to_first_chunk")
+        finish = answer.get("finish_reason") or (get("gen_ai.response.finish_reasons") or [None])[0]
+        prompt = attrs["gen_ai.usage.input_tokens"] if "gen_ai.usage.input_tokens" in attrs else get("gen_ai.usage.prompt_tokens")
+        completion = attrs["gen_ai.usage.output_tokens"] if "gen_ai.usage.output_tokens" in attrs \
+            else get("gen_ai.usage.completion_tokens")  # fmt: skip
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion} if prompt is not None or completion is not None else None
+        response = chat_body(message.get("content"), model=get("gen_ai.response.model"), finish_reason=finish, usage=usage,
+                             tool_calls=message.get("tool_calls"), response_id=get("gen_ai.response.id"))  # fmt: skip
+    start: int | None
+    end: int | None
+    try:  # the usual times, both present: what _nanos does, without two calls
+        start, end = int(span["startTimeUnixNano"]), int(span["endTimeUnixNano"])
+    except (KeyError, TypeError, ValueError):
+        start, end = _nanos(span.get("startTimeUnixNano")), _nanos(span.get("endTimeUnixNano"))
+    first_chunk = get("gen_ai.response.time_to_first_chunk")
     return record(
         location,
         id=span.get("spanId"),
@@ -190,12 +240,12 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
         response=response,
         latency_ms=(end - start) / 1e6 if start is not None and end is not None and end >= start else None,
         ttft_ms=first_chunk * 1000.0 if isinstance(first_chunk, (int, float)) else None,
-        error=(attrs.get("error.type") or (span.get("status") or {}).get("message") or "error") if failed else None,
+        error=(get("error.type") or status.get("message") or "error") if failed else None,
         timestamp=_iso(start) if start is not None else None,
         metadata={
             "trace": span.get("traceId"),
-            "provider": attrs.get("gen_ai.provider.name", attrs.get("gen_ai.system")),
-            "session_id": attrs.get("gen_ai.conversation.id"),
+            "provider": attrs["gen_ai.provider.name"] if "gen_ai.provider.name" in attrs else get("gen_ai.system"),
+            "session_id": get("gen_ai.conversation.id"),
             "service": resource.get("service.name"),
             "span": span.get("name"),
         },
@@ -203,8 +253,29 @@ def _span(span: dict[str, Any], resource: dict[str, Any], location: Location) ->
 
 
 def _iso(nanos: int) -> str:
-    """``objects.iso(nanos / 1e9)`` without its dispatch on the value's type: an int is seconds."""
-    return datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    """``objects.iso(nanos / 1e9)`` without its dispatch on the value's type: an int is seconds.
+
+    The microseconds are rounded as ``datetime.fromtimestamp`` rounds them (half to even, on
+    the same float), and the text up to the second is formatted once per second: spans come
+    many a second, and formatting a datetime costs more than reading the span."""
+    if not 0 <= nanos < _FAST_NANOS:  # before 1970 or after 2286: datetime itself
+        return datetime.fromtimestamp(nanos / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    moment = nanos / 1e9
+    seconds = int(moment)
+    micros = round((moment - seconds) * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    second = _second(seconds)
+    return f"{second}.{micros:06d}Z" if micros else second + "Z"
+
+
+_FAST_NANOS = 10**19
+
+
+@functools.lru_cache(maxsize=1024)
+def _second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of whole epoch seconds (UTC)."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()[: -len("+00:00")]
 
 
 def _nanos(value: Any) -> int | None:
