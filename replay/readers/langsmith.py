@@ -48,19 +48,21 @@ def _message(value: Any) -> Any:
     return message
 
 
-def _request(run: dict[str, Any]) -> dict[str, Any]:
+def _request(run: dict[str, Any], meta: dict[str, Any], invocation: dict[str, Any]) -> dict[str, Any]:
     inputs = as_dict(run.get("inputs"))
     messages = inputs.get("messages")
     if isinstance(messages, list) and messages and isinstance(messages[0], list):
         messages = messages[0]  # LangChain batches: one list of messages per prompt
-    params = {**as_dict(dig(run, "extra", "invocation_params")), **inputs}
+    params = {**invocation, **inputs} if invocation else inputs
     request = {key: value for key, value in params.items() if key in PARAMETERS}
-    meta = as_dict(dig(run, "extra", "metadata"))
-    request.setdefault("model", meta.get("ls_model_name") or params.get("model_name"))
-    for key, name in (("ls_temperature", "temperature"), ("ls_max_tokens", "max_tokens")):
-        if meta.get(key) is not None:
-            request.setdefault(name, meta[key])
-    request["messages"] = [_message(m) for m in messages] if isinstance(messages, list) else messages
+    if "model" not in request:
+        request["model"] = meta.get("ls_model_name") or params.get("model_name")
+    if meta:
+        for key, name in (("ls_temperature", "temperature"), ("ls_max_tokens", "max_tokens")):
+            if meta.get(key) is not None and name not in request:
+                request[name] = meta[key]
+    request["messages"] = [m if type(m) is dict and "role" in m else _message(m)  # a chat message as it is
+                           for m in messages] if isinstance(messages, list) else messages  # fmt: skip
     if request["model"] is None:
         del request["model"]
     return request
@@ -96,12 +98,13 @@ def _convert(run: dict[str, Any], location: Location) -> LogRecord | Skipped:
         return Skipped(location, f"{label(run.get('run_type'), 'untyped')} run (only llm runs are requests)")
     start = run.get("start_time")
     failed = run.get("status") == "error" or run.get("error") is not None
-    meta = as_dict(dig(run, "extra", "metadata"))
+    extra = as_dict(run.get("extra"))  # what dig(run, "extra", ...) reads, read once
+    meta = as_dict(extra.get("metadata"))
     latency, ttft = durations(start, (run.get("end_time"), "end_time"), (run.get("first_token_time"), "first_token_time"))
     return record(
         location,
         id=run.get("id"),
-        request=_request(run),
+        request=_request(run, meta, as_dict(extra.get("invocation_params"))),
         messages_field="inputs.messages",
         response=None if failed else _answer(run),
         response_field="outputs",
