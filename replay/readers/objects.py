@@ -48,23 +48,39 @@ def object_reader(convert: Callable[[dict[str, Any], Location], Any]) -> Callabl
     of them (a line holding several spans); a ``ValueError`` becomes the located error."""
 
     def read(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Any]:
-        for item in read_objects(path, max_record_bytes):
-            if isinstance(item, LogFormatError):
-                yield item
-                continue
-            location, obj = item
-            if not isinstance(obj, dict):
-                yield LogFormatError(location, f"expected a JSON object, got {type(obj).__name__}")
-                continue
+        # read_objects and convert in one loop: one generator a line, not two (the conversions
+        # raise ValueError only, so the read errors caught around them are the file's)
+        line_no = 0
+        with open_log(path) as handle:
             try:
-                converted = convert(obj, location)
-            except ValueError as exc:
-                yield LogFormatError(location, str(exc))
-                continue
-            if isinstance(converted, list):
-                yield from converted
-            else:
-                yield converted
+                for line_no, raw, size in log_lines(handle, max_record_bytes):
+                    location = built(Location, path=path, line=line_no, index=None)
+                    if size > max_record_bytes:
+                        yield LogFormatError(location, too_long(size, max_record_bytes))
+                        continue
+                    if line_no == 1 and raw.startswith(UTF8_BOM):
+                        raw = raw[len(UTF8_BOM):]
+                    if not raw.strip():
+                        continue
+                    try:
+                        obj = orjson.loads(raw)
+                    except orjson.JSONDecodeError as exc:
+                        yield LogFormatError(location, f"not valid JSON ({exc})")
+                        continue
+                    if type(obj) is not dict:
+                        yield LogFormatError(location, f"expected a JSON object, got {type(obj).__name__}")
+                        continue
+                    try:
+                        converted = convert(obj, location)
+                    except ValueError as exc:
+                        yield LogFormatError(location, str(exc))
+                        continue
+                    if type(converted) is list:
+                        yield from converted
+                    else:
+                        yield converted
+            except READ_ERRORS as exc:
+                raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
 
     read.__doc__ = convert.__doc__
     return read
