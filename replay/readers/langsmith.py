@@ -42,7 +42,10 @@ def _message(value: Any) -> Any:
     message: dict[str, Any] = {"role": role, "content": kwargs.get("content")}
     if role == "tool":
         message["tool_call_id"] = kwargs.get("tool_call_id")
-    calls = kwargs.get("tool_calls") or dig(kwargs, "additional_kwargs", "tool_calls")
+    calls = kwargs.get("tool_calls")
+    if not calls:  # dig(kwargs, "additional_kwargs", "tool_calls"), spelled out: every message comes here
+        additional = kwargs.get("additional_kwargs")
+        calls = additional.get("tool_calls") if isinstance(additional, dict) else None
     if calls:
         message["tool_calls"] = calls
     return message
@@ -54,7 +57,10 @@ def _request(run: dict[str, Any], meta: dict[str, Any], invocation: dict[str, An
     if isinstance(messages, list) and messages and isinstance(messages[0], list):
         messages = messages[0]  # LangChain batches: one list of messages per prompt
     params = {**invocation, **inputs} if invocation else inputs
-    request = {key: value for key, value in params.items() if key in PARAMETERS}
+    request = {}
+    for key, value in params.items():  # a loop: cheaper than a comprehension's own frame
+        if key in PARAMETERS:
+            request[key] = value
     if "model" not in request:
         request["model"] = meta.get("ls_model_name") or params.get("model_name")
     if meta:
@@ -74,15 +80,16 @@ def _answer(run: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if "choices" in outputs:
         return outputs
-    generation = dig(outputs, "generations")
+    generation = outputs.get("generations")
     if isinstance(generation, list) and generation:
         first = generation[0][0] if isinstance(generation[0], list) and generation[0] else generation[0]
         if isinstance(first, dict):
             message = _message(first.get("message")) if isinstance(first.get("message"), dict) else {}
-            usage = dig(outputs, "llm_output", "token_usage") or _usage(run)
+            llm_output = as_dict(outputs.get("llm_output"))
+            usage = llm_output.get("token_usage") or _usage(run)
             return chat_body(message.get("content", first.get("text")), tool_calls=message.get("tool_calls"),
                              finish_reason=dig(first, "generation_info", "finish_reason"), usage=usage,
-                             model=dig(outputs, "llm_output", "model_name"))  # fmt: skip
+                             model=llm_output.get("model_name"))  # fmt: skip
     return None
 
 
