@@ -186,7 +186,7 @@ _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def instant(value: Any, field: str) -> float:
     """Epoch seconds from an ISO 8601 string or a number of seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if type(value) is not str and isinstance(value, (int, float)) and not isinstance(value, bool):  # text, the usual, goes on
         return float(value)
     if isinstance(value, str):
         try:
