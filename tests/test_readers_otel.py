@@ -59,3 +59,17 @@ def test_a_span_without_captured_content_says_capture_is_opt_in(tmp_path):
                                " is opt-in: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)")  # fmt: skip
     stats = ReadStats()
     assert len(read(str(path), stats, skip_invalid=True)) == 3 and stats.invalid == 1
+
+
+def test_a_span_of_an_unforeseen_shape_is_a_located_error_not_a_crash(tmp_path):
+    from replay.errors import LogFormatError
+    from replay.readers import ReadStats, iter_records
+
+    span = {"spanId": "ab", "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                                           {"key": "gen_ai.input.messages", "value": {"stringValue": '["hello"]'}}]}  # fmt: skip
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    with pytest.raises(LogFormatError) as raised:
+        list(iter_records([str(path)], fmt="otel-genai", stats=ReadStats()))
+    assert str(raised.value) == (f"{path}:1: a field has an unexpected shape (AttributeError: 'str' object has no"
+                                 " attribute 'get'): not a record of this format")  # fmt: skip

@@ -43,9 +43,20 @@ def read_objects(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) ->
             raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
 
 
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError)
+"""What converting an object of an unforeseen shape raises (a list where an object belongs...)."""
+
+
+def unexpected_shape(exc: Exception) -> str:
+    said = str(exc)
+    said = said if len(said) <= 120 else said[:117] + "..."
+    return f"a field has an unexpected shape ({type(exc).__name__}: {said}): not a record of this format"
+
+
 def object_reader(convert: Callable[[dict[str, Any], Location], Any]) -> Callable[..., Iterator[Any]]:
     """A reader from a function turning one JSON object into a record, a ``Skipped`` or a list
-    of them (a line holding several spans); a ``ValueError`` becomes the located error."""
+    of them (a line holding several spans); a ``ValueError`` becomes the located error, and so
+    does a type error on a field of an unforeseen shape."""
 
     def read(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Any]:
         # read_objects and convert in one loop: one generator a line, not two (the conversions
@@ -74,6 +85,9 @@ def object_reader(convert: Callable[[dict[str, Any], Location], Any]) -> Callabl
                         converted = convert(obj, location)
                     except ValueError as exc:
                         yield LogFormatError(location, str(exc))
+                        continue
+                    except SHAPE_ERRORS as exc:  # a field of an unexpected type deep in the object
+                        yield LogFormatError(location, unexpected_shape(exc))
                         continue
                     if type(converted) is list:
                         yield from converted
