@@ -23,6 +23,13 @@ from replay.types import Location, LogRecord, built
 
 def read_objects(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple[Location, Any] | LogFormatError]:
     """Every non-blank line of a JSON Lines file (gzip, bzip2, xz read alike) as ``(location, value)``."""
+    return _lines(path, max_record_bytes, None)
+
+
+def _lines(path: str, max_record_bytes: int, convert: Callable[[dict[str, Any], Location], Any] | None) -> Iterator[Any]:
+    """The lines of a JSON Lines file parsed, and with ``convert`` each object converted in the same
+    loop: one generator a line, not two (the conversions raise ValueError or a shape error only,
+    so the read errors caught around them are the file's)."""
     line_no = 0
     with open_log(path) as handle:
         try:
@@ -36,9 +43,28 @@ def read_objects(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) ->
                 if not raw.strip():
                     continue
                 try:
-                    yield location, orjson.loads(raw)
+                    obj = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
                     yield LogFormatError(location, f"not valid JSON ({exc})")
+                    continue
+                if convert is None:
+                    yield location, obj
+                    continue
+                if type(obj) is not dict:
+                    yield LogFormatError(location, f"expected a JSON object, got {type(obj).__name__}")
+                    continue
+                try:
+                    converted = convert(obj, location)
+                except ValueError as exc:
+                    yield LogFormatError(location, str(exc))
+                    continue
+                except SHAPE_ERRORS as exc:  # a field of an unexpected type deep in the object
+                    yield LogFormatError(location, unexpected_shape(exc))
+                    continue
+                if type(converted) is list:
+                    yield from converted
+                else:
+                    yield converted
         except READ_ERRORS as exc:
             raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
 
@@ -59,42 +85,7 @@ def object_reader(convert: Callable[[dict[str, Any], Location], Any]) -> Callabl
     does a type error on a field of an unforeseen shape."""
 
     def read(path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Any]:
-        # read_objects and convert in one loop: one generator a line, not two (the conversions
-        # raise ValueError only, so the read errors caught around them are the file's)
-        line_no = 0
-        with open_log(path) as handle:
-            try:
-                for line_no, raw, size in log_lines(handle, max_record_bytes):
-                    location = built(Location, path=path, line=line_no, index=None)
-                    if size > max_record_bytes:
-                        yield LogFormatError(location, too_long(size, max_record_bytes))
-                        continue
-                    if line_no == 1 and raw.startswith(UTF8_BOM):
-                        raw = raw[len(UTF8_BOM):]
-                    if not raw.strip():
-                        continue
-                    try:
-                        obj = orjson.loads(raw)
-                    except orjson.JSONDecodeError as exc:
-                        yield LogFormatError(location, f"not valid JSON ({exc})")
-                        continue
-                    if type(obj) is not dict:
-                        yield LogFormatError(location, f"expected a JSON object, got {type(obj).__name__}")
-                        continue
-                    try:
-                        converted = convert(obj, location)
-                    except ValueError as exc:
-                        yield LogFormatError(location, str(exc))
-                        continue
-                    except SHAPE_ERRORS as exc:  # a field of an unexpected type deep in the object
-                        yield LogFormatError(location, unexpected_shape(exc))
-                        continue
-                    if type(converted) is list:
-                        yield from converted
-                    else:
-                        yield converted
-            except READ_ERRORS as exc:
-                raise InputError(f"{path}:{line_no + 1}: cannot read the file from here ({exc})") from None
+        return _lines(path, max_record_bytes, convert)
 
     read.__doc__ = convert.__doc__
     return read
