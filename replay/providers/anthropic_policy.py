@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from replay.providers.openai_policy import retry_hint as _seconds_hint
-from replay.retry import MAX_HINT_S, RetryPlan, backoff_delay
+from replay.retry import RetryPlan, plan_after_failure
 
 API_VERSION = "2023-06-01"
 """The ``anthropic-version`` header every request sends."""
@@ -35,7 +35,6 @@ DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0}
 """Sent unless an arm's ``params`` say otherwise: Anthropic has no ``seed``."""
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` (required by the API) when the logged request has none: ``default_max_tokens`` on the arm."""
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 FATAL_STATUS = frozenset({401, 402, 403})
 FATAL_TYPES = frozenset({"authentication_error", "billing_error", "permission_error"})
 _LIMITS = ("requests", "tokens", "input-tokens", "output-tokens")
@@ -74,6 +73,12 @@ def retry_hint(headers: Mapping[str, str], now: float | None = None) -> float | 
     return hint if hint is not None else ratelimit_reset(lowered, now)
 
 
+def _positive_hint(headers: Mapping[str, str]) -> float | None:
+    """A hint of 0 s or less backs off instead, as the Anthropic SDK ignores it."""
+    hint = retry_hint(headers)
+    return hint if hint is not None and hint > 0 else None
+
+
 def plan_retry(
     *,
     attempt: int,
@@ -86,18 +91,5 @@ def plan_retry(
     rng: random.Random | None = None,
 ) -> RetryPlan:
     """What to do after attempt number ``attempt`` (1-based) failed."""
-    if is_fatal(status, error_type, message):
-        return RetryPlan(retry=False, fatal=True)
-    headers = headers or {}
-    should = {key.lower(): value for key, value in headers.items()}.get("x-should-retry")
-    if should == "false":
-        return RetryPlan(retry=False)
-    retryable = transport_error or status in RETRYABLE_STATUS or (status is not None and status >= 500)
-    if should == "true":
-        retryable = True
-    if not retryable or attempt >= max_attempts:
-        return RetryPlan(retry=False)
-    hint = retry_hint(headers)
-    if hint is not None and hint > 0:
-        return RetryPlan(retry=True, delay_s=min(hint, MAX_HINT_S), hinted=True)
-    return RetryPlan(retry=True, delay_s=backoff_delay(attempt - 1, rng))
+    return plan_after_failure(fatal=is_fatal(status, error_type, message), attempt=attempt, max_attempts=max_attempts, status=status,
+                              headers=headers, transport_error=transport_error, rng=rng, hint_of=_positive_hint)  # fmt: skip

@@ -21,11 +21,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
 from replay.errors import InputError
-from replay.retry import MAX_HINT_S, RetryPlan, backoff_delay
+from replay.retry import RetryPlan, plan_after_failure
 
 DEFAULT_PARAMS: Mapping[str, Any] = {"temperature": 0, "seed": 1234}
 """Sent unless an arm's ``params`` say otherwise: as deterministic as the API allows."""
-RETRYABLE_STATUS = frozenset({408, 409, 429})
 FATAL_STATUS = frozenset({401, 402, 403})
 FATAL_CODES = frozenset({"insufficient_quota", "budget_exceeded"})
 """Error codes every further request would meet too: OpenAI's spent quota (a 429), a LiteLLM
@@ -119,21 +118,8 @@ def plan_retry(
     rng: random.Random | None = None,
 ) -> RetryPlan:
     """What to do after attempt number ``attempt`` (1-based) failed."""
-    if is_fatal(status, error_code):
-        return RetryPlan(retry=False, fatal=True)
-    headers = headers or {}
-    should = {key.lower(): value for key, value in headers.items()}.get("x-should-retry")
-    if should == "false":
-        return RetryPlan(retry=False)
-    retryable = transport_error or status in RETRYABLE_STATUS or (status is not None and status >= 500)
-    if should == "true":
-        retryable = True
-    if not retryable or attempt >= max_attempts:
-        return RetryPlan(retry=False)
-    hint = retry_hint(headers)
-    if hint is not None:
-        return RetryPlan(retry=True, delay_s=min(hint, MAX_HINT_S), hinted=True)
-    return RetryPlan(retry=True, delay_s=backoff_delay(attempt - 1, rng))
+    return plan_after_failure(fatal=is_fatal(status, error_code), attempt=attempt, max_attempts=max_attempts, status=status,
+                              headers=headers, transport_error=transport_error, rng=rng, hint_of=retry_hint)  # fmt: skip
 
 
 def sent_params(body: Mapping[str, Any]) -> dict[str, Any]:
