@@ -12,28 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from replay.readers.base import register_reader
-from replay.readers.objects import as_dict, object_reader, record
+from replay.readers.objects import as_dict, json_text, object_reader, record
 from replay.types import Location, LogRecord
 
 
-def _body(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
 def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
-    request = _body(obj.get("request_body"))
+    request = json_text(obj.get("request_body"))
     if request is None and obj.get("signed_body_url"):
         raise ValueError("'request_body' is not in the export (the bodies are behind signed_body_url:"
                          " export with --include-body)")  # fmt: skip
-    response = _body(obj.get("response_body"))
+    response = json_text(obj.get("response_body"))
     status = obj.get("response_status")
     status = int(status) if isinstance(status, str) and status.isdigit() else status
     failed = isinstance(status, int) and status >= 400

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from replay.readers.base import register_reader
-from replay.readers.objects import as_dict, dig, instant, iso, object_reader, record, seconds_between
+from replay.readers.objects import as_dict, dig, instant, iso, json_text, object_reader, record, seconds_between
 from replay.readers.records import PARAMETERS
 from replay.types import Location, LogRecord
 
@@ -24,23 +22,13 @@ NO_PROMPT = ("the prompt was not stored ('messages' is empty: LiteLLM's spend lo
              " general_settings.store_prompts_in_spend_logs: true, and turn_off_message_logging drops it)")  # fmt: skip
 
 
-def _json(value: Any) -> Any:
-    """Spend-log columns exported as text hold JSON."""
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return value
-    return value
-
-
 def _request(obj: dict[str, Any]) -> dict[str, Any]:
-    raw = _json(obj.get("proxy_server_request"))
-    messages = _json(obj.get("messages"))
+    raw = json_text(obj.get("proxy_server_request"))
+    messages = json_text(obj.get("messages"))
     if isinstance(raw, dict) and isinstance(raw.get("messages"), list) and raw["messages"]:
         request = {key: value for key, value in raw.items() if key == "messages" or key in PARAMETERS}
     elif isinstance(messages, list) and messages:
-        params = _json(obj.get("model_parameters")) or {}
+        params = json_text(obj.get("model_parameters")) or {}
         request = {key: value for key, value in params.items() if key in PARAMETERS} if isinstance(params, dict) else {}
         request["messages"] = messages
     else:
@@ -52,7 +40,7 @@ def _request(obj: dict[str, Any]) -> dict[str, Any]:
 def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
     obj = as_dict(obj.get("standard_logging_object")) or obj
     spend_log = "request_id" in obj and "id" not in obj
-    response = _json(obj.get("response"))
+    response = json_text(obj.get("response"))
     response = response if isinstance(response, dict) and response else None
     start, end, first = obj.get("startTime"), obj.get("endTime"), obj.get("completionStartTime")
     streamed = bool(obj.get("stream"))
@@ -62,7 +50,7 @@ def _convert(obj: dict[str, Any], location: Location) -> LogRecord:
     error = (obj.get("error_str") or dig(obj, "error_information", "error_message") or "failure") if failed else None
     code = dig(obj, "error_information", "error_code")
     status = int(code) if failed and isinstance(code, str) and code.isdigit() else (None if failed else 200)
-    metadata = _json(obj.get("metadata"))
+    metadata = json_text(obj.get("metadata"))
     metadata = metadata if isinstance(metadata, dict) else {}
     return record(
         location,

@@ -219,6 +219,17 @@ def label(value: Any, default: str) -> str:
     return value if isinstance(value, str) and 0 < len(value) <= 40 else default
 
 
+def json_text(value: Any) -> Any:
+    """A field that may hold JSON as text (exports that store bodies or columns as strings)
+    decoded; anything else, or text that is not JSON, as it is."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
 def as_dict(value: Any) -> dict[str, Any]:
     """``value`` when it is an object, else an empty one (a missing or odd field reads as nothing)."""
     return value if isinstance(value, dict) else {}
